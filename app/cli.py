@@ -1,0 +1,376 @@
+"""The `cairn` command line: look at experiments and runs, create demo data, start up.
+
+argparse only parses flags; each command opens the engine on the data directory
+(`--data`, else $CAIRN_HOME, else ~/.local/share/cairn), reads through the
+TrackingStore contract and prints an aligned table or, with `--json`, the entities as
+msgspec encodes them (shaped like MLflow's REST responses). A CairnError becomes
+`error: <message>` on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+
+import msgspec
+
+import engine
+from engine.entities import Experiment, FileInfo, Run, ViewType
+from engine.errors import CairnError, not_found
+from engine.store import MAX_RESULTS_SEARCH_RUNS, TrackingStore
+
+from . import tables
+
+DEMO_EXPERIMENT = "cairn-demo"
+# How many metric and param columns `runs list` adds after the fixed ones.
+LIST_METRICS = 3
+LIST_PARAMS = 3
+# A run's artifact tree is walked for `runs show`; models keep it small, but a run that
+# logged thousands of files should not flood the terminal.
+MAX_ARTIFACTS_SHOWN = 200
+
+
+# -- formatting ------------------------------------------------------------------------
+def local_time(ms: int | None) -> str:
+    """Milliseconds since the epoch as local ISO time, to the second."""
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000).isoformat(sep=" ", timespec="seconds")
+
+
+def duration(start_ms: int | None, end_ms: int | None) -> str:
+    if start_ms is None or end_ms is None:
+        return ""
+    seconds = max(0, end_ms - start_ms) / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def print_json(obj: object) -> None:
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")
+
+
+# -- lookups ---------------------------------------------------------------------------
+def all_experiments(store: TrackingStore, view_type: int) -> list[Experiment]:
+    out: list[Experiment] = []
+    token = None
+    while True:
+        page = store.search_experiments(view_type=view_type, page_token=token)
+        out.extend(page.items)
+        token = page.next_page_token
+        if token is None:
+            return out
+
+
+def resolve_experiment(store: TrackingStore, name_or_id: str) -> Experiment:
+    """By name first (what people type), then by id."""
+    exp = store.get_experiment_by_name(name_or_id)
+    if exp is not None:
+        return exp
+    if name_or_id.isdigit():
+        try:
+            return store.get_experiment(name_or_id)
+        except CairnError:
+            pass
+    raise not_found(f"No experiment named {name_or_id!r}")
+
+
+def walk_artifacts(store: TrackingStore, run_id: str, limit: int) -> tuple[list[FileInfo], bool]:
+    """Files and directories of the run's artifact tree, depth first, up to `limit`
+    entries; the flag says whether some were left out."""
+    out: list[FileInfo] = []
+    stack: list[str | None] = [None]
+    while stack:
+        path = stack.pop()
+        children = store.list_artifacts(run_id, path)
+        for info in children:
+            if len(out) >= limit:
+                return out, True
+            out.append(info)
+        # Push directories in reverse so they pop in sorted order.
+        stack.extend(info.path for info in reversed(children) if info.is_dir)
+    out.sort(key=lambda f: f.path)
+    return out, False
+
+
+# -- commands --------------------------------------------------------------------------
+def cmd_experiments_list(store: TrackingStore, args: argparse.Namespace) -> int:
+    view = ViewType.ALL if args.all else ViewType.ACTIVE_ONLY
+    exps = all_experiments(store, view)
+    if args.json:
+        print_json({"experiments": exps})
+        return 0
+    headers = ["ID", "NAME", "CREATED", "UPDATED"] + (["STAGE"] if args.all else [])
+    rows = [
+        [e.experiment_id, e.name, local_time(e.creation_time), local_time(e.last_update_time)]
+        + ([e.lifecycle_stage] if args.all else [])
+        for e in exps
+    ]
+    print(tables.render(headers, rows))
+    return 0
+
+
+def _search(store: TrackingStore, exp_ids: list[str], args: argparse.Namespace) -> tuple[list[Run], bool]:
+    """Up to --max runs across pages; the flag says whether more matched."""
+    view = ViewType.ALL if args.all else ViewType.ACTIVE_ONLY
+    runs: list[Run] = []
+    token = None
+    while len(runs) < args.max:
+        page = store.search_runs(
+            exp_ids,
+            filter_string=args.filter,
+            run_view_type=view,
+            max_results=min(args.max - len(runs), MAX_RESULTS_SEARCH_RUNS),
+            order_by=args.order_by,
+            page_token=token,
+        )
+        runs.extend(page.items)
+        token = page.next_page_token
+        if token is None:
+            return runs, False
+    return runs, True
+
+
+def _column_keys(runs: list[Run], kind: str, limit: int, order_by: Sequence[str]) -> list[str]:
+    """The metric or param keys worth a column: those named in --order-by first, then
+    the keys most runs share, alphabetically among equals."""
+    wanted: list[str] = []
+    prefix = f"{kind}."
+    for entry in order_by:
+        words = entry.split()
+        if len(words) > 1 and words[-1].upper() in ("ASC", "DESC"):
+            words = words[:-1]
+        key = " ".join(words)
+        if key.startswith(prefix):
+            key = key[len(prefix):].strip("`\"")
+            if key not in wanted:
+                wanted.append(key)
+    counts: Counter[str] = Counter()
+    for run in runs:
+        items = run.data.metrics if kind == "metrics" else run.data.params
+        counts.update({item.key for item in items})
+    for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if key not in wanted:
+            wanted.append(key)
+    return [k for k in wanted if k in counts][:limit]
+
+
+def cmd_runs_list(store: TrackingStore, args: argparse.Namespace) -> int:
+    if args.max < 1:
+        raise CairnError(f"--max must be at least 1, got {args.max}")
+    if args.experiment is not None:
+        exps = [resolve_experiment(store, args.experiment)]
+    else:
+        exps = all_experiments(store, ViewType.ALL if args.all else ViewType.ACTIVE_ONLY)
+    if not exps:
+        runs, more = [], False
+    else:
+        runs, more = _search(store, [e.experiment_id for e in exps], args)
+    if args.json:
+        print_json({"runs": runs})
+        return 0
+
+    order_by = args.order_by or []
+    metric_keys = _column_keys(runs, "metrics", LIST_METRICS, order_by)
+    param_keys = _column_keys(runs, "params", LIST_PARAMS, order_by)
+    exp_names = {e.experiment_id: e.name for e in exps}
+    show_exp = len(exps) > 1
+    headers = ["RUN ID", "NAME"] + (["EXPERIMENT"] if show_exp else []) + ["STATUS", "START", "DURATION"]
+    # Metric headers are the bare key; params carry a marker since both can share a key.
+    headers += metric_keys + [f"param:{k}" for k in param_keys]
+    rows = []
+    for run in runs:
+        info = run.info
+        metrics = run.data.metrics_dict
+        params = run.data.params_dict
+        rows.append(
+            [info.run_id, info.run_name]
+            + ([exp_names.get(info.experiment_id, info.experiment_id)] if show_exp else [])
+            + [info.status, local_time(info.start_time), duration(info.start_time, info.end_time)]
+            + [metrics.get(k) for k in metric_keys]
+            + [params.get(k) for k in param_keys]
+        )
+    print(tables.render(headers, rows))
+    if more:
+        print(f"(showing the first {len(runs)} runs; more match: raise --max)", file=sys.stderr)
+    elif not runs:
+        print("(no runs match)", file=sys.stderr)
+    return 0
+
+
+def cmd_runs_show(store: TrackingStore, args: argparse.Namespace) -> int:
+    run = store.get_run(args.run_id)
+    artifacts, truncated = walk_artifacts(store, run.info.run_id, MAX_ARTIFACTS_SHOWN)
+    if args.json:
+        print_json({"run": run, "artifacts": artifacts})
+        return 0
+    info = run.info
+    try:
+        exp_name = store.get_experiment(info.experiment_id).name
+    except CairnError:
+        exp_name = "?"
+    sections = [
+        tables.render_pairs(
+            [
+                ("run id", info.run_id),
+                ("name", info.run_name),
+                ("experiment", f"{exp_name} ({info.experiment_id})"),
+                ("status", info.status),
+                ("start", local_time(info.start_time)),
+                ("end", local_time(info.end_time)),
+                ("duration", duration(info.start_time, info.end_time)),
+                ("user", info.user_id),
+                ("artifact uri", info.artifact_uri),
+                ("lifecycle", info.lifecycle_stage),
+            ]
+        )
+    ]
+    params = sorted(run.data.params, key=lambda p: p.key)
+    sections.append(f"Params ({len(params)})\n" + tables.render(
+        ["KEY", "VALUE"], [[p.key, p.value] for p in params], max_cell=80))
+    metrics = sorted(run.data.metrics, key=lambda m: m.key)
+    sections.append(f"Metrics, latest values ({len(metrics)})\n" + tables.render(
+        ["KEY", "VALUE", "STEP", "TIME"],
+        [[m.key, float(m.value), m.step, local_time(m.timestamp)] for m in metrics]))
+    tags = sorted(run.data.tags, key=lambda t: t.key)
+    sections.append(f"Tags ({len(tags)})\n" + tables.render(
+        ["KEY", "VALUE"], [[t.key, t.value] for t in tags], max_cell=80))
+    ds_rows = []
+    for di in run.inputs.dataset_inputs:
+        context = next((t.value for t in di.tags if t.key == "mlflow.data.context"), "")
+        ds = di.dataset
+        ds_rows.append([ds.name, ds.digest, context, ds.source_type])
+    sections.append(f"Datasets ({len(ds_rows)})\n" + tables.render(
+        ["NAME", "DIGEST", "CONTEXT", "SOURCE TYPE"], ds_rows))
+    more = "+" if truncated else ""
+    sections.append(f"Artifacts ({len(artifacts)}{more})\n" + tables.render(
+        ["PATH", "SIZE"], [[a.path + ("/" if a.is_dir else ""), size(a.file_size)] for a in artifacts],
+        max_cell=100))
+    print("\n\n".join(sections))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo  # scikit-learn loads only for the commands that train
+
+    exp_id = run_demo(args.data)
+    print(f"demo runs are in experiment {DEMO_EXPERIMENT!r} (id {exp_id})")
+    return 0
+
+
+def ensure_demo_data(data_dir: str | None) -> tuple[str, bool]:
+    """The data directory, after running the demo there if the cairn-demo experiment
+    is missing; the flag says whether it ran. A deleted cairn-demo counts as present:
+    someone removed it on purpose."""
+    eng = engine.open(data_dir)
+    try:
+        path = str(eng.path)
+        missing = eng.tracking.get_experiment_by_name(DEMO_EXPERIMENT) is None
+    finally:
+        # Closed before the demo trains: the SDK opens the same LMDB environment, and
+        # one process must not hold it open twice.
+        eng.close()
+    if missing:
+        from .demo import run_demo
+
+        print(f"No demo data yet: training a few models into {path}")
+        run_demo(path)
+    return path, missing
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start Cairn. For now that means: make sure there is something to look at and say
+    where it is. The HTTP server will start here too."""
+    path, _ = ensure_demo_data(args.data)
+    data = f" --data {path}" if args.data else ""
+    print(f"Cairn data directory: {path}")
+    print("Look at it with:")
+    print(f"  cairn{data} experiments list")
+    print(f"  cairn{data} runs list --experiment {DEMO_EXPERIMENT} --order-by 'start_time DESC'")
+    print(f"  cairn{data} runs show RUN_ID")
+    return 0
+
+
+# -- parser ----------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cairn", description="Cairn: an offline ML lifecycle appliance.")
+    parser.add_argument(
+        "--data", metavar="DIR", default=None,
+        help="data directory (default: $CAIRN_HOME, else ~/.local/share/cairn)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    exps = sub.add_parser("experiments", help="list experiments")
+    exps_sub = exps.add_subparsers(dest="action", metavar="ACTION", required=True)
+    el = exps_sub.add_parser("list", help="list experiments, newest first")
+    el.add_argument("--all", action="store_true", help="include deleted experiments")
+    el.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    el.set_defaults(handler=cmd_experiments_list, needs_store=True)
+
+    runs = sub.add_parser("runs", help="list and show runs")
+    runs_sub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
+    rl = runs_sub.add_parser("list", help="search runs (MLflow's filter and order-by grammar)")
+    rl.add_argument("--experiment", metavar="NAME", help="experiment name or id (default: all)")
+    rl.add_argument("--filter", metavar="EXPR", help="e.g. \"metrics.rmse < 0.5 and params.alpha = '1.0'\"")
+    rl.add_argument(
+        "--order-by", metavar="KEY", nargs="+", action="extend", default=None,
+        help="e.g. 'metrics.rmse ASC' 'start_time DESC'",
+    )
+    rl.add_argument("--max", metavar="N", type=int, default=100, help="show at most N runs (default 100)")
+    rl.add_argument("--all", action="store_true", help="include deleted runs")
+    rl.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    rl.set_defaults(handler=cmd_runs_list, needs_store=True)
+    rs = runs_sub.add_parser("show", help="one run: info, params, metrics, tags, datasets, artifacts")
+    rs.add_argument("run_id", metavar="RUN_ID")
+    rs.add_argument("--json", action="store_true", help="print JSON instead of text")
+    rs.set_defaults(handler=cmd_runs_show, needs_store=True)
+
+    demo = sub.add_parser("demo", help="train a few scikit-learn models into the 'cairn-demo' experiment")
+    demo.set_defaults(handler=cmd_demo, needs_store=False)
+    up = sub.add_parser("up", help="start Cairn (creates demo data on first start)")
+    up.set_defaults(handler=cmd_up, needs_store=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if not args.needs_store:
+            return args.handler(args)
+        eng = engine.open(args.data)
+        try:
+            return args.handler(eng.tracking, args)
+        finally:
+            eng.close()
+    except CairnError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # `cairn runs list | head`: the reader left; not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
