@@ -1,0 +1,98 @@
+"""Cairn's engine: storage and domain rules. `engine.open(path)` is the one factory.
+
+One data directory holds one LMDB environment (`<dir>/lmdb`) and a blob folder
+(`<dir>/blobs`). A process opens each directory once: opening it again returns the same
+Engine, because LMDB forbids two environments on one file in one process.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from .artifacts import ARTIFACT_TABLES, ArtifactStore, BlobStore
+from .errors import CairnError
+from .keys import read_u32, u32
+from .lmdbenv import DEFAULT_MAP_SIZE, Batch, LmdbEnv
+from .records import SCHEMA_VERSION, TRACKING_TABLES
+from .tracking import LmdbTrackingStore
+
+__all__ = ["Engine", "open", "default_data_dir", "CairnError"]
+
+_SCHEMA_KEY = b"schema_version"
+_open_engines: dict[Path, "Engine"] = {}
+_open_lock = threading.Lock()
+
+
+def default_data_dir() -> Path:
+    """$CAIRN_HOME, else ~/.local/share/cairn (XDG_DATA_HOME respected)."""
+    home = os.environ.get("CAIRN_HOME")
+    if home:
+        return Path(home).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "cairn"
+
+
+class Engine:
+    """Everything one data directory holds, opened once per process."""
+
+    def __init__(self, path: Path, map_size: int):
+        self.path = path
+        self.env = LmdbEnv(path / "lmdb", {**TRACKING_TABLES, **ARTIFACT_TABLES}, map_size)
+        _check_schema(self.env)
+        self.blobs = BlobStore(path / "blobs")
+        self.artifacts = ArtifactStore(self.env, self.blobs)
+        self.tracking = LmdbTrackingStore(self.env, self.artifacts)
+        self._closed = False
+
+    def flush(self) -> None:
+        self.env.flush()
+
+    def close(self) -> None:
+        """Commit what is queued and release the environment."""
+        with _open_lock:
+            if self._closed:
+                return
+            self._closed = True
+            _open_engines.pop(self.path, None)
+        self.env.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open(path: str | os.PathLike | None = None, *, map_size: int = DEFAULT_MAP_SIZE) -> Engine:  # noqa: A001
+    """Open (creating if needed) the data directory `path` (default: default_data_dir())."""
+    root = Path(path).expanduser() if path is not None else default_data_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    root = root.resolve()
+    with _open_lock:
+        eng = _open_engines.get(root)
+        if eng is None:
+            eng = _open_engines[root] = Engine(root, map_size)
+        return eng
+
+
+def _check_schema(lenv: LmdbEnv) -> None:
+    """Stamp a new store with the schema version; refuse one written by a newer Cairn.
+    Older versions would be migrated here, in one write transaction."""
+
+    def op(b: Batch) -> int:
+        raw = b.txn.get(_SCHEMA_KEY, db=b.dbs["meta"])
+        if raw is None:
+            b.txn.put(_SCHEMA_KEY, u32(SCHEMA_VERSION), db=b.dbs["meta"])
+            return SCHEMA_VERSION
+        return read_u32(raw)
+
+    version = lenv.write(op)
+    if version > SCHEMA_VERSION:
+        lenv.close()
+        raise CairnError(
+            f"The data directory {lenv.path.parent} was written by a newer Cairn "
+            f"(schema {version}; this one reads up to {SCHEMA_VERSION}). Upgrade Cairn.",
+            "INVALID_STATE",
+        )

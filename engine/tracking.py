@@ -1,0 +1,715 @@
+"""LmdbTrackingStore: the TrackingStore contract (store.py) on one LMDB environment.
+
+Reads use short read-only snapshots in the caller's thread. Writes are operations run by
+the single writer (lmdbenv.Writer); each checks everything it needs inside its own
+transaction before writing, and runs in a child transaction, so a refused write leaves
+no trace and never half-writes a record.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+
+from . import errors
+from .entities import (
+    Dataset,
+    DatasetInput,
+    Experiment,
+    ExperimentTag,
+    FileInfo,
+    InputTag,
+    LifecycleStage,
+    Metric,
+    Page,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunInputs,
+    RunStatus,
+    RunTag,
+)
+from .errors import invalid, not_found
+from .keys import desc_i64, read_u32, read_u64, run_key, u32, u64
+from .lmdbenv import Batch, LmdbEnv
+from .metrics import MetricBuffer, Point, read_history, write_points
+from .historysampling import sample_histories
+from .names import NameTable
+from .pagination import check_max_results, decode_offset, page_of
+from .records import (
+    DATASET,
+    EXPERIMENT,
+    INPUT,
+    LATEST,
+    RUN,
+    DatasetRecord,
+    ExperimentRecord,
+    InputRecord,
+    RunRecord,
+)
+from .runnames import generate_run_name
+from .store import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    MAX_RESULTS_DEFAULT,
+    MAX_RESULTS_HISTORY,
+    TrackingStore,
+)
+from .validation import (
+    check_batch_sizes,
+    check_experiment_id,
+    check_experiment_name,
+    check_key,
+    check_metric,
+    check_param_value,
+    check_run_id,
+    check_tag_value,
+)
+
+RUN_NAME_TAG = "mlflow.runName"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+MAX_EXPERIMENT_TAG_VALUE_LENGTH = 20_000
+_NEXT_EXPERIMENT_ID = b"next_experiment_id"
+# How long this process trusts that a run it has checked is still active, on the
+# fire-and-forget metric path. A run deleted meanwhile by another process may receive
+# points logged within this window, as with any racing writer.
+_ACTIVE_TTL_S = 1.0
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def param_hash(value: str) -> bytes:
+    return hashlib.blake2b(value.encode(), digest_size=8).digest()
+
+
+def dataset_hash(name: str, digest: str) -> bytes:
+    return hashlib.blake2b(f"{name}\x00{digest}".encode(), digest_size=16).digest()
+
+
+class LmdbTrackingStore(TrackingStore):
+    def __init__(self, lenv: LmdbEnv, artifacts=None):
+        self._env = lenv
+        self._db = lenv.dbs
+        self.names = NameTable(lenv.dbs)
+        self._metric_buffer = MetricBuffer(lenv)
+        self._active: dict[str, tuple[bytes, int, float]] = {}
+        self._artifacts = artifacts
+        self._ensure_default_experiment()
+
+    @property
+    def env(self) -> LmdbEnv:
+        return self._env
+
+    # ================================================================ experiments
+    def _ensure_default_experiment(self) -> None:
+        with self._env.read() as txn:
+            if txn.get(u64(0), db=self._db["experiments"]) is not None:
+                return
+
+        def op(b: Batch) -> None:
+            if b.txn.get(u64(0), db=self._db["experiments"]) is None:
+                self._put_new_experiment(b, 0, DEFAULT_EXPERIMENT_NAME, None, {})
+
+        self._env.write(op)
+
+    def _put_new_experiment(
+        self, b: Batch, exp: int, name: str, location: str | None, tags: dict[str, str]
+    ) -> None:
+        t = now_ms()
+        rec = ExperimentRecord(
+            name=name,
+            artifact_location=location or f"mlflow-artifacts:/{exp}",
+            lifecycle_stage=LifecycleStage.ACTIVE,
+            creation_time=t,
+            last_update_time=t,
+            tags=tags,
+        )
+        b.txn.put(u64(exp), EXPERIMENT.encode(rec), db=self._db["experiments"])
+        b.txn.put(name.encode(), u64(exp), db=self._db["experiment_names"])
+
+    def create_experiment(self, name, artifact_location=None, tags=None) -> str:
+        name = check_experiment_name(name)
+        tag_map = self._check_experiment_tags(tags)
+
+        def op(b: Batch) -> str:
+            if b.txn.get(name.encode(), db=self._db["experiment_names"]) is not None:
+                raise errors.already_exists(f"Experiment(name={name}) already exists.")
+            raw = b.txn.get(_NEXT_EXPERIMENT_ID, db=self._db["meta"])
+            exp = read_u64(raw) if raw else 1
+            b.txn.put(_NEXT_EXPERIMENT_ID, u64(exp + 1), db=self._db["meta"])
+            self._put_new_experiment(b, exp, name, artifact_location, tag_map)
+            return str(exp)
+
+        return self._env.write(op)
+
+    @staticmethod
+    def _check_experiment_tags(tags) -> dict[str, str]:
+        items = tags.items() if isinstance(tags, dict) else ((t.key, t.value) for t in tags or ())
+        out = {}
+        for k, v in items:
+            check_key(k, "key")
+            out[k] = check_tag_value(k, v, MAX_EXPERIMENT_TAG_VALUE_LENGTH)
+        return out
+
+    def _experiment_record(self, txn, exp: int) -> ExperimentRecord:
+        raw = txn.get(u64(exp), db=self._db["experiments"])
+        if raw is None:
+            raise not_found(f"No Experiment with id={exp} exists")
+        return EXPERIMENT.decode(raw)
+
+    @staticmethod
+    def _experiment_entity(exp: int, rec: ExperimentRecord) -> Experiment:
+        return Experiment(
+            experiment_id=str(exp),
+            name=rec.name,
+            artifact_location=rec.artifact_location,
+            lifecycle_stage=rec.lifecycle_stage,
+            creation_time=rec.creation_time,
+            last_update_time=rec.last_update_time,
+            tags=[ExperimentTag(k, v) for k, v in rec.tags.items()],
+        )
+
+    def get_experiment(self, experiment_id) -> Experiment:
+        exp = check_experiment_id(experiment_id)
+        with self._env.read() as txn:
+            return self._experiment_entity(exp, self._experiment_record(txn, exp))
+
+    def get_experiment_by_name(self, name) -> Experiment | None:
+        if not isinstance(name, str) or not name:
+            raise invalid("Invalid experiment name: must be a non-empty string")
+        with self._env.read() as txn:
+            raw = txn.get(name.encode(), db=self._db["experiment_names"])
+            if raw is None:
+                return None
+            exp = read_u64(raw)
+            return self._experiment_entity(exp, self._experiment_record(txn, exp))
+
+    def all_experiments(self) -> list[Experiment]:
+        """Every experiment, deleted ones included, by id (experiments are few)."""
+        with self._env.read() as txn:
+            with txn.cursor(db=self._db["experiments"]) as cur:
+                return [self._experiment_entity(read_u64(k), EXPERIMENT.decode(v)) for k, v in cur]
+
+    def search_experiments(
+        self, view_type=1, max_results=MAX_RESULTS_DEFAULT, filter_string=None, order_by=None, page_token=None
+    ) -> Page[Experiment]:
+        from .experimentsearch import search_experiments
+
+        return search_experiments(
+            self.all_experiments(), view_type, max_results, filter_string, order_by, page_token
+        )
+
+    def _update_experiment(self, experiment_id, change, *, require: str | None = LifecycleStage.ACTIVE):
+        """Run `change(batch, exp, record)` on a re-read record and store the result."""
+        exp = check_experiment_id(experiment_id)
+
+        def op(b: Batch) -> None:
+            rec = self._experiment_record(b.txn, exp)
+            if require is not None and rec.lifecycle_stage != require:
+                raise invalid(
+                    f"The experiment {exp} must be in the '{require}' state. "
+                    f"Current state is {rec.lifecycle_stage}."
+                )
+            change(b, exp, rec)
+            rec.last_update_time = now_ms()
+            b.txn.put(u64(exp), EXPERIMENT.encode(rec), db=self._db["experiments"])
+
+        self._env.write(op)
+
+    def rename_experiment(self, experiment_id, new_name) -> None:
+        new_name = check_experiment_name(new_name)
+        names = self._db["experiment_names"]
+
+        def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
+            if rec.name == new_name:
+                return
+            if b.txn.get(new_name.encode(), db=names) is not None:
+                raise errors.already_exists(f"Experiment(name={new_name}) already exists.")
+            b.txn.delete(rec.name.encode(), db=names)
+            b.txn.put(new_name.encode(), u64(exp), db=names)
+            rec.name = new_name
+
+        self._update_experiment(experiment_id, change)
+
+    def delete_experiment(self, experiment_id) -> None:
+        if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+            raise invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment.")
+
+        def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
+            t = now_ms()
+            rec.lifecycle_stage = LifecycleStage.DELETED
+            rec.deleted_time = t
+            # As MLflow: deleting an experiment deletes its runs; they remember when, so
+            # restoring the experiment restores exactly those.
+            for run_b, run in self._experiment_runs(b.txn, exp):
+                if run.lifecycle_stage == LifecycleStage.ACTIVE:
+                    run.lifecycle_stage = LifecycleStage.DELETED
+                    run.deleted_time = t
+                    b.txn.put(run_b, RUN.encode(run), db=self._db["runs"])
+
+        self._update_experiment(experiment_id, change)
+        self._active.clear()
+
+    def restore_experiment(self, experiment_id) -> None:
+        def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
+            for run_b, run in self._experiment_runs(b.txn, exp):
+                if run.lifecycle_stage == LifecycleStage.DELETED and run.deleted_time == rec.deleted_time:
+                    run.lifecycle_stage = LifecycleStage.ACTIVE
+                    run.deleted_time = None
+                    b.txn.put(run_b, RUN.encode(run), db=self._db["runs"])
+            rec.lifecycle_stage = LifecycleStage.ACTIVE
+            rec.deleted_time = None
+
+        self._update_experiment(experiment_id, change, require=LifecycleStage.DELETED)
+
+    def set_experiment_tag(self, experiment_id, key, value) -> None:
+        check_key(key, "key")
+        value = check_tag_value(key, value, MAX_EXPERIMENT_TAG_VALUE_LENGTH)
+
+        def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
+            rec.tags = {**rec.tags, key: value}
+
+        self._update_experiment(experiment_id, change)
+
+    def delete_experiment_tag(self, experiment_id, key) -> None:
+        def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
+            if key not in rec.tags:
+                raise not_found(f"No tag with name: {key} in experiment with id {exp}")
+            rec.tags = {k: v for k, v in rec.tags.items() if k != key}
+
+        self._update_experiment(experiment_id, change)
+
+    def _experiment_runs(self, txn, exp: int):
+        """(run key, RunRecord) for every run of an experiment, newest first."""
+        prefix = u64(exp)
+        runs = self._db["runs"]
+        with txn.cursor(db=self._db["exp_runs"]) as cur:
+            if not cur.set_range(prefix):
+                return []
+            keys = []
+            for k in cur.iternext(values=False):
+                if not k.startswith(prefix):
+                    break
+                keys.append(k[16:32])
+        return [(rk, RUN.decode(txn.get(rk, db=runs))) for rk in keys]
+
+    # ================================================================ runs
+    def _run_record(self, txn, run_id: str) -> tuple[bytes, RunRecord]:
+        run_b = run_key(check_run_id(run_id))
+        raw = txn.get(run_b, db=self._db["runs"])
+        if raw is None:
+            raise not_found(f"Run with id={run_id} not found")
+        return run_b, RUN.decode(raw)
+
+    def _active_run_record(self, txn, run_id: str) -> tuple[bytes, RunRecord]:
+        run_b, rec = self._run_record(txn, run_id)
+        if rec.lifecycle_stage != LifecycleStage.ACTIVE:
+            raise invalid(
+                f"The run {run_id} must be in the 'active' state. Current state is {rec.lifecycle_stage}."
+            )
+        return run_b, rec
+
+    def create_run(self, experiment_id, user_id="", start_time=None, tags=None, run_name=None) -> Run:
+        exp = check_experiment_id(experiment_id)
+        tag_map = self._check_tags(tags)
+        name_tag = tag_map.get(RUN_NAME_TAG)
+        if run_name and name_tag and run_name != name_tag:
+            raise invalid(
+                f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
+                f"different values (run_name='{run_name}', mlflow.runName='{name_tag}')."
+            )
+        run_name = run_name or name_tag or generate_run_name()
+        tag_map[RUN_NAME_TAG] = run_name
+        if start_time is None:
+            start_time = now_ms()
+        elif isinstance(start_time, bool) or not isinstance(start_time, int) or start_time < 0:
+            raise invalid(f"Invalid value {start_time!r} for parameter 'start_time': a non-negative integer is required")
+        run_id = uuid.uuid4().hex
+        run_b = run_key(run_id)
+
+        def op(b: Batch) -> None:
+            exp_rec = self._experiment_record(b.txn, exp)
+            if exp_rec.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise invalid(
+                    f"The experiment {exp} must be in the 'active' state. "
+                    f"Current state is {exp_rec.lifecycle_stage}."
+                )
+            rec = RunRecord(
+                experiment_id=exp,
+                run_name=run_name,
+                user_id=user_id or "",
+                status=RunStatus.RUNNING,
+                start_time=start_time,
+                end_time=None,
+                lifecycle_stage=LifecycleStage.ACTIVE,
+                artifact_uri=f"{exp_rec.artifact_location.rstrip('/')}/{run_id}/artifacts",
+            )
+            b.txn.put(run_b, RUN.encode(rec), db=self._db["runs"])
+            b.txn.put(u64(exp) + desc_i64(start_time) + run_b, b"", db=self._db["exp_runs"])
+            self._put_tags(b, run_b, tag_map)
+
+        self._env.write(op)
+        return self.get_run(run_id)
+
+    def _check_tags(self, tags) -> dict[str, str]:
+        if tags is None:
+            return {}
+        items = tags.items() if isinstance(tags, dict) else ((t.key, t.value) for t in tags)
+        return {check_key(k, "key"): check_tag_value(k, v) for k, v in items}
+
+    def _put_tags(self, b: Batch, run_b: bytes, tags: dict[str, str]) -> None:
+        db = self._db["tags"]
+        for k, v in tags.items():
+            b.txn.put(run_b + u32(self.names.intern(b, k)), v.encode(), db=db)
+
+    def get_run(self, run_id) -> Run:
+        with self._env.read() as txn:
+            run_b, rec = self._run_record(txn, run_id)
+            return self.assemble_run(txn, run_b, rec)
+
+    def run_info(self, run_b: bytes, rec: RunRecord) -> RunInfo:
+        rid = run_b.hex()
+        return RunInfo(
+            run_id=rid,
+            run_uuid=rid,
+            run_name=rec.run_name,
+            experiment_id=str(rec.experiment_id),
+            user_id=rec.user_id,
+            status=rec.status,
+            start_time=rec.start_time,
+            end_time=rec.end_time,
+            artifact_uri=rec.artifact_uri,
+            lifecycle_stage=rec.lifecycle_stage,
+        )
+
+    def _scan_run(self, txn, table: str, run_b: bytes):
+        """(name id, raw value) for every row of a run in a run-prefixed table."""
+        with txn.cursor(db=self._db[table]) as cur:
+            if not cur.set_range(run_b):
+                return []
+            out = []
+            for k, v in cur:
+                if not k.startswith(run_b):
+                    break
+                out.append((k[16:], v))
+            return out
+
+    def run_params(self, txn, run_b: bytes) -> dict[str, str]:
+        name = self.names.name
+        return {name(txn, read_u32(k)): v.decode() for k, v in self._scan_run(txn, "params", run_b)}
+
+    def run_tags(self, txn, run_b: bytes) -> dict[str, str]:
+        name = self.names.name
+        return {name(txn, read_u32(k)): v.decode() for k, v in self._scan_run(txn, "tags", run_b)}
+
+    def run_latest_metrics(self, txn, run_b: bytes) -> list[Metric]:
+        name = self.names.name
+        out = []
+        for k, v in self._scan_run(txn, "latest", run_b):
+            m = LATEST.decode(v)
+            out.append(Metric(name(txn, read_u32(k)), m.value, m.timestamp, m.step))
+        return out
+
+    def run_inputs(self, txn, run_b: bytes, exp: int) -> list[DatasetInput]:
+        out = []
+        for h, v in self._scan_run(txn, "run_inputs", run_b):
+            ds = DATASET.decode(txn.get(u64(exp) + h, db=self._db["datasets"]))
+            tags = [InputTag(k, val) for k, val in INPUT.decode(v).tags]
+            out.append(
+                DatasetInput(
+                    dataset=Dataset(
+                        name=ds.name,
+                        digest=ds.digest,
+                        source_type=ds.source_type,
+                        source=ds.source,
+                        schema=ds.schema,
+                        profile=ds.profile,
+                    ),
+                    tags=tags,
+                )
+            )
+        return out
+
+    def assemble_run(self, txn, run_b: bytes, rec: RunRecord) -> Run:
+        return Run(
+            info=self.run_info(run_b, rec),
+            data=RunData(
+                metrics=self.run_latest_metrics(txn, run_b),
+                params=[Param(k, v) for k, v in self.run_params(txn, run_b).items()],
+                tags=[RunTag(k, v) for k, v in self.run_tags(txn, run_b).items()],
+            ),
+            inputs=RunInputs(dataset_inputs=self.run_inputs(txn, run_b, rec.experiment_id)),
+        )
+
+    def _update_run(self, run_id, change, *, require_active: bool = True):
+        """Run `change(batch, run key, record)`; store the record it returns."""
+        check_run_id(run_id)
+
+        def op(b: Batch):
+            if require_active:
+                run_b, rec = self._active_run_record(b.txn, run_id)
+            else:
+                run_b, rec = self._run_record(b.txn, run_id)
+            rec = change(b, run_b, rec)
+            b.txn.put(run_b, RUN.encode(rec), db=self._db["runs"])
+            return rec
+
+        return self._env.write(op)
+
+    def update_run_info(self, run_id, status, end_time, run_name) -> RunInfo:
+        if status is not None and status not in RunStatus.ALL:
+            raise invalid(f"Invalid run status {status!r}: use one of {', '.join(RunStatus.ALL)}")
+        if end_time is not None and (isinstance(end_time, bool) or not isinstance(end_time, int) or end_time < 0):
+            raise invalid(f"Invalid value {end_time!r} for parameter 'end_time': a non-negative integer is required")
+        if run_name is not None:
+            run_name = check_tag_value(RUN_NAME_TAG, run_name)
+
+        def change(b: Batch, run_b: bytes, rec: RunRecord) -> RunRecord:
+            if status is not None:
+                rec.status = status
+            if end_time is not None:
+                rec.end_time = end_time
+            if run_name:
+                rec.run_name = run_name
+                self._put_tags(b, run_b, {RUN_NAME_TAG: run_name})
+            return rec
+
+        rec = self._update_run(run_id, change)
+        return self.run_info(run_key(run_id), rec)
+
+    def _set_lifecycle(self, run_id: str, stage: str) -> None:
+        def change(b: Batch, run_b: bytes, rec: RunRecord) -> RunRecord:
+            rec.lifecycle_stage = stage
+            rec.deleted_time = now_ms() if stage == LifecycleStage.DELETED else None
+            return rec
+
+        self._update_run(run_id, change, require_active=False)
+        self._active.pop(run_id, None)
+
+    def delete_run(self, run_id) -> None:
+        self._set_lifecycle(run_id, LifecycleStage.DELETED)
+
+    def restore_run(self, run_id) -> None:
+        self._set_lifecycle(run_id, LifecycleStage.ACTIVE)
+
+    # ================================================================ run data
+    def log_param(self, run_id, key, value) -> None:
+        self.log_batch(run_id, params=[Param(key, value)])
+
+    def set_tag(self, run_id, key, value) -> None:
+        self.log_batch(run_id, tags=[RunTag(key, value)])
+
+    def delete_tag(self, run_id, key) -> None:
+        check_key(key, "key")
+
+        def op(b: Batch) -> None:
+            run_b, _rec = self._active_run_record(b.txn, run_id)
+            nid = self.names.intern(b, key)
+            if not b.txn.delete(run_b + u32(nid), db=self._db["tags"]):
+                raise not_found(f"No tag with name: {key} in run with id {run_id}")
+
+        self._env.write(op)
+
+    def _metric_target(self, run_id: str) -> tuple[bytes, int]:
+        """(run key, experiment id) of an active run, trusted for a second once checked."""
+        hit = self._active.get(run_id)
+        if hit is not None and hit[2] > time.monotonic():
+            return hit[0], hit[1]
+        with self._env.read() as txn:
+            run_b, rec = self._active_run_record(txn, run_id)
+        self._active[run_id] = (run_b, rec.experiment_id, time.monotonic() + _ACTIVE_TTL_S)
+        return run_b, rec.experiment_id
+
+    def name_id(self, name: str) -> int:
+        """The interned id of a key, interning it (one durable write) the first time."""
+        nid = self.names.cached(name)
+        if nid is not None:
+            return nid
+        with self._env.read() as txn:
+            nid = self.names.lookup(txn, name)
+        if nid is None:
+            nid = self._env.write(lambda b: self.names.intern(b, name))
+        return nid
+
+    def _points(self, run_b: bytes, exp: int, metrics: Iterable[Metric]) -> list[Point]:
+        out = []
+        for m in metrics:
+            key = check_key(m.key, "key")
+            value, ts, step = check_metric(key, m.value, m.timestamp, m.step)
+            out.append((run_b, exp, self.name_id(key), ts, step, value))
+        return out
+
+    def log_metric(self, run_id, metric, *, wait=False) -> None:
+        if wait:
+            self.log_batch(run_id, metrics=[metric], wait=True)
+            return
+        key = check_key(metric.key, "key")
+        value, ts, step = check_metric(key, metric.value, metric.timestamp, metric.step)
+        run_b, exp = self._metric_target(run_id)
+        self._metric_buffer.add((run_b, exp, self.name_id(key), ts, step, value))
+
+    def log_batch(self, run_id, metrics=(), params=(), tags=(), *, wait=True) -> None:
+        check_run_id(run_id)
+        check_batch_sizes(len(metrics), len(params), len(tags))
+        param_map: dict[str, str] = {}
+        for p in params:
+            key = check_key(p.key, "key")
+            value = check_param_value(key, p.value)
+            if param_map.setdefault(key, value) != value:
+                raise invalid(
+                    f"Duplicate parameter keys have been submitted: ['{key}']. Please ensure "
+                    "the request contains only one param value per param key."
+                )
+        tag_map = self._check_tags(tags)
+        if not wait and not param_map and not tag_map:
+            run_b, exp = self._metric_target(run_id)
+            points = self._points(run_b, exp, metrics)
+            if points:
+                self._metric_buffer.extend(points)
+            return
+        metric_list = list(metrics)
+        for m in metric_list:  # validate before anything is written
+            check_metric(check_key(m.key, "key"), m.value, m.timestamp, m.step)
+        nids = {m.key: self.name_id(m.key) for m in metric_list}
+
+        def op(b: Batch) -> None:
+            run_b, rec = self._active_run_record(b.txn, run_id)
+            if param_map:
+                self._put_params(b, run_b, rec.experiment_id, run_id, param_map)
+            if RUN_NAME_TAG in tag_map and tag_map[RUN_NAME_TAG] != rec.run_name:
+                rec.run_name = tag_map[RUN_NAME_TAG]
+                b.txn.put(run_b, RUN.encode(rec), db=self._db["runs"])
+            self._put_tags(b, run_b, tag_map)
+            if metric_list and wait:
+                write_points(
+                    b,
+                    [
+                        (run_b, rec.experiment_id, nids[m.key], *_ts_step_value(m))
+                        for m in metric_list
+                    ],
+                )
+
+        self._env.write(op)
+        if metric_list and not wait:
+            run_b, exp = self._metric_target(run_id)
+            self._metric_buffer.extend(self._points(run_b, exp, metric_list))
+
+    def _put_params(self, b: Batch, run_b: bytes, exp: int, run_id: str, params: dict[str, str]) -> None:
+        db = self._db["params"]
+        for key, value in params.items():
+            nid = self.names.intern(b, key)
+            pkey = run_b + u32(nid)
+            old = b.txn.get(pkey, db=db)
+            if old is not None:
+                old_value = old.decode()
+                if old_value != value:
+                    raise invalid(
+                        f"Changing param values is not allowed. Param with key='{key}' was "
+                        f"already logged with value='{old_value}' for run ID='{run_id}'. "
+                        f"Attempted logging new param value '{value}'."
+                    )
+                continue
+            b.txn.put(pkey, value.encode(), db=db)
+            b.txn.put(u64(exp) + u32(nid) + param_hash(value) + run_b, b"", db=self._db["param_index"])
+
+    def log_inputs(self, run_id, datasets) -> None:
+        rows = []
+        for di in datasets:
+            ds = di.dataset
+            if not ds.name or not ds.digest:
+                raise invalid("A dataset input needs a non-empty 'name' and 'digest'")
+            if len(ds.name) > 500 or len(ds.digest) > 36:
+                raise invalid(f"Dataset {ds.name[:60]!r}: name is limited to 500 and digest to 36 characters")
+            rows.append(
+                (
+                    dataset_hash(ds.name, ds.digest),
+                    DatasetRecord(ds.name, ds.digest, ds.source_type, ds.source, ds.schema, ds.profile),
+                    InputRecord([(t.key, t.value) for t in di.tags]),
+                )
+            )
+
+        def op(b: Batch) -> None:
+            run_b, rec = self._active_run_record(b.txn, run_id)
+            for h, ds_rec, in_rec in rows:
+                dkey = u64(rec.experiment_id) + h
+                if b.txn.get(dkey, db=self._db["datasets"]) is None:
+                    b.txn.put(dkey, DATASET.encode(ds_rec), db=self._db["datasets"])
+                b.txn.put(run_b + h, INPUT.encode(in_rec), db=self._db["run_inputs"])
+
+        self._env.write(op)
+
+    # ================================================================ metric history
+    def get_metric_history(self, run_id, key, max_results=None, page_token=None) -> Page[Metric]:
+        check_key(key, "metric_key")
+        with self._env.read() as txn:
+            run_b, _rec = self._run_record(txn, run_id)
+            nid = self.names.lookup(txn, key)
+            points = [] if nid is None else read_history(txn, self._db["metrics"], run_b, nid, key)
+        if max_results is None and page_token is None:
+            return Page(points, None)
+        limit = check_max_results(max_results, MAX_RESULTS_HISTORY, default=MAX_RESULTS_HISTORY)
+        items, token = page_of(points, decode_offset(page_token), limit)
+        return Page(items, token)
+
+    def get_metric_history_bulk_interval(self, run_ids, key, max_results, start_step=None, end_step=None):
+        histories = [(rid, self.get_metric_history(rid, key).items) for rid in run_ids]
+        return sample_histories(histories, max_results, start_step, end_step)
+
+    # ================================================================ search
+    def search_runs(
+        self, experiment_ids, filter_string=None, run_view_type=1, max_results=MAX_RESULTS_DEFAULT, order_by=None, page_token=None
+    ) -> Page[Run]:
+        from .runsearch import search_runs
+
+        return search_runs(self, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token)
+
+    # ================================================================ artifacts
+    def _artifact_root(self, run_id: str) -> str:
+        """The run's artifact prefix inside the artifact store: '<exp>/<run>/artifacts'."""
+        with self._env.read() as txn:
+            _run_b, rec = self._run_record(txn, run_id)
+        return artifact_prefix(run_id, rec)
+
+    def put_artifact(self, run_id, path, data) -> FileInfo:
+        from .artifacts import check_artifact_path
+
+        rel = check_artifact_path(path)
+        with self._env.read() as txn:
+            _run_b, rec = self._active_run_record(txn, run_id)
+        root = artifact_prefix(run_id, rec)
+        info = self._artifacts.put(f"{root}/{rel}", data)
+        return FileInfo(path=rel, is_dir=False, file_size=info.file_size)
+
+    def list_artifacts(self, run_id, path=None) -> list[FileInfo]:
+        return self._artifacts.list(self._artifact_root(run_id), path)
+
+    def open_artifact(self, run_id, path):
+        from .artifacts import check_artifact_path
+
+        return self._artifacts.open(f"{self._artifact_root(run_id)}/{check_artifact_path(path)}")
+
+    # ================================================================ lifecycle
+    def flush(self) -> None:
+        self._env.flush()
+
+    def close(self) -> None:
+        self._env.flush()
+
+
+def _ts_step_value(m: Metric) -> tuple[int, int, float]:
+    value, ts, step = check_metric(m.key, m.value, m.timestamp, m.step)
+    return ts, step, value
+
+
+def artifact_prefix(run_id: str, rec: RunRecord) -> str:
+    """Where a run's artifacts live in the artifact store's key space: the path after
+    'mlflow-artifacts:/' (what the artifact proxy sees), or '<exp>/<run>/artifacts' for
+    runs of experiments created with a foreign artifact location."""
+    scheme = "mlflow-artifacts:"
+    if rec.artifact_uri.startswith(scheme):
+        return rec.artifact_uri[len(scheme):].strip("/")
+    return f"{rec.experiment_id}/{run_id}/artifacts"
