@@ -2,33 +2,33 @@
 
 log_metric is the hottest call in tracking (a training loop logs every step), so points
 are appended to an in-process buffer and one writer operation drains the whole buffer
-into a single transaction: history rows go in with one `putmulti`, and the latest value
-per (run, key) is updated once per batch, not once per point.
+into a single transaction, touching each (run, key) once per batch.
+
+History layout: points are stored in arrival order, packed 1,024 to an LMDB value
+(`metrics`: run + nid + block number -> rows of little-endian ts, step, value). A full
+history of 10,000 points is then ten reads and one numpy decode instead of 10,000 cursor
+steps; the (timestamp, step, value) order MLflow returns, and its dedup of identical
+points, are applied at read time by a vectorised sort.
 """
 from __future__ import annotations
 
+import struct
 import threading
-from itertools import islice, takewhile
-from operator import methodcaller
 
 import lmdb
 import numpy as np
 
 from .entities import Metric
-from .keys import i64, sortable_f64, u32, u64
+from .keys import sortable_f64, u32, u64
 from .lmdbenv import Batch, LmdbEnv
 from .records import LATEST, LatestMetric
 
 # One point as the writer needs it: run key bytes, experiment id, name id, ts, step, value.
 Point = tuple[bytes, int, int, int, int, float]
 
-_HIST_KEY_DTYPE = np.dtype([("prefix", "V20"), ("ts", ">u8"), ("step", ">u8")])
-_SORTABLE_DTYPE = np.dtype([("cls", "u1"), ("bits", ">u8")])
-_BIAS = np.uint64(1 << 63)
-
-
-def history_key(run_b: bytes, nid: int, ts: int, step: int) -> bytes:
-    return run_b + u32(nid) + i64(ts) + i64(step)
+BLOCK_POINTS = 1024
+_ROW = struct.Struct("<qqd")
+_ROW_DTYPE = np.dtype([("ts", "<i8"), ("step", "<i8"), ("value", "<f8")])
 
 
 def order_key(exp: int, nid: int, value: float, run_b: bytes) -> bytes:
@@ -36,33 +36,45 @@ def order_key(exp: int, nid: int, value: float, run_b: bytes) -> bytes:
 
 
 def write_points(batch: Batch, points: list[Point]) -> None:
-    """Append points to history and advance each (run, key)'s latest value."""
-    dbs = batch.dbs
-    txn = batch.txn
-    with txn.cursor(db=dbs["metrics"]) as cur:
-        cur.putmulti(
-            [(history_key(r, n, ts, st), sortable_f64(v)) for r, _e, n, ts, st, v in points],
-            dupdata=True,
-        )
-    # The newest point per (run, key): greatest (step, timestamp, value), as MLflow.
-    newest: dict[tuple[bytes, int], Point] = {}
+    """Append points to their histories and advance each (run, key)'s latest value."""
+    groups: dict[tuple[bytes, int], list[Point]] = {}
     for p in points:
-        k = (p[0], p[2])
-        cur_p = newest.get(k)
-        if cur_p is None or (p[4], p[3], p[5]) > (cur_p[4], cur_p[3], cur_p[5]):
-            newest[k] = p
-    latest_db = dbs["latest"]
-    order_db = dbs["metric_order"]
-    for (run_b, nid), (_r, exp, _n, ts, step, value) in newest.items():
+        groups.setdefault((p[0], p[2]), []).append(p)
+    txn = batch.txn
+    dbs = batch.dbs
+    latest_db, order_db, hist_db = dbs["latest"], dbs["metric_order"], dbs["metrics"]
+    pack = _ROW.pack
+    for (run_b, nid), group in groups.items():
         lkey = run_b + u32(nid)
         raw = txn.get(lkey, db=latest_db)
-        if raw is not None:
-            old = LATEST.decode(raw)
-            if not (step, ts, value) > (old.step, old.timestamp, old.value):
-                continue
-            txn.delete(order_key(exp, nid, old.value, run_b), db=order_db)
-        txn.put(lkey, LATEST.encode(LatestMetric(value, ts, step)), db=latest_db)
-        txn.put(order_key(exp, nid, value, run_b), b"", db=order_db)
+        old = LATEST.decode(raw) if raw is not None else None
+        count = old.count if old is not None else 0
+        _append_rows(txn, hist_db, lkey, count, b"".join([pack(p[3], p[4], p[5]) for p in group]))
+        count += len(group)
+        # The newest point: greatest (step, timestamp, value), as MLflow's SQL store.
+        newest = max(group, key=lambda p: (p[4], p[3], p[5]))
+        _r, exp, _n, ts, step, value = newest
+        if old is None or (step, ts, value) > (old.step, old.timestamp, old.value):
+            if old is not None:
+                txn.delete(order_key(exp, nid, old.value, run_b), db=order_db)
+            txn.put(order_key(exp, nid, value, run_b), b"", db=order_db)
+            cur = LatestMetric(value, ts, step, count)
+        else:
+            cur = LatestMetric(old.value, old.timestamp, old.step, count)
+        txn.put(lkey, LATEST.encode(cur), db=latest_db)
+
+
+def _append_rows(txn: lmdb.Transaction, db, prefix: bytes, count: int, rows: bytes) -> None:
+    width = _ROW.size
+    while rows:
+        block, used = divmod(count, BLOCK_POINTS)
+        take = (BLOCK_POINTS - used) * width
+        chunk, rows = rows[:take], rows[take:]
+        bkey = prefix + u32(block)
+        if used:
+            chunk = txn.get(bkey, db=db) + chunk
+        txn.put(bkey, chunk, db=db)
+        count += len(chunk) // width - used
 
 
 class _DrainOp:
@@ -114,47 +126,34 @@ class MetricBuffer:
         return points
 
 
-def read_history(txn: lmdb.Transaction, db, run_b: bytes, nid: int, key: str) -> list[Metric]:
-    """Every point of one metric, ordered by (timestamp, step, value) as MLflow's SQL store.
-
-    Iteration and decoding stay in C: keys are collected with a C-level prefix test, values
-    in a second pass of the same length, and both decoded with numpy in one go.
-    """
+def read_history_rows(txn: lmdb.Transaction, db, run_b: bytes, nid: int) -> np.ndarray:
+    """Every point of one metric as a structured array (ts, step, value), ordered by
+    (timestamp, step, value) like MLflow's SQL store, identical points kept once."""
     prefix = run_b + u32(nid)
+    blocks = []
     with txn.cursor(db=db) as cur:
-        if not cur.set_range(prefix):
-            return []
-        keys = list(takewhile(methodcaller("startswith", prefix), cur.iternext(values=False)))
-        if not keys:
-            return []
-        cur.set_range(prefix)
-        vals = list(islice(cur.iternext(keys=False), len(keys)))
-    k = np.frombuffer(b"".join(keys), dtype=_HIST_KEY_DTYPE)
-    ts = (k["ts"] - _BIAS).astype(np.int64)
-    steps = (k["step"] - _BIAS).astype(np.int64)
-    values = decode_sortable(b"".join(vals))
+        if cur.set_range(prefix):
+            for k, v in cur:
+                if not k.startswith(prefix):
+                    break
+                blocks.append(v)
+    if not blocks:
+        return np.empty(0, dtype=_ROW_DTYPE)
+    rows = np.frombuffer(b"".join(blocks), dtype=_ROW_DTYPE)
+    rows = rows[np.lexsort((rows["value"], rows["step"], rows["ts"]))]
+    if len(rows) > 1:
+        bits = rows.view("<i8").reshape(-1, 3)  # compare exact bits: NaN equals NaN here
+        keep = np.empty(len(rows), dtype=bool)
+        keep[0] = True
+        np.any(bits[1:] != bits[:-1], axis=1, out=keep[1:])
+        if not keep.all():
+            rows = rows[keep]
+    return rows
+
+
+def read_history(txn: lmdb.Transaction, db, run_b: bytes, nid: int, key: str) -> list[Metric]:
+    rows = read_history_rows(txn, db, run_b, nid)
     return [
         Metric(key, v, t, s)
-        for v, t, s in zip(values.tolist(), ts.tolist(), steps.tolist())
+        for t, s, v in zip(rows["ts"].tolist(), rows["step"].tolist(), rows["value"].tolist())
     ]
-
-
-def decode_sortable(raw: bytes) -> np.ndarray:
-    """Vectorised inverse of keys.sortable_f64 over concatenated 9-byte values."""
-    a = np.frombuffer(raw, dtype=_SORTABLE_DTYPE)
-    bits = a["bits"].astype(np.uint64)
-    neg = (bits >> np.uint64(63)) == 0
-    bits = np.where(neg, ~bits, bits ^ (np.uint64(1) << np.uint64(63)))
-    out = bits.astype(">u8").view(">f8").astype(np.float64)
-    out[a["cls"] == 1] = np.nan
-    return out
-
-
-__all__ = [
-    "MetricBuffer",
-    "Point",
-    "history_key",
-    "order_key",
-    "read_history",
-    "write_points",
-]

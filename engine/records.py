@@ -15,7 +15,7 @@ Keys (all fixed width, big-endian; see keys.py). `nid` is an interned key name (
   params            run(16) + nid(4)                 -> utf-8 value
   param_index       u64 exp + nid(4) + h8(value) + run(16)   (equality filters)
   tags              run(16) + nid(4)                 -> utf-8 value
-  metrics           run(16) + nid(4) + ts(8) + step(8) -> dupsort sortable value(9)
+  metrics           run(16) + nid(4) + block(4)    -> up to 1,024 packed points (metrics.py)
   latest            run(16) + nid(4)                 -> LatestMetric
   metric_order      u64 exp + nid(4) + sortable value(9) + run(16)  (order/range by metric)
   datasets          u64 exp + h16(name, digest)      -> DatasetRecord
@@ -39,7 +39,7 @@ TRACKING_TABLES: dict[str, bool] = {
     "params": False,
     "param_index": False,
     "tags": False,
-    "metrics": True,
+    "metrics": False,
     "latest": False,
     "metric_order": False,
     "datasets": False,
@@ -73,6 +73,7 @@ class LatestMetric(msgspec.Struct, array_like=True):
     value: float
     timestamp: int
     step: int
+    count: int = 0  # points in the history: where the next one is appended
 
 
 class DatasetRecord(msgspec.Struct, array_like=True):
