@@ -1,0 +1,338 @@
+"""search_runs: MLflow's filter and order semantics, answered from LMDB indexes.
+
+Plans, cheapest first:
+- order by one metric (the common "best runs" query): walk the `metric_order` index of
+  that key in order and stop once the page is full; runs without the metric follow;
+- no order_by: walk `exp_runs`, already in MLflow's default order (start_time DESC,
+  run_id ASC), and stop once the page is full;
+- anything else: take candidates from the most selective index the filter allows
+  (run_id IN, a param equality, a metric range), else every run of the experiments,
+  then evaluate and sort in memory.
+Every candidate is checked against the whole filter, so an index only ever narrows.
+Comparisons read just the fields they name; only the runs of the returned page are
+decoded in full.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+from .entities import LifecycleStage, Page, Run, ViewType
+from .errors import invalid
+from .keys import SORTABLE_F64_WIDTH, prefix_end, run_key, sortable_f64, u32, u64
+from .pagination import check_max_results, decode_offset, encode_offset
+from .records import DATASET, INPUT, LATEST, RUN, RunRecord
+from .searchfilter import Comparison, OrderKey, parse_order_by, parse_search_filter
+from .store import MAX_RESULTS_DEFAULT, MAX_RESULTS_SEARCH_RUNS
+from .tracking import param_hash
+from .validation import check_experiment_id
+
+_SMALL_CANDIDATES = 2000
+_ORDER_PREFIX = 12  # exp(8) + nid(4)
+_NAN_CLASS = b"\x01"
+_NUM_CLASS = b"\x00"
+
+
+class _RunView:
+    """One candidate run, reading each field at most once and only when asked."""
+
+    __slots__ = ("ctx", "run_b", "_rec", "_cache")
+
+    def __init__(self, ctx: "_Context", run_b: bytes, rec: RunRecord | None = None):
+        self.ctx = ctx
+        self.run_b = run_b
+        self._rec = rec
+        self._cache: dict = {}
+
+    @property
+    def rec(self) -> RunRecord:
+        if self._rec is None:
+            self._rec = RUN.decode(self.ctx.txn.get(self.run_b, db=self.ctx.dbs["runs"]))
+        return self._rec
+
+    def value(self, entity: str, key: str):
+        ck = (entity, key)
+        if ck in self._cache:
+            return self._cache[ck]
+        v = self.ctx.read_value(self, entity, key)
+        self._cache[ck] = v
+        return v
+
+
+class _Context:
+    def __init__(self, store, txn):
+        self.store = store
+        self.txn = txn
+        self.dbs = store.env.dbs
+        self._nids: dict[str, int | None] = {}
+
+    def nid(self, name: str) -> int | None:
+        if name not in self._nids:
+            self._nids[name] = self.store.names.lookup(self.txn, name)
+        return self._nids[name]
+
+    def read_value(self, view: _RunView, entity: str, key: str):
+        if entity == "attribute":
+            return _attribute(view, key)
+        if entity == "dataset":
+            return self._datasets(view)
+        nid = self.nid(key)
+        if nid is None:
+            return None
+        table = {"metric": "latest", "param": "params", "tag": "tags"}[entity]
+        raw = self.txn.get(view.run_b + u32(nid), db=self.dbs[table])
+        if raw is None:
+            return None
+        return LATEST.decode(raw).value if entity == "metric" else raw.decode()
+
+    def _datasets(self, view: _RunView) -> list[dict[str, str | None]]:
+        out = []
+        exp = u64(view.rec.experiment_id)
+        for h, raw in self.store._scan_run(self.txn, "run_inputs", view.run_b):
+            ds = DATASET.decode(self.txn.get(exp + h, db=self.dbs["datasets"]))
+            tags = dict(INPUT.decode(raw).tags)
+            out.append({"name": ds.name, "digest": ds.digest, "context": tags.get("mlflow.data.context")})
+        return out
+
+
+def _attribute(view: _RunView, key: str):
+    rec = view.rec
+    if key in ("run_id", "run_uuid"):
+        return view.run_b.hex()
+    if key == "run_name":
+        return rec.run_name
+    if key == "status":
+        return rec.status
+    if key == "start_time":
+        return rec.start_time
+    if key == "end_time":
+        return rec.end_time
+    if key == "user_id":
+        return rec.user_id
+    if key == "artifact_uri":
+        return rec.artifact_uri
+    if key == "lifecycle_stage":
+        return rec.lifecycle_stage
+    raise invalid(f"Invalid attribute key '{key}' specified")
+
+
+def _matches(view: _RunView, comps: list[Comparison]) -> bool:
+    for c in comps:
+        if c.entity == "dataset":
+            if not any(c.test(d[c.key]) for d in view.value("dataset", "")):
+                return False
+        elif not c.test(view.value(c.entity, c.key)):
+            return False
+    return True
+
+
+def _visible(rec: RunRecord, view_type: int) -> bool:
+    if view_type == ViewType.ALL:
+        return True
+    deleted = rec.lifecycle_stage == LifecycleStage.DELETED
+    return deleted if view_type == ViewType.DELETED_ONLY else not deleted
+
+
+def search_runs(store, experiment_ids, filter_string, run_view_type, max_results, order_by, page_token) -> Page[Run]:
+    view_type = ViewType.parse(run_view_type)
+    limit = check_max_results(max_results, MAX_RESULTS_SEARCH_RUNS, default=MAX_RESULTS_DEFAULT)
+    offset = decode_offset(page_token)
+    if isinstance(experiment_ids, (str, int)):
+        experiment_ids = [experiment_ids]
+    exps = sorted({check_experiment_id(e) for e in experiment_ids})
+    comps = parse_search_filter(filter_string)
+    orders = parse_order_by(list(order_by) if order_by else None)
+    want = offset + limit + 1  # one more than the page tells whether another page follows
+    with store.env.read() as txn:
+        ctx = _Context(store, txn)
+        candidates = _index_candidates(ctx, exps, comps)
+        # A walk in index order stops after `want` matches; a small candidate set from an
+        # index is cheaper to sort outright.
+        walkable = len(exps) == 1 and (candidates is None or len(candidates) > _SMALL_CANDIDATES)
+        if walkable and not orders:
+            found = _take(_default_walk(ctx, exps[0]), comps, view_type, want)
+        elif walkable and len(orders) == 1 and orders[0].entity == "metric":
+            found = _take(_metric_walk(ctx, exps[0], orders[0]), comps, view_type, want)
+        else:
+            found = _sorted_all(ctx, exps, comps, view_type, orders, candidates)
+        page = found[offset : offset + limit]
+        runs = [store.assemble_run(txn, v.run_b, v.rec) for v in page]
+    token = encode_offset(offset + limit) if len(found) > offset + limit else None
+    return Page(runs, token)
+
+
+def _take(views: Iterator[_RunView], comps, view_type: int, want: int) -> list[_RunView]:
+    out = []
+    for v in views:
+        if _matches(v, comps) and _visible(v.rec, view_type):
+            out.append(v)
+            if len(out) >= want:
+                break
+    return out
+
+
+def _prefix_keys(txn, db, prefix: bytes, reverse: bool = False) -> Iterator[bytes]:
+    with txn.cursor(db=db) as cur:
+        if not reverse:
+            if not cur.set_range(prefix):
+                return
+            for k in cur.iternext(values=False):
+                if not k.startswith(prefix):
+                    return
+                yield k
+        else:
+            end = prefix_end(prefix)
+            if end is None or not cur.set_range(end):
+                if not cur.last():
+                    return
+            else:
+                if not cur.prev():
+                    return
+            for k in cur.iterprev(values=False):
+                if not k.startswith(prefix):
+                    return
+                yield k
+
+
+def _default_walk(ctx: _Context, exp: int) -> Iterator[_RunView]:
+    """Runs of one experiment in start_time DESC, run_id ASC order."""
+    for k in _prefix_keys(ctx.txn, ctx.dbs["exp_runs"], u64(exp)):
+        yield _RunView(ctx, k[16:32])
+
+
+def _metric_walk(ctx: _Context, exp: int, order: OrderKey) -> Iterator[_RunView]:
+    """Runs ordered by one metric's latest value, numbers first (ties by start_time DESC,
+    run_id ASC), then NaN, then runs without the metric, as MLflow's SQL store."""
+    nid = ctx.nid(order.key)
+    seen: set[bytes] = set()
+    if nid is not None:
+        base = u64(exp) + u32(nid)
+        yield from _value_groups(ctx, base + _NUM_CLASS, not order.ascending, seen)
+        yield from _value_groups(ctx, base + _NAN_CLASS, False, seen)
+    for view in _default_walk(ctx, exp):
+        if view.run_b not in seen:
+            yield view
+
+
+def _value_groups(ctx: _Context, prefix: bytes, reverse: bool, seen: set[bytes]) -> Iterator[_RunView]:
+    group: list[_RunView] = []
+    group_value = None
+    lo, hi = _ORDER_PREFIX, _ORDER_PREFIX + SORTABLE_F64_WIDTH
+    for k in _prefix_keys(ctx.txn, ctx.dbs["metric_order"], prefix, reverse):
+        value = k[lo:hi]
+        if value != group_value:
+            yield from _tie_sorted(group)
+            group, group_value = [], value
+        run_b = k[hi:]
+        seen.add(run_b)
+        group.append(_RunView(ctx, run_b))
+    yield from _tie_sorted(group)
+
+
+def _tie_sorted(group: list[_RunView]) -> list[_RunView]:
+    if len(group) > 1:
+        group.sort(key=lambda v: (-v.rec.start_time, v.run_b))
+    return group
+
+
+# ---------------------------------------------------------------------- general plan
+def _index_candidates(ctx: _Context, exps: list[int], comps: list[Comparison]) -> list[bytes] | None:
+    """Run keys from the most selective index the filter permits, or None (scan all)."""
+    for c in comps:
+        if c.entity == "attribute" and c.key == "run_id" and c.op in ("=", "IN"):
+            ids = [c.value] if c.op == "=" else list(c.value)
+            return [run_key(i) for i in ids if _is_run_id(i)]
+    for c in comps:
+        if c.entity == "param" and c.op == "=":
+            nid = ctx.nid(c.key)
+            if nid is None:
+                return []
+            h = param_hash(c.value)
+            return [
+                k[-16:]
+                for e in exps
+                for k in _prefix_keys(ctx.txn, ctx.dbs["param_index"], u64(e) + u32(nid) + h)
+            ]
+    for c in comps:
+        if c.entity == "metric" and c.op in ("=", ">", ">=", "<", "<=") and not _is_nan(c.value):
+            nid = ctx.nid(c.key)
+            if nid is None:
+                return []
+            return [k[-16:] for e in exps for k in _metric_range(ctx, e, nid, c.op, float(c.value))]
+    return None
+
+
+def _metric_range(ctx: _Context, exp: int, nid: int, op: str, x: float) -> Iterator[bytes]:
+    base = u64(exp) + u32(nid)
+    bound = base + sortable_f64(x)
+    width = len(base) + SORTABLE_F64_WIDTH
+    with ctx.txn.cursor(db=ctx.dbs["metric_order"]) as cur:
+        if op in ("=", ">", ">="):
+            if not cur.set_range(bound):
+                return
+            for k in cur.iternext(values=False):
+                if not k.startswith(base + _NUM_CLASS):
+                    return
+                if op == "=" and k[:width] != bound:
+                    return
+                if op == ">" and k[:width] == bound:
+                    continue
+                yield k
+        else:
+            if not cur.set_range(base + _NUM_CLASS):
+                return
+            for k in cur.iternext(values=False):
+                if not k.startswith(base + _NUM_CLASS) or k[:width] > bound:
+                    return
+                if op == "<" and k[:width] == bound:
+                    return
+                yield k
+
+
+def _is_run_id(s) -> bool:
+    return isinstance(s, str) and len(s) == 32 and all(ch in "0123456789abcdef" for ch in s)
+
+
+def _is_nan(x) -> bool:
+    return isinstance(x, float) and math.isnan(x)
+
+
+def _sorted_all(
+    ctx: _Context, exps: list[int], comps, view_type: int, orders: list[OrderKey], candidates: list[bytes] | None
+) -> list[_RunView]:
+    runs_db = ctx.dbs["runs"]
+    views: list[_RunView] = []
+    if candidates is None:
+        for e in exps:
+            views.extend(_default_walk(ctx, e))
+    else:
+        wanted = set(exps)
+        for run_b in dict.fromkeys(candidates):
+            raw = ctx.txn.get(run_b, db=runs_db)
+            if raw is not None:
+                rec = RUN.decode(raw)
+                if rec.experiment_id in wanted:
+                    views.append(_RunView(ctx, run_b, rec))
+    views = [v for v in views if _visible(v.rec, view_type) and _matches(v, comps)]
+    # Stable sorts from the last key to the first: ties fall back to the default order.
+    views.sort(key=lambda v: v.run_b)
+    views.sort(key=lambda v: v.rec.start_time, reverse=True)
+    for order in reversed(orders):
+        views = _sort_one(views, order)
+    return views
+
+
+def _sort_one(views: list[_RunView], order: OrderKey) -> list[_RunView]:
+    """Sort by one key; NaN and then missing values last in both directions (MLflow)."""
+    present, nans, missing = [], [], []
+    for v in views:
+        x = v.value(order.entity, order.key)
+        if x is None:
+            missing.append(v)
+        elif isinstance(x, float) and math.isnan(x):
+            nans.append(v)
+        else:
+            present.append(v)
+    present.sort(key=lambda v: v.value(order.entity, order.key), reverse=not order.ascending)
+    return present + nans + missing
+
