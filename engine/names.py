@@ -23,7 +23,7 @@ class NameTable:
         self._ids = dbs["name_ids"]
         self._meta = dbs["meta"]
         self._by_name: dict[str, int] = {}
-        self._by_id: dict[int, str] = {}
+        self.by_id: dict[int, str] = {}  # read directly on hot paths
         self._lock = threading.Lock()
 
     def cached(self, name: str) -> int | None:
@@ -42,7 +42,7 @@ class NameTable:
         return nid
 
     def name(self, txn: lmdb.Transaction, nid: int) -> str:
-        name = self._by_id.get(nid)
+        name = self.by_id.get(nid)
         if name is None:
             raw = txn.get(u32(nid), db=self._ids)
             if raw is None:  # a dangling id would be storage corruption
@@ -72,4 +72,4 @@ class NameTable:
     def _remember(self, name: str, nid: int) -> None:
         with self._lock:
             self._by_name[name] = nid
-            self._by_id[nid] = name
+            self.by_id[nid] = name

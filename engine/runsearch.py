@@ -27,7 +27,6 @@ from .store import MAX_RESULTS_DEFAULT, MAX_RESULTS_SEARCH_RUNS
 from .tracking import param_hash
 from .validation import check_experiment_id
 
-_SMALL_CANDIDATES = 2000
 _ORDER_PREFIX = 12  # exp(8) + nid(4)
 _NAN_CLASS = b"\x01"
 _NUM_CLASS = b"\x00"
@@ -65,6 +64,7 @@ class _Context:
         self.txn = txn
         self.dbs = store.env.dbs
         self._nids: dict[str, int | None] = {}
+        self._tables = {"metric": self.dbs["latest"], "param": self.dbs["params"], "tag": self.dbs["tags"]}
 
     def nid(self, name: str) -> int | None:
         if name not in self._nids:
@@ -76,11 +76,10 @@ class _Context:
             return _attribute(view, key)
         if entity == "dataset":
             return self._datasets(view)
-        nid = self.nid(key)
+        nid = self._nids[key] if key in self._nids else self.nid(key)
         if nid is None:
             return None
-        table = {"metric": "latest", "param": "params", "tag": "tags"}[entity]
-        raw = self.txn.get(view.run_b + u32(nid), db=self.dbs[table])
+        raw = self.txn.get(view.run_b + u32(nid), db=self._tables[entity])
         if raw is None:
             return None
         return LATEST.decode(raw).value if entity == "metric" else raw.decode()
@@ -146,9 +145,10 @@ def search_runs(store, experiment_ids, filter_string, run_view_type, max_results
     with store.env.read() as txn:
         ctx = _Context(store, txn)
         candidates = _index_candidates(ctx, exps, comps)
-        # A walk in index order stops after `want` matches; a small candidate set from an
-        # index is cheaper to sort outright.
-        walkable = len(exps) == 1 and (candidates is None or len(candidates) > _SMALL_CANDIDATES)
+        # A walk in index order stops after `want` matches, visiting about
+        # want * runs / candidates runs; sorting an index's candidates visits each once.
+        total = txn.stat(ctx.dbs["exp_runs"])["entries"]
+        walkable = len(exps) == 1 and (candidates is None or len(candidates) ** 2 > want * total)
         if walkable and not orders:
             found = _take(_default_walk(ctx, exps[0]), comps, view_type, want)
         elif walkable and len(orders) == 1 and orders[0].entity == "metric":

@@ -387,7 +387,7 @@ class LmdbTrackingStore(TrackingStore):
         )
 
     def _scan_run(self, txn, table: str, run_b: bytes):
-        """(name id, raw value) for every row of a run in a run-prefixed table."""
+        """(key suffix, raw value) for every row of a run in a run-prefixed table."""
         with txn.cursor(db=self._db[table]) as cur:
             if not cur.set_range(run_b):
                 return []
@@ -398,20 +398,32 @@ class LmdbTrackingStore(TrackingStore):
                 out.append((k[16:], v))
             return out
 
+    def _named_rows(self, txn, table: str, run_b: bytes) -> list[tuple[str, bytes]]:
+        """(key name, raw value) for a run's params, tags or latest metrics. This is the
+        inner loop of search results, so the name cache is read directly."""
+        by_id = self.names.by_id
+        out = []
+        with txn.cursor(db=self._db[table]) as cur:
+            if cur.set_range(run_b):
+                for k, v in cur:
+                    if not k.startswith(run_b):
+                        break
+                    nid = int.from_bytes(k[16:], "big")
+                    out.append((by_id.get(nid) or self.names.name(txn, nid), v))
+        return out
+
     def run_params(self, txn, run_b: bytes) -> dict[str, str]:
-        name = self.names.name
-        return {name(txn, read_u32(k)): v.decode() for k, v in self._scan_run(txn, "params", run_b)}
+        return {k: v.decode() for k, v in self._named_rows(txn, "params", run_b)}
 
     def run_tags(self, txn, run_b: bytes) -> dict[str, str]:
-        name = self.names.name
-        return {name(txn, read_u32(k)): v.decode() for k, v in self._scan_run(txn, "tags", run_b)}
+        return {k: v.decode() for k, v in self._named_rows(txn, "tags", run_b)}
 
     def run_latest_metrics(self, txn, run_b: bytes) -> list[Metric]:
-        name = self.names.name
+        decode = LATEST.decode
         out = []
-        for k, v in self._scan_run(txn, "latest", run_b):
-            m = LATEST.decode(v)
-            out.append(Metric(name(txn, read_u32(k)), m.value, m.timestamp, m.step))
+        for k, v in self._named_rows(txn, "latest", run_b):
+            m = decode(v)
+            out.append(Metric(k, m.value, m.timestamp, m.step))
         return out
 
     def run_inputs(self, txn, run_b: bytes, exp: int) -> list[DatasetInput]:
@@ -439,8 +451,8 @@ class LmdbTrackingStore(TrackingStore):
             info=self.run_info(run_b, rec),
             data=RunData(
                 metrics=self.run_latest_metrics(txn, run_b),
-                params=[Param(k, v) for k, v in self.run_params(txn, run_b).items()],
-                tags=[RunTag(k, v) for k, v in self.run_tags(txn, run_b).items()],
+                params=[Param(k, v.decode()) for k, v in self._named_rows(txn, "params", run_b)],
+                tags=[RunTag(k, v.decode()) for k, v in self._named_rows(txn, "tags", run_b)],
             ),
             inputs=RunInputs(dataset_inputs=self.run_inputs(txn, run_b, rec.experiment_id)),
         )
