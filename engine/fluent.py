@@ -96,6 +96,7 @@ def set_tracking_dir(path: str | os.PathLike | None) -> None:
         _client_cache = None
         _store = None
         _active_experiment_id = None
+        _local.last_run_id = None
 
 
 get_tracking_dir = _client_module.get_tracking_dir
@@ -122,6 +123,9 @@ def _end_runs_at_exit() -> None:
     with _lock:
         stacks = [s for s in _all_stacks.values() if s]
     try:
+        if not stacks:
+            flush()  # never open a store at exit just to find nothing to do
+            return
         c = _client()
         for runs in stacks:
             while runs:

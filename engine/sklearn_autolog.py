@@ -35,6 +35,8 @@ _logger = logging.getLogger(__name__)
 
 AUTOLOGGING_TAG = "mlflow.autologging"
 TRAINING_PREFIX = "training_"
+# Input-tag context of the training dataset. (MLflow's autolog writes "train".)
+TRAINING_CONTEXT = "training"
 MODEL_DIR = "model"
 # Data manipulation rather than learning: no run of their own, as MLflow decides.
 _EXCLUDED_MODULES = (
@@ -221,8 +223,8 @@ def _log_pretraining(est: Any, X: Any, y: Any) -> DatasetInput | None:
     # MLflow describes a DataFrame alone and an array together with its targets.
     targets = None if fluent._is_dataframe(X) else y
     dataset = fluent.make_dataset(X, targets=targets)
-    fluent.log_input(dataset, context="training")
-    return DatasetInput(dataset=dataset, tags=[InputTag(fluent.DATASET_CONTEXT_TAG, "training")])
+    fluent.log_input(dataset, context=TRAINING_CONTEXT)
+    return DatasetInput(dataset=dataset, tags=[InputTag(fluent.DATASET_CONTEXT_TAG, TRAINING_CONTEXT)])
 
 
 def _log_posttraining(est: Any, X: Any, y: Any, sample_weight: Any, dataset_input) -> None:
