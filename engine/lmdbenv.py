@@ -13,7 +13,6 @@ batch commits. Another process that sees MapResizedError adopts the new size and
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
