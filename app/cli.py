@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shlex
+import shutil
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -149,28 +152,75 @@ def _search(store: TrackingStore, exp_ids: list[str], args: argparse.Namespace) 
     return runs, True
 
 
-def _column_keys(runs: list[Run], kind: str, limit: int, order_by: Sequence[str]) -> list[str]:
-    """The metric or param keys worth a column: those named in --order-by first, then
-    the keys most runs share, alphabetically among equals."""
+# `metrics.rmse`, `params."max depth"`, `metric.`acc``: the keys a filter or order-by names.
+_NAMED_KEY = re.compile(r"""\b(metrics?|params?)\.(`[^`]+`|"[^"]+"|[\w.\-/:]+)""")
+
+
+def _is_child(run: Run) -> bool:
+    return any(t.key == "mlflow.parentRunId" for t in run.data.tags)
+
+
+def _column_keys(runs: list[Run], kind: str, limit: int, mentioned: str) -> list[str]:
+    """The metric or param keys worth a column: those the filter or order-by names
+    first, then the keys most top-level runs share, alphabetically among equals."""
     wanted: list[str] = []
-    prefix = f"{kind}."
-    for entry in order_by:
-        words = entry.split()
-        if len(words) > 1 and words[-1].upper() in ("ASC", "DESC"):
-            words = words[:-1]
-        key = " ".join(words)
-        if key.startswith(prefix):
-            key = key[len(prefix):].strip("`\"")
-            if key not in wanted:
-                wanted.append(key)
+    for entity, key in _NAMED_KEY.findall(mentioned):
+        key = key.strip('`"')
+        if entity.rstrip("s") == kind.rstrip("s") and key not in wanted:
+            wanted.append(key)
+    present: set[str] = set()
     counts: Counter[str] = Counter()
+    # Child runs (a search's candidates) would outvote the runs people compare.
+    any_top_level = any(not _is_child(r) for r in runs)
     for run in runs:
-        items = run.data.metrics if kind == "metrics" else run.data.params
-        counts.update({item.key for item in items})
+        keys = {item.key for item in (run.data.metrics if kind == "metrics" else run.data.params)}
+        present |= keys
+        if not (any_top_level and _is_child(run)):
+            counts.update(keys)
     for key, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         if key not in wanted:
             wanted.append(key)
-    return [k for k in wanted if k in counts][:limit]
+    return [k for k in wanted if k in present][:limit]
+
+
+def _runs_table(runs: list[Run], exps: list[Experiment], mentioned: str) -> str:
+    exp_names = {e.experiment_id: e.name for e in exps}
+    show_exp = len(exps) > 1
+    fixed = ["RUN ID", "NAME"] + (["EXPERIMENT"] if show_exp else []) + ["STATUS", "START", "DURATION"]
+    all_metric_keys = _column_keys(runs, "metrics", LIST_METRICS, mentioned)
+    all_param_keys = _column_keys(runs, "params", LIST_PARAMS, mentioned)
+
+    def render(n_metrics: int, n_params: int) -> str:
+        metric_keys, param_keys = all_metric_keys[:n_metrics], all_param_keys[:n_params]
+        # Metric headers are the bare key; params carry a marker since both can share a key.
+        headers = fixed + metric_keys + [f"param:{k}" for k in param_keys]
+        rows = []
+        for run in runs:
+            info = run.info
+            metrics = run.data.metrics_dict
+            params = run.data.params_dict
+            rows.append(
+                [info.run_id, info.run_name]
+                + ([exp_names.get(info.experiment_id, info.experiment_id)] if show_exp else [])
+                + [info.status, local_time(info.start_time), duration(info.start_time, info.end_time)]
+                + [metrics.get(k) for k in metric_keys]
+                + [params.get(k) for k in param_keys]
+            )
+        return tables.render(headers, rows)
+
+    n_metrics, n_params = len(all_metric_keys), len(all_param_keys)
+    text = render(n_metrics, n_params)
+    if not sys.stdout.isatty():
+        return text  # a pipe or file gets every column
+    # On a terminal, drop param columns, then metric columns, until the table fits.
+    width = shutil.get_terminal_size().columns
+    while n_metrics + n_params > 0 and max(len(line) for line in text.splitlines()) > width:
+        if n_params > 0:
+            n_params -= 1
+        else:
+            n_metrics -= 1
+        text = render(n_metrics, n_params)
+    return text
 
 
 def cmd_runs_list(store: TrackingStore, args: argparse.Namespace) -> int:
@@ -188,32 +238,19 @@ def cmd_runs_list(store: TrackingStore, args: argparse.Namespace) -> int:
         print_json({"runs": runs})
         return 0
 
-    order_by = args.order_by or []
-    metric_keys = _column_keys(runs, "metrics", LIST_METRICS, order_by)
-    param_keys = _column_keys(runs, "params", LIST_PARAMS, order_by)
-    exp_names = {e.experiment_id: e.name for e in exps}
-    show_exp = len(exps) > 1
-    headers = ["RUN ID", "NAME"] + (["EXPERIMENT"] if show_exp else []) + ["STATUS", "START", "DURATION"]
-    # Metric headers are the bare key; params carry a marker since both can share a key.
-    headers += metric_keys + [f"param:{k}" for k in param_keys]
-    rows = []
-    for run in runs:
-        info = run.info
-        metrics = run.data.metrics_dict
-        params = run.data.params_dict
-        rows.append(
-            [info.run_id, info.run_name]
-            + ([exp_names.get(info.experiment_id, info.experiment_id)] if show_exp else [])
-            + [info.status, local_time(info.start_time), duration(info.start_time, info.end_time)]
-            + [metrics.get(k) for k in metric_keys]
-            + [params.get(k) for k in param_keys]
-        )
-    print(tables.render(headers, rows))
+    mentioned = " ".join([*(args.order_by or []), args.filter or ""])
+    print(_runs_table(runs, exps, mentioned))
     if more:
         print(f"(showing the first {len(runs)} runs; more match: raise --max)", file=sys.stderr)
     elif not runs:
         print("(no runs match)", file=sys.stderr)
     return 0
+
+
+def _section(title: str, headers: list[str], rows: list[list], max_cell: int = tables.MAX_CELL) -> str:
+    if not rows:
+        return f"{title}: none"
+    return f"{title}\n" + tables.render(headers, rows, max_cell=max_cell)
 
 
 def cmd_runs_show(store: TrackingStore, args: argparse.Namespace) -> int:
@@ -244,26 +281,22 @@ def cmd_runs_show(store: TrackingStore, args: argparse.Namespace) -> int:
         )
     ]
     params = sorted(run.data.params, key=lambda p: p.key)
-    sections.append(f"Params ({len(params)})\n" + tables.render(
-        ["KEY", "VALUE"], [[p.key, p.value] for p in params], max_cell=80))
+    sections.append(_section("Params", ["KEY", "VALUE"], [[p.key, p.value] for p in params], 80))
     metrics = sorted(run.data.metrics, key=lambda m: m.key)
-    sections.append(f"Metrics, latest values ({len(metrics)})\n" + tables.render(
-        ["KEY", "VALUE", "STEP", "TIME"],
+    sections.append(_section(
+        "Metrics (latest values)", ["KEY", "VALUE", "STEP", "TIME"],
         [[m.key, float(m.value), m.step, local_time(m.timestamp)] for m in metrics]))
     tags = sorted(run.data.tags, key=lambda t: t.key)
-    sections.append(f"Tags ({len(tags)})\n" + tables.render(
-        ["KEY", "VALUE"], [[t.key, t.value] for t in tags], max_cell=80))
+    sections.append(_section("Tags", ["KEY", "VALUE"], [[t.key, t.value] for t in tags], 80))
     ds_rows = []
     for di in run.inputs.dataset_inputs:
         context = next((t.value for t in di.tags if t.key == "mlflow.data.context"), "")
         ds = di.dataset
         ds_rows.append([ds.name, ds.digest, context, ds.source_type])
-    sections.append(f"Datasets ({len(ds_rows)})\n" + tables.render(
-        ["NAME", "DIGEST", "CONTEXT", "SOURCE TYPE"], ds_rows))
-    more = "+" if truncated else ""
-    sections.append(f"Artifacts ({len(artifacts)}{more})\n" + tables.render(
-        ["PATH", "SIZE"], [[a.path + ("/" if a.is_dir else ""), size(a.file_size)] for a in artifacts],
-        max_cell=100))
+    sections.append(_section("Datasets", ["NAME", "DIGEST", "CONTEXT", "SOURCE TYPE"], ds_rows))
+    art_rows = [[a.path + ("/" if a.is_dir else ""), size(a.file_size)] for a in artifacts]
+    title = f"Artifacts (first {MAX_ARTIFACTS_SHOWN})" if truncated else "Artifacts"
+    sections.append(_section(title, ["PATH", "SIZE"], art_rows, 100))
     print("\n\n".join(sections))
     return 0
 
@@ -281,13 +314,8 @@ def ensure_demo_data(data_dir: str | None) -> tuple[str, bool]:
     is missing; the flag says whether it ran. A deleted cairn-demo counts as present:
     someone removed it on purpose."""
     eng = engine.open(data_dir)
-    try:
-        path = str(eng.path)
-        missing = eng.tracking.get_experiment_by_name(DEMO_EXPERIMENT) is None
-    finally:
-        # Closed before the demo trains: the SDK opens the same LMDB environment, and
-        # one process must not hold it open twice.
-        eng.close()
+    path = str(eng.path)
+    missing = eng.tracking.get_experiment_by_name(DEMO_EXPERIMENT) is None
     if missing:
         from .demo import run_demo
 
@@ -300,13 +328,26 @@ def cmd_up(args: argparse.Namespace) -> int:
     """Start Cairn. For now that means: make sure there is something to look at and say
     where it is. The HTTP server will start here too."""
     path, _ = ensure_demo_data(args.data)
-    data = f" --data {path}" if args.data else ""
+    cmd = _program() + (f" --data {shlex.quote(path)}" if args.data else "")
     print(f"Cairn data directory: {path}")
     print("Look at it with:")
-    print(f"  cairn{data} experiments list")
-    print(f"  cairn{data} runs list --experiment {DEMO_EXPERIMENT} --order-by 'start_time DESC'")
-    print(f"  cairn{data} runs show RUN_ID")
+    print(f"  {cmd} experiments list")
+    print(f"  {cmd} runs list --experiment {DEMO_EXPERIMENT}")
+    print(f"  {cmd} runs list --filter 'metrics.test_r2 > 0' --order-by 'metrics.test_r2 DESC'")
+    print(f"  {cmd} runs show RUN_ID")
     return 0
+
+
+def _program() -> str:
+    """How to type this command again: `cairn` when that is what PATH finds, else the
+    path it was started by (`make run` starts .venv/bin/cairn without activating)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) != "cairn":
+        return "cairn"
+    on_path = shutil.which("cairn")
+    if on_path and os.path.exists(argv0) and os.path.samefile(on_path, argv0):
+        return "cairn"
+    return argv0
 
 
 # -- parser ----------------------------------------------------------------------------
@@ -355,11 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if not args.needs_store:
             return args.handler(args)
-        eng = engine.open(args.data)
-        try:
-            return args.handler(eng.tracking, args)
-        finally:
-            eng.close()
+        # Not closed here: engine.open hands every caller in a process the same Engine
+        # (LMDB allows one environment per file per process), so closing it would break
+        # an SDK client that shares it. Queued writes are committed at interpreter exit.
+        return args.handler(engine.open(args.data).tracking, args)
     except CairnError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
@@ -370,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:
+        # The data directory cannot be used (a file in the way, no permission, disk
+        # full): the system's words are the useful part, a traceback is not.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

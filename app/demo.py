@@ -75,8 +75,11 @@ def _curve(cairn) -> float:
 
 
 def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -> str:
-    """Train the demo models into `data_dir` (the SDK's default when None) and return
-    the experiment id. Prints one line per run through `echo`."""
+    """Train the demo models into `data_dir` (the SDK's current directory when None)
+    and return the experiment id. Prints one line per run through `echo`.
+
+    Leaves the SDK pointed at `data_dir` with cairn-demo active, and scikit-learn
+    autologging off: the demo is meant to be run by itself, as `cairn demo` does."""
     import cairn
     from sklearn.model_selection import train_test_split
 
