@@ -18,22 +18,14 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from time import time_ns as _time_ns
 from typing import Any
 
 from . import client as _client_module
 from .client import Client, _as_float, current_user, now_ms
 from .entities import (
-    Dataset,
-    DatasetInput,
-    Experiment,
-    InputTag,
-    LifecycleStage,
-    Metric,
-    Param,
-    Run,
-    RunStatus,
-    RunTag,
-    ViewType,
+    Dataset, DatasetInput, Experiment, InputTag, LifecycleStage, Metric, Param, Run,
+    RunStatus, RunTag, ViewType,
 )
 from .errors import CairnError, invalid
 from .store import DEFAULT_EXPERIMENT_ID, MAX_RESULTS_SEARCH_RUNS, TrackingStore
@@ -407,10 +399,13 @@ def log_metric(
     """Log one metric point. Returns once queued; the point is committed within
     milliseconds, at `flush()`, at `end_run()` or at exit. This is the hot path: no
     lookups beyond the cached run id."""
-    store = _store or _client().store
-    store.log_metric(
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = _as_float(key, value)  # raises the CairnError that names the metric
+    (_store or _client().store).log_metric(
         run_id or _local.run_id or _run_id(),
-        Metric(key, _as_float(key, value), timestamp or now_ms(), step or 0),
+        Metric(key, value, timestamp or _time_ns() // 1_000_000, step or 0),
         wait=synchronous,
     )
 
@@ -485,26 +480,27 @@ def make_dataset(
     data: Any, name: str | None = None, source: str | None = None, targets: Any = None
 ) -> Dataset:
     """Describe a DataFrame or array-like (plus optional `targets`) as MLflow's
-    from_pandas / from_numpy do: 8-hex sha256 digest of the data, MLflow's schema and
-    profile JSON, and a source (a URI if given, else the code that logged it)."""
+    from_pandas / from_numpy do: MLflow's schema and profile JSON, a source (a URI if
+    given, else the code that logged it) and an 8-hex sha256 digest of the data. The
+    digest covers the targets too, so the same features with other labels differ."""
     if source is not None:
         source_type, source_json = "local", json.dumps({"uri": str(source)})
     else:
         source_type, source_json = "code", json.dumps({"tags": context_tags()})
+    targets = _as_array(targets) if targets is not None else None
     if _is_dataframe(data):
-        schema = {"mlflow_colspec": infer_schema(data)}
+        # MLflow's pandas schema describes the frame's columns only.
+        schema: dict[str, Any] = {"mlflow_colspec": infer_schema(data)}
         profile = {"num_rows": len(data), "num_elements": int(data.size)}
-        parts = [_data_bytes(data)]
     else:
         data = _as_array(data)
-        schema = {"mlflow_tensorspec": {"features": json.dumps(infer_schema(data))}}
+        tensors = {"features": json.dumps(infer_schema(data))}
         profile = _array_profile("features", data)
-        parts = [_data_bytes(data)]
         if targets is not None:
-            targets = _as_array(targets)
-            schema["mlflow_tensorspec"]["targets"] = json.dumps(infer_schema(targets))
+            tensors["targets"] = json.dumps(infer_schema(targets))
             profile.update(_array_profile("targets", targets))
-            parts.append(_data_bytes(targets))
+        schema = {"mlflow_tensorspec": tensors}
+    parts = [_data_bytes(data)] + ([_data_bytes(targets)] if targets is not None else [])
     return Dataset(
         name=name or "dataset",
         digest=hashlib.sha256(b"".join(parts)).hexdigest()[:8],
@@ -587,32 +583,9 @@ def _data_bytes(data: Any) -> bytes:
 
 
 __all__ = [
-    "ActiveRun",
-    "active_run",
-    "context_tags",
-    "delete_tag",
-    "end_run",
-    "flush",
-    "get_experiment",
-    "get_experiment_by_name",
-    "get_run",
-    "get_tracking_dir",
-    "infer_schema",
-    "last_active_run",
-    "log_artifact",
-    "log_artifacts",
-    "log_dict",
-    "log_input",
-    "log_metric",
-    "log_metrics",
-    "log_param",
-    "log_params",
-    "log_text",
-    "make_dataset",
-    "search_runs",
-    "set_experiment",
-    "set_tag",
-    "set_tags",
-    "set_tracking_dir",
-    "start_run",
+    "ActiveRun", "active_run", "context_tags", "delete_tag", "end_run", "flush",
+    "get_experiment", "get_experiment_by_name", "get_run", "get_tracking_dir", "infer_schema",
+    "last_active_run", "log_artifact", "log_artifacts", "log_dict", "log_input", "log_metric",
+    "log_metrics", "log_param", "log_params", "log_text", "make_dataset", "search_runs",
+    "set_experiment", "set_tag", "set_tags", "set_tracking_dir", "start_run",
 ]

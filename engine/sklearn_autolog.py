@@ -220,9 +220,7 @@ def _log_pretraining(est: Any, X: Any, y: Any) -> DatasetInput | None:
     fluent.set_tags({k: v[:MAX_TAG_VALUE_LENGTH] for k, v in tags.items()})
     if not _config["log_datasets"] or X is None:
         return None
-    # MLflow describes a DataFrame alone and an array together with its targets.
-    targets = None if fluent._is_dataframe(X) else y
-    dataset = fluent.make_dataset(X, targets=targets)
+    dataset = fluent.make_dataset(X, targets=y)
     fluent.log_input(dataset, context=TRAINING_CONTEXT)
     return DatasetInput(dataset=dataset, tags=[InputTag(fluent.DATASET_CONTEXT_TAG, TRAINING_CONTEXT)])
 
