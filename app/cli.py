@@ -6,6 +6,7 @@ TrackingStore contract and prints an aligned table or, with `--json`, the entiti
 msgspec encodes them (shaped like MLflow's REST responses). A CairnError becomes
 `error: <message>` on stderr and exit status 2, never a traceback.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,7 +69,9 @@ def size(n: int | None) -> str:
 
 
 def print_json(obj: object) -> None:
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")
+    sys.stdout.write(
+        msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n"
+    )
 
 
 # -- lookups ---------------------------------------------------------------------------
@@ -96,7 +99,9 @@ def resolve_experiment(store: TrackingStore, name_or_id: str) -> Experiment:
     raise not_found(f"No experiment named {name_or_id!r}")
 
 
-def walk_artifacts(store: TrackingStore, run_id: str, limit: int) -> tuple[list[FileInfo], bool]:
+def walk_artifacts(
+    store: TrackingStore, run_id: str, limit: int
+) -> tuple[list[FileInfo], bool]:
     """Files and directories of the run's artifact tree, depth first, up to `limit`
     entries; the flag says whether some were left out."""
     out: list[FileInfo] = []
@@ -108,7 +113,7 @@ def walk_artifacts(store: TrackingStore, run_id: str, limit: int) -> tuple[list[
             if len(out) >= limit:
                 return out, True
             out.append(info)
-        # Push directories in reverse so they pop in sorted order.
+        # Reverse push: directories pop in sorted order, so a cut keeps the first ones.
         stack.extend(info.path for info in reversed(children) if info.is_dir)
     out.sort(key=lambda f: f.path)
     return out, False
@@ -123,7 +128,12 @@ def cmd_experiments_list(store: TrackingStore, args: argparse.Namespace) -> int:
         return 0
     headers = ["ID", "NAME", "CREATED", "UPDATED"] + (["STAGE"] if args.all else [])
     rows = [
-        [e.experiment_id, e.name, local_time(e.creation_time), local_time(e.last_update_time)]
+        [
+            e.experiment_id,
+            e.name,
+            local_time(e.creation_time),
+            local_time(e.last_update_time),
+        ]
         + ([e.lifecycle_stage] if args.all else [])
         for e in exps
     ]
@@ -131,7 +141,9 @@ def cmd_experiments_list(store: TrackingStore, args: argparse.Namespace) -> int:
     return 0
 
 
-def _search(store: TrackingStore, exp_ids: list[str], args: argparse.Namespace) -> tuple[list[Run], bool]:
+def _search(
+    store: TrackingStore, exp_ids: list[str], args: argparse.Namespace
+) -> tuple[list[Run], bool]:
     """Up to --max runs across pages; the flag says whether more matched."""
     view = ViewType.ALL if args.all else ViewType.ACTIVE_ONLY
     runs: list[Run] = []
@@ -173,7 +185,10 @@ def _column_keys(runs: list[Run], kind: str, limit: int, mentioned: str) -> list
     # Child runs (a search's candidates) would outvote the runs people compare.
     any_top_level = any(not _is_child(r) for r in runs)
     for run in runs:
-        keys = {item.key for item in (run.data.metrics if kind == "metrics" else run.data.params)}
+        keys = {
+            item.key
+            for item in (run.data.metrics if kind == "metrics" else run.data.params)
+        }
         present |= keys
         if not (any_top_level and _is_child(run)):
             counts.update(keys)
@@ -186,7 +201,11 @@ def _column_keys(runs: list[Run], kind: str, limit: int, mentioned: str) -> list
 def _runs_table(runs: list[Run], exps: list[Experiment], mentioned: str) -> str:
     exp_names = {e.experiment_id: e.name for e in exps}
     show_exp = len(exps) > 1
-    fixed = ["RUN ID", "NAME"] + (["EXPERIMENT"] if show_exp else []) + ["STATUS", "START", "DURATION"]
+    fixed = (
+        ["RUN ID", "NAME"]
+        + (["EXPERIMENT"] if show_exp else [])
+        + ["STATUS", "START", "DURATION"]
+    )
     all_metric_keys = _column_keys(runs, "metrics", LIST_METRICS, mentioned)
     all_param_keys = _column_keys(runs, "params", LIST_PARAMS, mentioned)
 
@@ -201,8 +220,16 @@ def _runs_table(runs: list[Run], exps: list[Experiment], mentioned: str) -> str:
             params = run.data.params_dict
             rows.append(
                 [info.run_id, info.run_name]
-                + ([exp_names.get(info.experiment_id, info.experiment_id)] if show_exp else [])
-                + [info.status, local_time(info.start_time), duration(info.start_time, info.end_time)]
+                + (
+                    [exp_names.get(info.experiment_id, info.experiment_id)]
+                    if show_exp
+                    else []
+                )
+                + [
+                    info.status,
+                    local_time(info.start_time),
+                    duration(info.start_time, info.end_time),
+                ]
                 + [metrics.get(k) for k in metric_keys]
                 + [params.get(k) for k in param_keys]
             )
@@ -214,7 +241,10 @@ def _runs_table(runs: list[Run], exps: list[Experiment], mentioned: str) -> str:
         return text  # a pipe or file gets every column
     # On a terminal, drop param columns, then metric columns, until the table fits.
     width = shutil.get_terminal_size().columns
-    while n_metrics + n_params > 0 and max(len(line) for line in text.splitlines()) > width:
+    while (
+        n_metrics + n_params > 0
+        and max(len(line) for line in text.splitlines()) > width
+    ):
         if n_params > 0:
             n_params -= 1
         else:
@@ -229,7 +259,9 @@ def cmd_runs_list(store: TrackingStore, args: argparse.Namespace) -> int:
     if args.experiment is not None:
         exps = [resolve_experiment(store, args.experiment)]
     else:
-        exps = all_experiments(store, ViewType.ALL if args.all else ViewType.ACTIVE_ONLY)
+        exps = all_experiments(
+            store, ViewType.ALL if args.all else ViewType.ACTIVE_ONLY
+        )
     if not exps:
         runs, more = [], False
     else:
@@ -241,13 +273,18 @@ def cmd_runs_list(store: TrackingStore, args: argparse.Namespace) -> int:
     mentioned = " ".join([*(args.order_by or []), args.filter or ""])
     print(_runs_table(runs, exps, mentioned))
     if more:
-        print(f"(showing the first {len(runs)} runs; more match: raise --max)", file=sys.stderr)
+        print(
+            f"(showing the first {len(runs)} runs; more match: raise --max)",
+            file=sys.stderr,
+        )
     elif not runs:
         print("(no runs match)", file=sys.stderr)
     return 0
 
 
-def _section(title: str, headers: list[str], rows: list[list], max_cell: int = tables.MAX_CELL) -> str:
+def _section(
+    title: str, headers: list[str], rows: list[list], max_cell: int = tables.MAX_CELL
+) -> str:
     if not rows:
         return f"{title}: none"
     return f"{title}\n" + tables.render(headers, rows, max_cell=max_cell)
@@ -281,20 +318,32 @@ def cmd_runs_show(store: TrackingStore, args: argparse.Namespace) -> int:
         )
     ]
     params = sorted(run.data.params, key=lambda p: p.key)
-    sections.append(_section("Params", ["KEY", "VALUE"], [[p.key, p.value] for p in params], 80))
+    sections.append(
+        _section("Params", ["KEY", "VALUE"], [[p.key, p.value] for p in params], 80)
+    )
     metrics = sorted(run.data.metrics, key=lambda m: m.key)
-    sections.append(_section(
-        "Metrics (latest values)", ["KEY", "VALUE", "STEP", "TIME"],
-        [[m.key, float(m.value), m.step, local_time(m.timestamp)] for m in metrics]))
+    sections.append(
+        _section(
+            "Metrics (latest values)",
+            ["KEY", "VALUE", "STEP", "TIME"],
+            [[m.key, float(m.value), m.step, local_time(m.timestamp)] for m in metrics],
+        )
+    )
     tags = sorted(run.data.tags, key=lambda t: t.key)
-    sections.append(_section("Tags", ["KEY", "VALUE"], [[t.key, t.value] for t in tags], 80))
+    sections.append(
+        _section("Tags", ["KEY", "VALUE"], [[t.key, t.value] for t in tags], 80)
+    )
     ds_rows = []
     for di in run.inputs.dataset_inputs:
         context = next((t.value for t in di.tags if t.key == "mlflow.data.context"), "")
         ds = di.dataset
         ds_rows.append([ds.name, ds.digest, context, ds.source_type])
-    sections.append(_section("Datasets", ["NAME", "DIGEST", "CONTEXT", "SOURCE TYPE"], ds_rows))
-    art_rows = [[a.path + ("/" if a.is_dir else ""), size(a.file_size)] for a in artifacts]
+    sections.append(
+        _section("Datasets", ["NAME", "DIGEST", "CONTEXT", "SOURCE TYPE"], ds_rows)
+    )
+    art_rows = [
+        [a.path + ("/" if a.is_dir else ""), size(a.file_size)] for a in artifacts
+    ]
     title = f"Artifacts (first {MAX_ARTIFACTS_SHOWN})" if truncated else "Artifacts"
     sections.append(_section(title, ["PATH", "SIZE"], art_rows, 100))
     print("\n\n".join(sections))
@@ -333,7 +382,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     print("Look at it with:")
     print(f"  {cmd} experiments list")
     print(f"  {cmd} runs list --experiment {DEMO_EXPERIMENT}")
-    print(f"  {cmd} runs list --filter 'metrics.test_r2 > 0' --order-by 'metrics.test_r2 DESC'")
+    print(
+        f"  {cmd} runs list --filter 'metrics.test_r2 > 0' --order-by 'metrics.test_r2 DESC'"
+    )
     print(f"  {cmd} runs show RUN_ID")
     return 0
 
@@ -352,9 +403,13 @@ def _program() -> str:
 
 # -- parser ----------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cairn", description="Cairn: an offline ML lifecycle appliance.")
+    parser = argparse.ArgumentParser(
+        prog="cairn", description="Cairn: an offline ML lifecycle appliance."
+    )
     parser.add_argument(
-        "--data", metavar="DIR", default=None,
+        "--data",
+        metavar="DIR",
+        default=None,
         help="data directory (default: $CAIRN_HOME, else ~/.local/share/cairn)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -368,23 +423,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list and show runs")
     runs_sub = runs.add_subparsers(dest="action", metavar="ACTION", required=True)
-    rl = runs_sub.add_parser("list", help="search runs (MLflow's filter and order-by grammar)")
-    rl.add_argument("--experiment", metavar="NAME", help="experiment name or id (default: all)")
-    rl.add_argument("--filter", metavar="EXPR", help="e.g. \"metrics.rmse < 0.5 and params.alpha = '1.0'\"")
+    rl = runs_sub.add_parser(
+        "list", help="search runs (MLflow's filter and order-by grammar)"
+    )
     rl.add_argument(
-        "--order-by", metavar="KEY", nargs="+", action="extend", default=None,
+        "--experiment", metavar="NAME", help="experiment name or id (default: all)"
+    )
+    rl.add_argument(
+        "--filter",
+        metavar="EXPR",
+        help="e.g. \"metrics.rmse < 0.5 and params.alpha = '1.0'\"",
+    )
+    rl.add_argument(
+        "--order-by",
+        metavar="KEY",
+        nargs="+",
+        action="extend",
+        default=None,
         help="e.g. 'metrics.rmse ASC' 'start_time DESC'",
     )
-    rl.add_argument("--max", metavar="N", type=int, default=100, help="show at most N runs (default 100)")
+    rl.add_argument(
+        "--max",
+        metavar="N",
+        type=int,
+        default=100,
+        help="show at most N runs (default 100)",
+    )
     rl.add_argument("--all", action="store_true", help="include deleted runs")
     rl.add_argument("--json", action="store_true", help="print JSON instead of a table")
     rl.set_defaults(handler=cmd_runs_list, needs_store=True)
-    rs = runs_sub.add_parser("show", help="one run: info, params, metrics, tags, datasets, artifacts")
+    rs = runs_sub.add_parser(
+        "show", help="one run: info, params, metrics, tags, datasets, artifacts"
+    )
     rs.add_argument("run_id", metavar="RUN_ID")
     rs.add_argument("--json", action="store_true", help="print JSON instead of text")
     rs.set_defaults(handler=cmd_runs_show, needs_store=True)
 
-    demo = sub.add_parser("demo", help="train a few scikit-learn models into the 'cairn-demo' experiment")
+    demo = sub.add_parser(
+        "demo", help="train a few scikit-learn models into the 'cairn-demo' experiment"
+    )
     demo.set_defaults(handler=cmd_demo, needs_store=False)
     up = sub.add_parser("up", help="start Cairn (creates demo data on first start)")
     up.set_defaults(handler=cmd_up, needs_store=False)

@@ -5,6 +5,7 @@ Everything comes from data sets bundled inside scikit-learn, so it runs offline.
 models are small on purpose: the whole demo must finish in well under 20 s on two
 cores, since `cairn up` runs it on first start.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,7 +33,9 @@ def _models():
         (
             "breast-cancer-forest",
             load_breast_cancer,
-            RandomForestClassifier(n_estimators=50, max_depth=6, random_state=0, n_jobs=1),
+            RandomForestClassifier(
+                n_estimators=50, max_depth=6, random_state=0, n_jobs=1
+            ),
             "accuracy",
         ),
         (
@@ -63,14 +66,18 @@ def _curve(cairn) -> float:
     import numpy as np
 
     rng = np.random.default_rng(7)
-    cairn.log_params({"optimizer": "sgd", "learning_rate": "0.05", "epochs": str(CURVE_STEPS)})
+    cairn.log_params(
+        {"optimizer": "sgd", "learning_rate": "0.05", "epochs": str(CURVE_STEPS)}
+    )
     loss = acc = 0.0
     for step in range(CURVE_STEPS):
         decay = math.exp(-step / 12)
         loss = 2.0 * decay + 0.1 + float(rng.normal(0, 0.02))
         val_loss = 2.1 * decay + 0.18 + float(rng.normal(0, 0.03))
         acc = 0.97 - 0.6 * decay + float(rng.normal(0, 0.005))
-        cairn.log_metrics({"loss": loss, "val_loss": val_loss, "accuracy": acc}, step=step)
+        cairn.log_metrics(
+            {"loss": loss, "val_loss": val_loss, "accuracy": acc}, step=step
+        )
     return acc
 
 
@@ -80,8 +87,9 @@ def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -
 
     Leaves the SDK pointed at `data_dir` with cairn-demo active, and scikit-learn
     autologging off: the demo is meant to be run by itself, as `cairn demo` does."""
-    import cairn
     from sklearn.model_selection import train_test_split
+
+    import cairn
 
     if data_dir is not None:
         cairn.set_tracking_dir(str(data_dir))
@@ -94,15 +102,21 @@ def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -
             warnings.simplefilter("ignore")
             for run_name, load, model, score_name in _models():
                 X, y = load(return_X_y=True)
-                X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+                X_train, X_test, y_train, y_test = train_test_split(
+                    X, y, test_size=0.25, random_state=0
+                )
                 with cairn.start_run(run_name=run_name) as run:
                     model.fit(X_train, y_train)
                     score = float(model.score(X_test, y_test))
                     cairn.log_metric(f"test_{score_name}", score)
-                echo(f"  {run_name:<22} {type(model).__name__:<24} test {score_name} {score:.3f}  run {run.info.run_id}")
+                echo(
+                    f"  {run_name:<22} {type(model).__name__:<24} test {score_name} {score:.3f}  run {run.info.run_id}"
+                )
             with cairn.start_run(run_name="hand-logged-curve") as run:
                 acc = _curve(cairn)
-            echo(f"  {'hand-logged-curve':<22} {'(manual logging)':<24} final accuracy {acc:.3f}  run {run.info.run_id}")
+            echo(
+                f"  {'hand-logged-curve':<22} {'(manual logging)':<24} final accuracy {acc:.3f}  run {run.info.run_id}"
+            )
     finally:
         cairn.autolog(disable=True)
     return exp_id

@@ -4,6 +4,7 @@ Numbers are right-aligned so magnitudes line up; everything else is left-aligned
 Long cells are cut with an ellipsis so one wide tag or param cannot push the table
 off a terminal.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,9 @@ def _is_numeric(cell: object) -> bool:
     return isinstance(cell, (int, float)) and not isinstance(cell, bool)
 
 
-def render(headers: Sequence[str], rows: Iterable[Sequence[object]], max_cell: int = MAX_CELL) -> str:
+def render(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], max_cell: int = MAX_CELL
+) -> str:
     """The table as one string (no trailing newline). Cells may be str, int, float or
     None (shown empty); a column is right-aligned when its cells are all numbers."""
     cells: list[list[str]] = []
@@ -64,7 +67,8 @@ def render(headers: Sequence[str], rows: Iterable[Sequence[object]], max_cell: i
 
     def line(values: Sequence[str]) -> str:
         parts = [
-            v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i]) for i, v in enumerate(values)
+            v.rjust(widths[i]) if numeric[i] else v.ljust(widths[i])
+            for i, v in enumerate(values)
         ]
         return GAP.join(parts).rstrip()
 
@@ -75,7 +79,10 @@ def render(headers: Sequence[str], rows: Iterable[Sequence[object]], max_cell: i
 
 def render_pairs(pairs: Iterable[tuple[str, object]]) -> str:
     """`key  value` lines with the keys padded to one width (a record, not a table)."""
-    items = [(k, "" if v is None else (fmt_number(v) if _is_numeric(v) else str(v))) for k, v in pairs]
+    items = [
+        (k, "" if v is None else (fmt_number(v) if _is_numeric(v) else str(v)))
+        for k, v in pairs
+    ]
     if not items:
         return ""
     width = max(len(k) for k, _ in items)

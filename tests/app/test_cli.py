@@ -3,6 +3,7 @@
 The demo trains once per module (it is the slow part); every other test reads what it
 wrote, in-process through `main()` and once as a separate process.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,7 +53,17 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 def list_runs_json(capsys, data: str, *extra: str) -> list[dict]:
-    rc, out, err = run_cli(capsys, "--data", data, "runs", "list", "--experiment", "cairn-demo", "--json", *extra)
+    rc, out, err = run_cli(
+        capsys,
+        "--data",
+        data,
+        "runs",
+        "list",
+        "--experiment",
+        "cairn-demo",
+        "--json",
+        *extra,
+    )
     assert rc == 0, err
     return json.loads(out)["runs"]
 
@@ -83,7 +94,9 @@ def test_experiments_list_shows_the_demo(demo, capsys):
 
 def test_experiments_list_json(demo, capsys):
     data, _ = demo
-    rc, out, _ = run_cli(capsys, "--data", data, "experiments", "list", "--all", "--json")
+    rc, out, _ = run_cli(
+        capsys, "--data", data, "experiments", "list", "--all", "--json"
+    )
     assert rc == 0
     names = {e["name"] for e in json.loads(out)["experiments"]}
     assert "cairn-demo" in names
@@ -91,7 +104,9 @@ def test_experiments_list_json(demo, capsys):
 
 def test_runs_list_table_has_the_demo_runs(demo, capsys):
     data, _ = demo
-    rc, out, err = run_cli(capsys, "--data", data, "runs", "list", "--experiment", "cairn-demo")
+    rc, out, err = run_cli(
+        capsys, "--data", data, "runs", "list", "--experiment", "cairn-demo"
+    )
     assert rc == 0, err
     header = out.splitlines()[0]
     for column in ("RUN ID", "NAME", "STATUS", "START", "DURATION"):
@@ -104,17 +119,39 @@ def test_runs_list_table_has_the_demo_runs(demo, capsys):
 def test_runs_list_filter_and_order(demo, capsys):
     data, _ = demo
     rc, out, err = run_cli(
-        capsys, "--data", data, "runs", "list", "--experiment", "cairn-demo",
-        "--filter", "metrics.test_r2 > -100", "--order-by", "metrics.test_r2 DESC",
+        capsys,
+        "--data",
+        data,
+        "runs",
+        "list",
+        "--experiment",
+        "cairn-demo",
+        "--filter",
+        "metrics.test_r2 > -100",
+        "--order-by",
+        "metrics.test_r2 DESC",
     )
     assert rc == 0, err
     rows = out.splitlines()[2:]
-    assert sorted(row.split()[1] for row in rows) == ["diabetes-ridge-0.1", "diabetes-ridge-1", "diabetes-ridge-10"]
+    assert sorted(row.split()[1] for row in rows) == [
+        "diabetes-ridge-0.1",
+        "diabetes-ridge-1",
+        "diabetes-ridge-10",
+    ]
     # The sort key gets a column, first among the metrics.
     assert "test_r2" in out.splitlines()[0]
 
-    runs = list_runs_json(capsys, data, "--filter", "metrics.test_r2 > -100", "--order-by", "metrics.test_r2 DESC")
-    scores = [{m["key"]: m["value"] for m in r["data"]["metrics"]}["test_r2"] for r in runs]
+    runs = list_runs_json(
+        capsys,
+        data,
+        "--filter",
+        "metrics.test_r2 > -100",
+        "--order-by",
+        "metrics.test_r2 DESC",
+    )
+    scores = [
+        {m["key"]: m["value"] for m in r["data"]["metrics"]}["test_r2"] for r in runs
+    ]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
 
 
@@ -148,8 +185,12 @@ def test_runs_show_json_has_everything_autolog_wrote(demo, capsys):
     assert run["info"]["status"] == "FINISHED"
     params = {p["key"]: p["value"] for p in run["data"]["params"]}
     assert params["max_iter"] == "500"
-    assert run["inputs"]["dataset_inputs"], "autolog should record the training data set"
-    assert any(not a["is_dir"] for a in doc["artifacts"]), "autolog should log the model"
+    assert run["inputs"]["dataset_inputs"], (
+        "autolog should record the training data set"
+    )
+    assert any(not a["is_dir"] for a in doc["artifacts"]), (
+        "autolog should log the model"
+    )
 
 
 def test_hand_logged_curve_has_fifty_steps(demo, capsys):
@@ -164,7 +205,9 @@ def test_hand_logged_curve_has_fifty_steps(demo, capsys):
 
 def test_bad_filter_is_a_clear_error(demo, capsys):
     data, _ = demo
-    rc, out, err = run_cli(capsys, "--data", data, "runs", "list", "--filter", "metrics.rmse >>> 1")
+    rc, out, err = run_cli(
+        capsys, "--data", data, "runs", "list", "--filter", "metrics.rmse >>> 1"
+    )
     assert rc == 2
     assert err.startswith("error: ") and "Traceback" not in err
     assert out == ""
@@ -174,7 +217,9 @@ def test_unknown_run_and_experiment_exit_2(demo, capsys):
     data, _ = demo
     rc, _, err = run_cli(capsys, "--data", data, "runs", "show", "0" * 32)
     assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
-    rc, _, err = run_cli(capsys, "--data", data, "runs", "list", "--experiment", "no-such-experiment")
+    rc, _, err = run_cli(
+        capsys, "--data", data, "runs", "list", "--experiment", "no-such-experiment"
+    )
     assert rc == 2 and "no-such-experiment" in err
 
 
@@ -191,22 +236,54 @@ def test_cli_as_a_separate_process(demo):
     data, _ = demo
     env = {**os.environ, "CAIRN_HOME": data}
     ok = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", data, "runs", "list", "--experiment", "cairn-demo"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--data",
+            data,
+            "runs",
+            "list",
+            "--experiment",
+            "cairn-demo",
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
     assert "hand-logged-curve" in ok.stdout
 
     bad = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", data, "runs", "list", "--filter", "params.alpha =="],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "--data",
+            data,
+            "runs",
+            "list",
+            "--filter",
+            "params.alpha ==",
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 
 def test_table_renderer_aligns_columns():
-    text = tables.render(["NAME", "SCORE"], [["a", 1.5], ["longer", 10.25], ["c", None]])
+    text = tables.render(
+        ["NAME", "SCORE"], [["a", 1.5], ["longer", 10.25], ["c", None]]
+    )
     lines = text.splitlines()
     assert lines[0] == "NAME    SCORE"
     assert lines[2] == "a         1.5"  # numbers right-aligned under their header
