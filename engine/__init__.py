@@ -10,6 +10,8 @@ import os
 import threading
 from pathlib import Path
 
+import lmdb
+
 from .artifacts import ARTIFACT_TABLES, ArtifactStore, BlobStore
 from .errors import CairnError
 from .keys import read_u32, u32
@@ -35,7 +37,11 @@ def default_data_dir() -> Path:
 
 
 class Engine:
-    """Everything one data directory holds, opened once per process."""
+    """Everything one data directory holds, opened once per process.
+
+    Every `open()` of the same directory returns this object and counts one holder;
+    `close()` releases one holder, and the environment closes with the last one.
+    """
 
     def __init__(self, path: Path, map_size: int):
         self.path = path
@@ -44,17 +50,20 @@ class Engine:
         self.blobs = BlobStore(path / "blobs")
         self.artifacts = ArtifactStore(self.env, self.blobs)
         self.tracking = LmdbTrackingStore(self.env, self.artifacts)
-        self._closed = False
+        self._holders = 0
 
     def flush(self) -> None:
         self.env.flush()
 
     def close(self) -> None:
-        """Commit what is queued and release the environment."""
+        """Release one holder; the last one commits what is queued and closes."""
         with _open_lock:
-            if self._closed:
+            if self._holders <= 0:
                 return
-            self._closed = True
+            self._holders -= 1
+            if self._holders:
+                self.env.flush()
+                return
             _open_engines.pop(self.path, None)
         self.env.close()
 
@@ -68,13 +77,17 @@ class Engine:
 def open(path: str | os.PathLike | None = None, *, map_size: int = DEFAULT_MAP_SIZE) -> Engine:  # noqa: A001
     """Open (creating if needed) the data directory `path` (default: default_data_dir())."""
     root = Path(path).expanduser() if path is not None else default_data_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    root = root.resolve()
-    with _open_lock:
-        eng = _open_engines.get(root)
-        if eng is None:
-            eng = _open_engines[root] = Engine(root, map_size)
-        return eng
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        root = root.resolve()
+        with _open_lock:
+            eng = _open_engines.get(root)
+            if eng is None:
+                eng = _open_engines[root] = Engine(root, map_size)
+            eng._holders += 1
+            return eng
+    except (OSError, lmdb.Error) as exc:
+        raise CairnError(f"Cannot open the data directory {root}: {exc}", "INVALID_STATE") from None
 
 
 def _check_schema(lenv: LmdbEnv) -> None:

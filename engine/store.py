@@ -194,8 +194,9 @@ class TrackingStore(ABC):
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> Page[Metric]:
-        """All points of one metric ordered by (step, timestamp, value) ascending.
-        Without max_results everything is returned in one page."""
+        """All points of one metric ordered by (timestamp, step, value) ascending, as
+        MLflow's SQL store returns them; identical points appear once. Without
+        max_results everything is returned in one page."""
 
     @abstractmethod
     def get_metric_history_bulk_interval(
