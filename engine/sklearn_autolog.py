@@ -169,7 +169,10 @@ def _fit_and_log(original: Callable, signature, est, args: tuple, kwargs: dict):
     except Exception as e:
         _warn(f"could not start logging this fit: {type(e).__name__}: {e}")
         return original(est, *args, **kwargs)
-    dataset_input = _safely(_log_pretraining, est, X, y)
+    # Each step on its own: a refused param must not cost the tags or the dataset.
+    _safely(_log_params_and_tags, est)
+    logs_dataset = _config["log_datasets"] and X is not None
+    dataset_input = _safely(_log_dataset, X, y) if logs_dataset else None
     try:
         result = original(est, *args, **kwargs)
     except BaseException:
@@ -213,13 +216,15 @@ def _params_of(est: Any) -> dict[str, str]:
     return {k: str(v)[:MAX_PARAM_VALUE_LENGTH] for k, v in params.items()}
 
 
-def _log_pretraining(est: Any, X: Any, y: Any) -> DatasetInput | None:
-    """Params, tags and the training dataset. Returns the dataset input (for child runs)."""
-    fluent.log_params(_params_of(est))
+def _log_params_and_tags(est: Any) -> None:
+    # Tags first: they are last-write-wins, while params may be refused as write-once.
     tags = {**fluent.context_tags(), **_estimator_tags(est)}
     fluent.set_tags({k: v[:MAX_TAG_VALUE_LENGTH] for k, v in tags.items()})
-    if not _config["log_datasets"] or X is None:
-        return None
+    fluent.log_params(_params_of(est))
+
+
+def _log_dataset(X: Any, y: Any) -> DatasetInput:
+    """Log the training data as a run input; returned for the child runs to reuse."""
     dataset = fluent.make_dataset(X, targets=y)
     fluent.log_input(dataset, context=TRAINING_CONTEXT)
     return DatasetInput(dataset=dataset, tags=[InputTag(fluent.DATASET_CONTEXT_TAG, TRAINING_CONTEXT)])

@@ -222,7 +222,10 @@ def test_logging_failure_never_breaks_fit(autologged, iris):
             LogisticRegression(max_iter=500).fit(X, y)
     assert len([w for w in caught if "cairn autolog" in str(w.message)]) == 1  # warned once
     np.testing.assert_array_equal(model.predict(X[:3]), [0, 0, 0])
-    assert "training_score" in only_run().data.metrics_dict  # later steps still logged
+    run = only_run()  # the other steps were still logged
+    assert "training_score" in run.data.metrics_dict
+    assert run.data.tags_dict["estimator_name"] == "LogisticRegression"
+    assert len(run.inputs.dataset_inputs) == 1
 
 
 def test_silent_hides_warnings(iris):
