@@ -373,20 +373,35 @@ def ensure_demo_data(data_dir: str | None) -> tuple[str, bool]:
     return path, missing
 
 
+def cmd_server(args: argparse.Namespace) -> int:
+    """Serve MLflow's REST API on one opened data directory until interrupted."""
+    from .server import serve  # the web stack loads only for the commands that serve
+
+    eng = engine.open(args.data)
+
+    def ready(url: str) -> None:
+        print(f"Cairn is serving {eng.path} at {url}", flush=True)
+        print(f"  MLFLOW_TRACKING_URI={url} python train.py", flush=True)
+
+    serve(eng, args.host, args.port, ready=ready)
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start Cairn. For now that means: make sure there is something to look at and say
-    where it is. The HTTP server will start here too."""
+    """Start the appliance: demo data on first start, then the server."""
     path, _ = ensure_demo_data(args.data)
     cmd = _program() + (f" --data {shlex.quote(path)}" if args.data else "")
     print(f"Cairn data directory: {path}")
-    print("Look at it with:")
+    print("Look at it from another terminal with:")
     print(f"  {cmd} experiments list")
     print(f"  {cmd} runs list --experiment {DEMO_EXPERIMENT}")
     print(
         f"  {cmd} runs list --filter 'metrics.test_r2 > 0' --order-by 'metrics.test_r2 DESC'"
     )
     print(f"  {cmd} runs show RUN_ID")
-    return 0
+    if args.no_server:
+        return 0
+    return cmd_server(args)
 
 
 def _program() -> str:
@@ -463,9 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train a few scikit-learn models into the 'cairn-demo' experiment"
     )
     demo.set_defaults(handler=cmd_demo, needs_store=False)
-    up = sub.add_parser("up", help="start Cairn (creates demo data on first start)")
+    up = sub.add_parser("up", help="start Cairn: demo data on first start, then the server")
+    _server_flags(up)
+    up.add_argument("--no-server", action="store_true", help="prepare the data, do not serve")
     up.set_defaults(handler=cmd_up, needs_store=False)
+    server = sub.add_parser("server", help="serve MLflow's REST API (tracking, artifacts)")
+    _server_flags(server)
+    server.set_defaults(handler=cmd_server, needs_store=False)
     return parser
+
+
+def _server_flags(p: argparse.ArgumentParser) -> None:
+    from .server import DEFAULT_HOST, DEFAULT_PORT
+
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

