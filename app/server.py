@@ -11,9 +11,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from engine import Engine
+from engine.artifacts import ArtifactStore
 from engine.store import TrackingStore
 
+from .controllers.artifacts import ArtifactController
 from .controllers.experiments import ExperimentController
+from .controllers.loggedmodels import LoggedModelController
+from .controllers.metrics import MetricController
+from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
 
 DEFAULT_HOST = "127.0.0.1"
@@ -46,9 +51,27 @@ def create_app(engine: Engine) -> Litestar:
     def provide_store() -> TrackingStore:
         return tracking
 
+    def provide_artifacts() -> ArtifactStore:
+        return engine.artifacts
+
+    def provide_engine() -> Engine:
+        return engine
+
     return Litestar(
-        route_handlers=[health, version_route, ExperimentController],
-        dependencies={"store": Provide(provide_store, sync_to_thread=False)},
+        route_handlers=[
+            health,
+            version_route,
+            ExperimentController,
+            RunController,
+            MetricController,
+            ArtifactController,
+            LoggedModelController,
+        ],
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "artifacts": Provide(provide_artifacts, sync_to_thread=False),
+            "engine": Provide(provide_engine, sync_to_thread=False),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BODY,
         openapi_config=OpenAPIConfig(title="Cairn", version=cairn_version(), path="/schema"),
