@@ -1,0 +1,967 @@
+"""Tracking workloads, side by side: Cairn in-process vs MLflow's own client on SQLite.
+
+    .venv/bin/python bench/tracking.py [--quick] [--json PATH] [--only NAME,...]
+
+Each workload runs through Cairn (the fluent SDK `cairn`, or the engine's TrackingStore)
+and through MLflow (the fluent API or MlflowClient) on `sqlite:///<tmp>/mlflow.db`, in the
+same process, each in a fresh temporary data directory, after one untimed warm-up.
+Throughput is in items/s, latency in ms (median of repetitions). `ratio` > 1 means Cairn
+is better: cairn/mlflow for throughput, mlflow/cairn for latency.
+
+MLflow is slow, so its side runs smaller counts (stated in the `sizes` column, cairn /
+mlflow) and is reported as a rate; for the search workloads the run count matters, so the
+full run uses 5,000 runs on both sides and --quick populates MLflow with fewer (labelled).
+The process exits 0 even when a target is missed; the last line says how many were met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BASELINE_NAME = "mlflow-sqlite"
+BASE_TS = 1_700_000_000_000  # fixed timestamps (ms): identical data on both sides
+MODELS = ("rf", "gbm", "svm", "mlp")
+LRS = ("0.1", "0.01", "0.001")
+FILTER = "metrics.acc > 0.5 and params.model = 'rf'"
+ORDER_FILTER = ["metrics.acc DESC"]
+ORDER_ONLY = ["metrics.loss ASC"]
+SEARCH_MAX = 100
+SETUP_THREADS = 32  # Cairn search setup only
+# MLflow's figures from an earlier quiet run of the reference machine: printed for context
+# next to this run's own baseline, which is what `ratio` and the targets use.
+REFERENCE_MLFLOW = {
+    "log_metric": 313.0,
+    "log_batch": 14_000.0,
+    "runs": 56.0,
+    "search_filter": 57.0,
+    "search_order": 1_070.0,
+    "history": 203.0,
+}
+
+
+# -- configuration ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Sizes:
+    """(cairn, mlflow) per workload. The full run gives Cairn the specified sizes; MLflow's
+    side, and everything in --quick, is scaled to the time budget and reported as a rate."""
+
+    log_metric: tuple[int, int]  # calls
+    log_batch: tuple[int, int]  # values (batches of BATCH)
+    runs: tuple[int, int]  # runs
+    search_runs: tuple[int, int]  # runs in the experiment
+    search_reps: tuple[int, int]  # query repetitions (median)
+    history: tuple[int, int]  # steps of one metric
+    history_reps: tuple[int, int]
+
+
+BATCH = 1_000
+PARAMS_PER_RUN = 10
+METRICS_PER_RUN = 10
+
+FULL = Sizes(
+    log_metric=(10_000, 2_000),
+    log_batch=(100_000, 50_000),
+    runs=(1_000, 500),
+    search_runs=(5_000, 5_000),
+    search_reps=(50, 7),
+    history=(10_000, 10_000),
+    history_reps=(50, 7),
+)
+QUICK = Sizes(
+    log_metric=(10_000, 100),
+    log_batch=(100_000, 10_000),
+    runs=(300, 30),
+    # Populating MLflow with 5,000 runs takes over a minute alone, so both sides search
+    # 1,000 runs here (like with like; the table says so). MLflow's query cost grows
+    # with the run count and Cairn's barely, so these ratios understate the full run's.
+    search_runs=(1_000, 1_000),
+    search_reps=(20, 3),
+    history=(10_000, 10_000),
+    history_reps=(20, 3),
+)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    unit: str
+    throughput: bool  # True: higher is better; False: latency, lower is better
+    target: float  # minimum ratio
+
+
+WORKLOADS = (
+    Workload("log_metric", "values/s", True, 300.0),
+    Workload("log_batch", "values/s", True, 70.0),
+    Workload("runs", "runs/s", True, 30.0),
+    Workload("search_filter", "ms", False, 10.0),
+    Workload("search_order", "ms", False, 100.0),
+    Workload("history", "ms", False, 40.0),
+)
+
+
+@dataclass
+class Measure:
+    value: float | None = None  # rate (items/s) or latency (ms)
+    size: str = ""  # what was measured, e.g. "10,000" or "5,000 runs"
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+# -- small helpers ---------------------------------------------------------------------
+def _fmt_n(n: int) -> str:
+    return f"{n:,}"
+
+
+@contextlib.contextmanager
+def _tmpdir(prefix: str, parent: str | None = None) -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix=f"cairn-bench-{prefix}-", dir=parent))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else math.inf
+
+
+def _median_ms(fn: Callable[[], Any], reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000.0
+
+
+def _search_data(n: int) -> list[tuple[str, float, float, str, str]]:
+    """Deterministic run data: (run_name, acc, loss, model, lr); a prefix for smaller n."""
+    rng = random.Random(20240501)
+    rows = []
+    for i in range(n):
+        rows.append(
+            (
+                f"run-{i:05d}",
+                rng.random(),
+                rng.random() * 2.0,
+                rng.choice(MODELS),
+                rng.choice(LRS),
+            )
+        )
+    return rows
+
+
+def _expected_filter(rows) -> list[str]:
+    hits = [r for r in rows if r[1] > 0.5 and r[3] == "rf"]
+    hits.sort(key=lambda r: -r[1])
+    return [r[0] for r in hits[:SEARCH_MAX]]
+
+
+def _expected_order(rows) -> list[str]:
+    return [r[0] for r in sorted(rows, key=lambda r: r[2])[:SEARCH_MAX]]
+
+
+def _check(m: Measure, got: list[str], want: list[str], what: str) -> None:
+    if got != want:
+        first = next(
+            (i for i, (a, b) in enumerate(zip(got, want)) if a != b),
+            min(len(got), len(want)),
+        )
+        m.notes.append(
+            f"WRONG RESULT for {what}: {len(got)} runs, expected {len(want)}; first difference at {first}"
+        )
+
+
+# -- Cairn side ------------------------------------------------------------------------
+def _cairn_sdk():
+    import cairn
+
+    return cairn
+
+
+def _cairn_release(cairn, path: Path) -> None:
+    """End the fluent session and close its data directory, so that nothing of it (open
+    environment, writer thread, exit hook) outlives the workload."""
+    import engine
+
+    with contextlib.suppress(Exception):
+        while cairn.active_run() is not None:
+            cairn.end_run()
+    with contextlib.suppress(Exception):
+        cairn.flush()
+    cairn.set_tracking_dir(None)  # drops the SDK's cached client; opens nothing
+    # engine.open caches one Engine per directory: this is the SDK's, closed here.
+    engine.open(path).close()
+
+
+@contextlib.contextmanager
+def _cairn_store(path: Path):
+    import engine
+
+    eng = engine.open(path)
+    try:
+        yield eng.tracking
+    finally:
+        eng.close()
+
+
+def cairn_log_metric(sizes: Sizes) -> Measure:
+    n = sizes.log_metric[0]
+    cairn = _cairn_sdk()
+    with _tmpdir("c-log_metric") as d:
+        cairn.set_tracking_dir(str(d))
+        try:
+            cairn.set_experiment("bench")
+            cairn.start_run()
+            for i in range(100):  # warm-up
+                cairn.log_metric("warmup", float(i), step=i)
+            cairn.flush()
+            gc.collect()
+            t0 = time.perf_counter()
+            for i in range(n):
+                cairn.log_metric("loss", i * 0.001, step=i)
+            cairn.flush()
+            dt = time.perf_counter() - t0
+            cairn.end_run()
+        finally:
+            _cairn_release(cairn, d)
+    return Measure(_rate(n, dt), _fmt_n(n))
+
+
+def cairn_log_batch(sizes: Sizes) -> Measure:
+    from engine.entities import Metric
+
+    n = sizes.log_batch[0]
+    batches = [
+        [
+            Metric("m", (b * BATCH + j) * 0.001, BASE_TS + b * BATCH + j, b * BATCH + j)
+            for j in range(BATCH)
+        ]
+        for b in range(n // BATCH)
+    ]
+    with _tmpdir("c-log_batch") as d, _cairn_store(d) as store:
+        exp = store.create_experiment("bench")
+        run_id = store.create_run(exp, run_name="bench").info.run_id
+        store.log_batch(
+            run_id,
+            metrics=[Metric("warmup", float(j), BASE_TS, j) for j in range(BATCH)],
+        )
+        gc.collect()
+        t0 = time.perf_counter()
+        for batch in batches:
+            store.log_batch(run_id, metrics=batch)
+        dt = time.perf_counter() - t0
+    return Measure(_rate(n, dt), f"{_fmt_n(n)} in {BATCH:,}s")
+
+
+def _run_payload() -> tuple[dict[str, str], dict[str, float]]:
+    params = {f"p{j}": str(j * 7) for j in range(PARAMS_PER_RUN)}
+    metrics = {f"m{j}": j * 0.125 for j in range(METRICS_PER_RUN)}
+    return params, metrics
+
+
+def cairn_runs(sizes: Sizes) -> Measure:
+    n = sizes.runs[0]
+    params, metrics = _run_payload()
+    cairn = _cairn_sdk()
+    with _tmpdir("c-runs") as d:
+        cairn.set_tracking_dir(str(d))
+        try:
+            cairn.set_experiment("bench")
+            for _ in range(3):  # warm-up
+                cairn.start_run()
+                cairn.log_params(params)
+                cairn.log_metrics(metrics)
+                cairn.end_run()
+            cairn.flush()
+            gc.collect()
+            t0 = time.perf_counter()
+            for _ in range(n):
+                cairn.start_run()
+                cairn.log_params(params)
+                cairn.log_metrics(metrics)
+                cairn.end_run()
+            cairn.flush()
+            dt = time.perf_counter() - t0
+        finally:
+            _cairn_release(cairn, d)
+    return Measure(_rate(n, dt), _fmt_n(n))
+
+
+@contextlib.contextmanager
+def cairn_search_fixture(sizes: Sizes):
+    """An experiment of N runs with metrics acc/loss and params model/lr (not timed)."""
+    from engine.entities import Metric, Param
+
+    n = sizes.search_runs[0]
+    rows = _search_data(n)
+    with _tmpdir("c-search") as d, _cairn_store(d) as store:
+        exp = store.create_experiment("bench")
+
+        def populate(lo: int, hi: int) -> None:
+            for i in range(lo, hi):
+                name, acc, loss, model, lr = rows[i]
+                run_id = store.create_run(
+                    exp, start_time=BASE_TS + i, run_name=name
+                ).info.run_id
+                store.log_batch(
+                    run_id,
+                    metrics=[
+                        Metric("acc", acc, BASE_TS, 0),
+                        Metric("loss", loss, BASE_TS, 0),
+                    ],
+                    params=[Param("model", model), Param("lr", lr)],
+                )
+
+        # Setup only: a few writer threads let group commit share the fsyncs.
+        populate(0, min(1, n))
+        step = max(1, -(-(n - 1) // SETUP_THREADS))
+        chunks = [(lo, min(n, lo + step)) for lo in range(1, n, step)]
+        with ThreadPoolExecutor(max_workers=SETUP_THREADS) as pool:
+            for fut in [pool.submit(populate, lo, hi) for lo, hi in chunks]:
+                fut.result()
+        store.flush()
+        yield store, exp, rows
+
+
+def cairn_search_filter(sizes: Sizes, fixture) -> Measure:
+    store, exp, rows = fixture
+    m = Measure(size=f"{_fmt_n(len(rows))} runs")
+
+    def query():
+        return store.search_runs(
+            [exp], FILTER, max_results=SEARCH_MAX, order_by=ORDER_FILTER
+        )
+
+    page = query()  # warm-up
+    _check(
+        m,
+        [r.info.run_name for r in page.items],
+        _expected_filter(rows),
+        "search_filter",
+    )
+    gc.collect()
+    m.value = _median_ms(query, sizes.search_reps[0])
+    return m
+
+
+def cairn_search_order(sizes: Sizes, fixture) -> Measure:
+    store, exp, rows = fixture
+    m = Measure(size=f"{_fmt_n(len(rows))} runs")
+
+    def query():
+        return store.search_runs(
+            [exp], None, max_results=SEARCH_MAX, order_by=ORDER_ONLY
+        )
+
+    page = query()  # warm-up
+    _check(
+        m, [r.info.run_name for r in page.items], _expected_order(rows), "search_order"
+    )
+    gc.collect()
+    m.value = _median_ms(query, sizes.search_reps[0])
+    return m
+
+
+def cairn_history(sizes: Sizes) -> Measure:
+    from engine.entities import Metric
+
+    n = sizes.history[0]
+    m = Measure(size=f"{_fmt_n(n)} steps")
+    with _tmpdir("c-history") as d, _cairn_store(d) as store:
+        exp = store.create_experiment("bench")
+        run_id = store.create_run(exp, run_name="bench").info.run_id
+        for b in range(0, n, BATCH):
+            store.log_batch(
+                run_id,
+                metrics=[
+                    Metric("loss", 1.0 / (s + 1), BASE_TS + s, s)
+                    for s in range(b, min(n, b + BATCH))
+                ],
+            )
+        store.flush()
+
+        def query():
+            return store.get_metric_history(run_id, "loss")
+
+        page = query()  # warm-up
+        if len(page.items) != n or page.next_page_token is not None:
+            m.notes.append(
+                f"WRONG RESULT for history: {len(page.items)} points, expected {n} in one page"
+            )
+        gc.collect()
+        m.value = _median_ms(query, sizes.history_reps[0])
+    return m
+
+
+# -- MLflow side -----------------------------------------------------------------------
+class MlflowSide:
+    """MLflow's client on SQLite: one migrated template database, copied per workload."""
+
+    def __init__(self) -> None:
+        # Offline appliance bench: no usage pings from MLflow's telemetry thread.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import mlflow
+            from mlflow import MlflowClient
+            from mlflow.entities import Metric, Param
+        self.mlflow = mlflow
+        self.Client = MlflowClient
+        self.Metric = Metric
+        self.Param = Param
+        self._quiet()
+        self._root = Path(tempfile.mkdtemp(prefix="cairn-bench-mlflow-template-"))
+        self.template = self._root / "mlflow.db"
+        with self._uri(self.template), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.Client(tracking_uri=self._uri_of(self.template)).search_experiments()
+        self._quiet()  # alembic may have reconfigured logging
+
+    @staticmethod
+    def _quiet() -> None:
+        for name in ("mlflow", "alembic", "sqlalchemy"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+
+    def close(self) -> None:
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    @staticmethod
+    def _uri_of(db: Path) -> str:
+        return f"sqlite:///{db}"
+
+    @contextlib.contextmanager
+    def _uri(self, db: Path):
+        """MLFLOW_TRACKING_URI set for the duration of one workload only."""
+        old = os.environ.get("MLFLOW_TRACKING_URI")
+        os.environ["MLFLOW_TRACKING_URI"] = self._uri_of(db)
+        try:
+            yield
+        finally:
+            if old is None:
+                os.environ.pop("MLFLOW_TRACKING_URI", None)
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = old
+
+    @contextlib.contextmanager
+    def workspace(self, name: str, parent: str | None = None):
+        """A fresh directory with a copy of the template db, an experiment and a client."""
+        with _tmpdir(f"m-{name}", parent) as d, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            db = d / "mlflow.db"
+            shutil.copyfile(self.template, db)
+            with self._uri(db):
+                client = self.Client(tracking_uri=self._uri_of(db))
+                exp = client.create_experiment(
+                    "bench", artifact_location=str(d / "artifacts")
+                )
+                try:
+                    yield d, client, exp
+                finally:
+                    with contextlib.suppress(Exception):
+                        while self.mlflow.active_run() is not None:
+                            self.mlflow.end_run()
+                    with contextlib.suppress(Exception):
+                        client._tracking_client.store.engine.dispose()
+
+
+def mlflow_log_metric(side: MlflowSide, sizes: Sizes) -> Measure:
+    n = sizes.log_metric[1]
+    mlflow = side.mlflow
+    with side.workspace("log_metric") as (_, _client, exp):
+        mlflow.start_run(experiment_id=exp)
+        for i in range(5):  # warm-up
+            mlflow.log_metric("warmup", float(i), step=i)
+        gc.collect()
+        t0 = time.perf_counter()
+        for i in range(n):
+            mlflow.log_metric("loss", i * 0.001, step=i)
+        mlflow.flush_async_logging()
+        dt = time.perf_counter() - t0
+        mlflow.end_run()
+    return Measure(_rate(n, dt), _fmt_n(n))
+
+
+def mlflow_log_batch(side: MlflowSide, sizes: Sizes) -> Measure:
+    n = sizes.log_batch[1]
+    Metric = side.Metric
+    batches = [
+        [
+            Metric("m", (b * BATCH + j) * 0.001, BASE_TS + b * BATCH + j, b * BATCH + j)
+            for j in range(BATCH)
+        ]
+        for b in range(n // BATCH)
+    ]
+    with side.workspace("log_batch") as (_, client, exp):
+        run_id = client.create_run(exp, run_name="bench").info.run_id
+        client.log_batch(
+            run_id,
+            metrics=[Metric("warmup", float(j), BASE_TS, j) for j in range(BATCH)],
+        )
+        gc.collect()
+        t0 = time.perf_counter()
+        for batch in batches:
+            client.log_batch(run_id, metrics=batch)
+        dt = time.perf_counter() - t0
+    return Measure(_rate(n, dt), f"{_fmt_n(n)} in {BATCH:,}s")
+
+
+def mlflow_runs(side: MlflowSide, sizes: Sizes) -> Measure:
+    n = sizes.runs[1]
+    params, metrics = _run_payload()
+    mlflow = side.mlflow
+    with side.workspace("runs") as (_, _client, exp):
+        for _ in range(1):  # warm-up
+            mlflow.start_run(experiment_id=exp)
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            mlflow.end_run()
+        gc.collect()
+        t0 = time.perf_counter()
+        for _ in range(n):
+            mlflow.start_run(experiment_id=exp)
+            mlflow.log_params(params)
+            mlflow.log_metrics(metrics)
+            mlflow.end_run()
+        mlflow.flush_async_logging()
+        dt = time.perf_counter() - t0
+    return Measure(_rate(n, dt), _fmt_n(n))
+
+
+@contextlib.contextmanager
+def mlflow_search_fixture(side: MlflowSide, sizes: Sizes):
+    """N runs populated through MlflowClient.log_batch (not timed).
+
+    Population runs on a tmpfs copy when /dev/shm exists (MLflow's commits are fsynced and
+    setup would otherwise dominate the budget); the queries then run on a copy of the
+    finished database in an ordinary temp directory, like every other workload.
+    """
+    n = sizes.search_runs[1]
+    rows = _search_data(n)
+    Metric, Param = side.Metric, side.Param
+    shm = (
+        "/dev/shm"
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
+        else None
+    )
+    with side.workspace("search-populate", shm) as (sd, client, exp):
+        for i, (name, acc, loss, model, lr) in enumerate(rows):
+            run_id = client.create_run(
+                exp, start_time=BASE_TS + i, run_name=name
+            ).info.run_id
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric("acc", acc, BASE_TS, 0),
+                    Metric("loss", loss, BASE_TS, 0),
+                ],
+                params=[Param("model", model), Param("lr", lr)],
+            )
+        with contextlib.suppress(Exception):
+            client._tracking_client.store.engine.dispose()
+        with _tmpdir("m-search") as d:
+            db = d / "mlflow.db"
+            shutil.copyfile(sd / "mlflow.db", db)
+            with side._uri(db), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                qclient = side.Client(tracking_uri=side._uri_of(db))
+                try:
+                    yield qclient, exp, rows
+                finally:
+                    with contextlib.suppress(Exception):
+                        qclient._tracking_client.store.engine.dispose()
+
+
+def _mlflow_search_label(rows, sizes: Sizes) -> str:
+    label = f"{_fmt_n(len(rows))} runs"
+    return label + "*" if len(rows) != sizes.search_runs[0] else label
+
+
+def mlflow_search_filter(side: MlflowSide, sizes: Sizes, fixture) -> Measure:
+    client, exp, rows = fixture
+    m = Measure(size=_mlflow_search_label(rows, sizes))
+
+    def query():
+        return client.search_runs(
+            [exp], FILTER, max_results=SEARCH_MAX, order_by=ORDER_FILTER
+        )
+
+    got = query()  # warm-up
+    _check(
+        m,
+        [r.info.run_name for r in got],
+        _expected_filter(rows),
+        "search_filter (mlflow)",
+    )
+    gc.collect()
+    m.value = _median_ms(query, sizes.search_reps[1])
+    return m
+
+
+def mlflow_search_order(side: MlflowSide, sizes: Sizes, fixture) -> Measure:
+    client, exp, rows = fixture
+    m = Measure(size=_mlflow_search_label(rows, sizes))
+
+    def query():
+        return client.search_runs(
+            [exp], "", max_results=SEARCH_MAX, order_by=ORDER_ONLY
+        )
+
+    got = query()  # warm-up
+    _check(
+        m,
+        [r.info.run_name for r in got],
+        _expected_order(rows),
+        "search_order (mlflow)",
+    )
+    gc.collect()
+    m.value = _median_ms(query, sizes.search_reps[1])
+    return m
+
+
+def mlflow_history(side: MlflowSide, sizes: Sizes) -> Measure:
+    n = sizes.history[1]
+    Metric = side.Metric
+    m = Measure(size=f"{_fmt_n(n)} steps")
+    with side.workspace("history") as (_, client, exp):
+        run_id = client.create_run(exp, run_name="bench").info.run_id
+        for b in range(0, n, BATCH):
+            client.log_batch(
+                run_id,
+                metrics=[
+                    Metric("loss", 1.0 / (s + 1), BASE_TS + s, s)
+                    for s in range(b, min(n, b + BATCH))
+                ],
+            )
+
+        def query():
+            return client.get_metric_history(run_id, "loss")
+
+        got = query()  # warm-up
+        if len(got) != n:
+            m.notes.append(
+                f"WRONG RESULT for history (mlflow): {len(got)} points, expected {n}"
+            )
+        gc.collect()
+        m.value = _median_ms(query, sizes.history_reps[1])
+    return m
+
+
+# -- driver ----------------------------------------------------------------------------
+def _guard(fn: Callable[..., Measure], *args) -> Measure:
+    try:
+        return fn(*args)
+    except Exception as exc:  # noqa: BLE001 (one broken side must not hide the others)
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return Measure(error=f"{fn.__name__}: {tb}")
+
+
+@contextlib.contextmanager
+def _guard_fixture(cm_factory: Callable[[], Any]):
+    """Yield (fixture, error): the fixture or None with the error that prevented it."""
+    try:
+        cm = cm_factory()
+        fixture = cm.__enter__()
+    except Exception as exc:  # noqa: BLE001 (reported in the table)
+        yield None, traceback.format_exception_only(type(exc), exc)[-1].strip()
+        return
+    try:
+        yield fixture, None
+    finally:
+        with contextlib.suppress(Exception):
+            cm.__exit__(None, None, None)
+
+
+def conditions(parent: str | None = None) -> str:
+    """What the machine was like: both sides commit with fsync, so a busy disk moves
+    every write number (and the ratios less so, since both pay it)."""
+    parts = [f"{os.cpu_count()} cpus"]
+    with contextlib.suppress(OSError):
+        parts.append(f"load {os.getloadavg()[0]:.2f}")
+    with contextlib.suppress(OSError), _tmpdir("probe", parent) as d:
+        fd = os.open(d / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            times = []
+            for i in range(21):
+                os.pwrite(fd, b"\0" * 4096, (i % 4) * 4096)
+                t0 = time.perf_counter()
+                os.fsync(fd)
+                times.append(time.perf_counter() - t0)
+        finally:
+            os.close(fd)
+        parts.append(
+            f"fsync {statistics.median(times) * 1000:.2f} ms (median, temp dir)"
+        )
+    return ", ".join(parts)
+
+
+def _ratio(w: Workload, cairn: Measure, base: Measure) -> float | None:
+    if cairn.value is None or base.value is None or cairn.value <= 0 or base.value <= 0:
+        return None
+    return cairn.value / base.value if w.throughput else base.value / cairn.value
+
+
+def _met(w: Workload, cairn: Measure, ratio: float | None) -> bool:
+    wrong = any("WRONG" in n for n in cairn.notes)
+    return ratio is not None and ratio >= w.target and not wrong
+
+
+def _fmt_value(v: float | None, err: str | None) -> str:
+    if err is not None or v is None:
+        return "error"
+    if v >= 1000:
+        return f"{v:,.0f}"
+    if v >= 100:
+        return f"{v:.1f}"
+    if v >= 10:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def print_table(
+    rows: list[tuple[Workload, Measure, Measure, float | None]], out=sys.stdout
+) -> None:
+    header = (
+        "workload",
+        "unit",
+        "cairn",
+        "mlflow",
+        "ratio",
+        "target",
+        "met",
+        "sizes (cairn / mlflow)",
+    )
+    body = []
+    for w, c, b, r in rows:
+        body.append(
+            (
+                w.name,
+                w.unit,
+                _fmt_value(c.value, c.error),
+                _fmt_value(b.value, b.error),
+                "-" if r is None else f"{r:,.1f}x",
+                f">= {w.target:g}x",
+                "ok" if _met(w, c, r) else "MISS",
+                f"{c.size or '-'} / {b.size or '-'}",
+            )
+        )
+    widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
+    right = {2, 3, 4, 5}
+
+    def line(cells):
+        return "  ".join(
+            str(c).rjust(widths[i]) if i in right else str(c).ljust(widths[i])
+            for i, c in enumerate(cells)
+        ).rstrip()
+
+    print(line(header), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for cells in body:
+        print(line(cells), file=out)
+
+
+def run(
+    sizes: Sizes, only: set[str] | None
+) -> list[tuple[Workload, Measure, Measure, float | None]]:
+    selected = [w for w in WORKLOADS if only is None or w.name in only]
+    names = {w.name for w in selected}
+    cairn: dict[str, Measure] = {}
+    base: dict[str, Measure] = {}
+
+    t_start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(
+            f"  .. {time.perf_counter() - t_start:5.1f}s {msg}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    # Cairn first: its SDK and engine must not share a process with a half-set-up MLflow.
+    simple_cairn = {
+        "log_metric": cairn_log_metric,
+        "log_batch": cairn_log_batch,
+        "runs": cairn_runs,
+        "history": cairn_history,
+    }
+    for name in ("log_metric", "log_batch", "runs"):
+        if name in names:
+            progress(f"cairn {name}")
+            cairn[name] = _guard(simple_cairn[name], sizes)
+    if names & {"search_filter", "search_order"}:
+        progress("cairn search (populating)")
+        with _guard_fixture(lambda: cairn_search_fixture(sizes)) as (fx, err):
+            for name, fn in (
+                ("search_filter", cairn_search_filter),
+                ("search_order", cairn_search_order),
+            ):
+                if name in names:
+                    cairn[name] = (
+                        Measure(error=f"setup: {err}")
+                        if fx is None
+                        else _guard(fn, sizes, fx)
+                    )
+    if "history" in names:
+        progress("cairn history")
+        cairn["history"] = _guard(cairn_history, sizes)
+
+    progress("mlflow import and schema")
+    try:
+        side = MlflowSide()
+    except Exception as exc:  # noqa: BLE001 (reported in the table)
+        err = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        side = None
+        for name in names:
+            base[name] = Measure(error=f"mlflow: {err}")
+    if side is not None:
+        try:
+            simple_mlflow = {
+                "log_metric": mlflow_log_metric,
+                "log_batch": mlflow_log_batch,
+                "runs": mlflow_runs,
+            }
+            for name in ("log_metric", "log_batch", "runs"):
+                if name in names:
+                    progress(f"mlflow {name}")
+                    base[name] = _guard(simple_mlflow[name], side, sizes)
+            if names & {"search_filter", "search_order"}:
+                progress(
+                    f"mlflow search (populating {_fmt_n(sizes.search_runs[1])} runs)"
+                )
+                with _guard_fixture(lambda: mlflow_search_fixture(side, sizes)) as (
+                    fx,
+                    err,
+                ):
+                    for name, fn in (
+                        ("search_filter", mlflow_search_filter),
+                        ("search_order", mlflow_search_order),
+                    ):
+                        if name in names:
+                            base[name] = (
+                                Measure(error=f"setup: {err}")
+                                if fx is None
+                                else _guard(fn, side, sizes, fx)
+                            )
+            if "history" in names:
+                progress("mlflow history")
+                base["history"] = _guard(mlflow_history, side, sizes)
+        finally:
+            side.close()
+    progress("done")
+
+    return [
+        (w, cairn[w.name], base[w.name], _ratio(w, cairn[w.name], base[w.name]))
+        for w in selected
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller MLflow sizes; about a minute in all",
+    )
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument(
+        "--only",
+        metavar="NAMES",
+        help="comma-separated workloads (" + ", ".join(w.name for w in WORKLOADS) + ")",
+    )
+    args = ap.parse_args(argv)
+    only = None
+    if args.only:
+        only = {s.strip() for s in args.only.split(",") if s.strip()}
+        unknown = only - {w.name for w in WORKLOADS}
+        if unknown:
+            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+    # Run from the repository root or anywhere: make `engine` and `cairn` importable.
+    root = str(Path(__file__).resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+    sizes = QUICK if args.quick else FULL
+    t0 = time.perf_counter()
+    before = conditions()
+    rows = run(sizes, only)
+    after = conditions()
+    elapsed = time.perf_counter() - t0
+
+    print(
+        f"\ntracking workloads, {'quick' if args.quick else 'full'} run "
+        f"(baseline: MLflow client on SQLite; ratio > 1 = Cairn better)"
+    )
+    print(f"machine before: {before}")
+    print(f"machine after:  {after}\n")
+    print_table(rows)
+    notes = []
+    for w, c, b, _ in rows:
+        for side, m in (("cairn", c), ("mlflow", b)):
+            if m.error:
+                notes.append(f"{w.name} [{side}] error: {m.error}")
+            notes.extend(f"{w.name} [{side}] {n}" for n in m.notes)
+    if any(b.size.endswith("*") for _, _, b, _ in rows):
+        notes.append(
+            "* MLflow searched a smaller experiment than Cairn (setup time): a conservative ratio"
+        )
+    searched = {w.name for w, *_ in rows} & {"search_filter", "search_order"}
+    if searched and sizes.search_runs[1] < FULL.search_runs[1]:
+        notes.append(
+            f"searches ran on {_fmt_n(sizes.search_runs[1])} runs, not "
+            f"{_fmt_n(FULL.search_runs[1])}: MLflow's cost grows with the run count, "
+            "so these ratios understate the full run's"
+        )
+    ref = []
+    for w, c, _, _ in rows:
+        if w.name.startswith("search") and sizes.search_runs[0] != FULL.search_runs[0]:
+            continue  # the reference figures are for 5,000 runs
+        if c.value and w.name in REFERENCE_MLFLOW:
+            r = _ratio(w, c, Measure(REFERENCE_MLFLOW[w.name]))
+            ref.append(f"{w.name} {r:,.1f}x")
+    if ref:
+        notes.append("vs reference MLflow figures (quiet machine): " + ", ".join(ref))
+    if notes:
+        print()
+        for n in notes:
+            print(f"  {n}")
+    met = sum(_met(w, c, r) for w, c, _, r in rows)
+    print(f"\ntotal time: {elapsed:.1f} s")
+    print(f"targets met: {met}/{len(rows)}")
+
+    if args.json:
+        out = [
+            {
+                "workload": w.name,
+                "unit": w.unit,
+                "cairn": c.value,
+                "baseline": b.value,
+                "baseline_name": BASELINE_NAME,
+                "ratio": r,
+            }
+            for w, c, b, r in rows
+        ]
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
