@@ -1,8 +1,220 @@
-"""Placeholder: being written now."""
+"""MLflow's artifact proxy (/api/2.0/mlflow-artifacts/...) and the tracking-side listing
+(/api/2.0/mlflow/artifacts/list), over the engine's ArtifactStore.
+
+The 3.x client (mlflow/store/artifact/http_artifact_repo.py) talks to these routes when a
+run's artifact URI is 'mlflow-artifacts:/<exp>/<run>/artifacts':
+- upload: PUT .../artifacts/<path> with the file as the raw body (one request per file,
+  whatever its size, unless multipart upload is switched on: see `MultipartRefusal`);
+- download: GET .../artifacts/<path>, read as a stream;
+- listing: GET .../artifacts?path=<dir>, answered with base names, as MLflow does.
+
+Bodies never sit whole in memory. An upload is hashed and written to a blob by a worker
+thread that takes chunks from the request as they arrive; a download is served from the
+blob file in chunks.
+
+Paths arrive percent-decoded once by the ASGI server; like MLflow (utils/uri._decode) we
+decode until stable before `check_artifact_path`, so a double-encoded '..' is refused
+too. A path only ever becomes an LMDB key, never a file-system path.
+"""
 from __future__ import annotations
 
-from litestar import Controller
+import asyncio
+import mimetypes
+import posixpath
+import queue
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import unquote
+
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.response import File
+
+from engine.artifacts import ArtifactStore, check_artifact_path
+from engine.entities import FileInfo
+from engine.errors import RESOURCE_DOES_NOT_EXIST, CairnError, invalid
+from engine.store import TrackingStore
+
+from ..httperrors import error_response
+
+# An upload's own body limit (the app-wide one is for JSON, 16 MiB). Large enough for any
+# model file; a bound all the same, so one request cannot fill the disk unchecked.
+MAX_ARTIFACT_BODY = 64 * 1024**3
+# Chunks in flight between the request stream and the writer thread. uvicorn hands the
+# body over in pieces of at most 64 KiB, so this holds at most a few MiB per upload.
+HANDOFF_DEPTH = 64
+# Uploads block a thread each for their whole length (hashing, fsync, durable commit):
+# their own pool, so they never starve the threads that sync handlers run on.
+_UPLOAD_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cairn-upload")
+
+# MLflow's client falls back to a plain PUT only when the refusal's message starts with
+# this text (mlflow.exceptions._UnsupportedMultipartUploadException.MESSAGE).
+MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
+PRESIGNED_UNSUPPORTED = "Presigned download is not supported for the current artifact repository"
+NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+
+_END = object()
+_ABORT = object()
+
+
+class UploadAborted(Exception):
+    """The request body ended badly (client gone, limit hit): the blob must not be kept."""
+
+
+def client_path(raw: str | None, *, allow_empty: bool = False) -> str:
+    """A client-supplied artifact path in normal form, or INVALID_PARAMETER_VALUE.
+
+    Decoded until stable first (MLflow's `validate_path_is_safe` does the same), so
+    '%2e%2e' and '%252e%252e' are both seen as '..'."""
+    path = raw or ""
+    for _ in range(10):
+        decoded = unquote(path)
+        if decoded == path:
+            break
+        path = decoded
+    else:
+        raise invalid(f"Invalid artifact path {raw!r}: too many levels of percent-encoding")
+    return check_artifact_path(path, allow_empty=allow_empty)
+
+
+def route_path(raw: str) -> str:
+    """The `{path:path}` parameter without the one '/' the router leaves in front of it."""
+    return client_path(raw[1:] if raw.startswith("/") else raw)
+
+
+def _files(infos: list) -> dict:
+    # MLflow's protobuf JSON leaves an empty repeated field out; the client reads
+    # resp.json().get("files", []).
+    return {"files": infos} if infos else {}
+
+
+def _basenames(infos: list[FileInfo]) -> list[FileInfo]:
+    return [FileInfo(path=posixpath.basename(i.path), is_dir=i.is_dir, file_size=i.file_size) for i in infos]
+
+
+async def receive_into(request: Request, artifacts: ArtifactStore, path: str):
+    """Stream the request body into `artifacts.put(path, ...)` on a worker thread.
+
+    The event loop reads chunks and hands them over through a queue; a semaphore of
+    `HANDOFF_DEPTH` credits, released by the thread as it takes each chunk, stops the
+    loop from reading further ahead than that (the socket's flow control does the rest).
+    If the body ends early the thread is told to abort, so BlobStore drops its temp file
+    and no entry is written."""
+    loop = asyncio.get_running_loop()
+    credits = asyncio.Semaphore(HANDOFF_DEPTH)
+    handoff: queue.SimpleQueue = queue.SimpleQueue()
+    writer_done = threading.Event()
+
+    def chunks() -> Iterator[bytes]:
+        while True:
+            chunk = handoff.get()
+            if chunk is _END:
+                return
+            if chunk is _ABORT:
+                raise UploadAborted
+            loop.call_soon_threadsafe(credits.release)
+            yield chunk
+
+    def write():
+        try:
+            return artifacts.put(path, chunks())
+        finally:
+            writer_done.set()
+            # Wake the loop if it waits for a credit: a writer that failed early
+            # takes no more chunks.
+            loop.call_soon_threadsafe(credits.release)
+
+    writer = loop.run_in_executor(_UPLOAD_THREADS, write)
+    try:
+        async for chunk in request.stream():
+            if not chunk:
+                continue
+            await credits.acquire()
+            if writer_done.is_set():
+                break
+            handoff.put(chunk)
+    except BaseException:
+        handoff.put(_ABORT)
+        # Not awaited (we may be cancelled): collect the writer's outcome so its
+        # UploadAborted is never logged as unretrieved; the body's error is what counts.
+        writer.add_done_callback(lambda f: f.cancelled() or f.exception())
+        raise
+    handoff.put(_END)
+    return await writer
 
 
 class ArtifactController(Controller):
     path = "/api/2.0"
+    tags = ["artifacts"]
+
+    # -- the artifact proxy -------------------------------------------------------------
+    @get("/mlflow-artifacts/artifacts/{artifact_path:path}", sync_to_thread=False)
+    def download(self, artifacts: ArtifactStore, artifact_path: str) -> File:
+        path = route_path(artifact_path)
+        try:
+            entry = artifacts.get(path)
+        except CairnError as err:
+            if err.error_code == RESOURCE_DOES_NOT_EXIST and artifacts.list("", path):
+                raise invalid(f"Artifact path refers to a directory, not a file: '{path}'") from None
+            raise
+        blob = artifacts.blobs.path(entry.sha256)
+        name = posixpath.basename(path)
+        # Attachment + nosniff, as MLflow sends them: a browser never renders an
+        # artifact as a page of this origin.
+        return File(
+            path=blob,
+            filename=name,
+            media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+            content_disposition_type="attachment",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    @put(
+        "/mlflow-artifacts/artifacts/{artifact_path:path}",
+        status_code=200,
+        request_max_body_size=MAX_ARTIFACT_BODY,
+    )
+    async def upload(self, request: Request, artifacts: ArtifactStore, artifact_path: str) -> dict:
+        path = route_path(artifact_path)
+        await receive_into(request, artifacts, path)
+        return {}
+
+    @delete("/mlflow-artifacts/artifacts/{artifact_path:path}", status_code=200, sync_to_thread=True)
+    def delete_artifact(self, artifacts: ArtifactStore, artifact_path: str) -> dict:
+        # A missing path is not an error: MLflow's repositories delete what is there.
+        artifacts.delete(route_path(artifact_path))
+        return {}
+
+    @get("/mlflow-artifacts/artifacts", sync_to_thread=False)
+    def list_proxy(self, artifacts: ArtifactStore, path: str | None = None) -> dict:
+        # MLflow answers with base names here; the client joins them onto what it asked for.
+        return _files(_basenames(artifacts.list(client_path(path, allow_empty=True))))
+
+    # -- multipart upload and presigned download: refused so the client falls back -----
+    @post("/mlflow-artifacts/mpu/{action:str}/{artifact_path:path}", status_code=501, sync_to_thread=False)
+    def multipart(self, action: str, artifact_path: str) -> Response:
+        return error_response(NOT_IMPLEMENTED, MULTIPART_UNSUPPORTED, 501)
+
+    @get("/mlflow-artifacts/presigned/{artifact_path:path}", sync_to_thread=False)
+    def presigned(self, artifact_path: str) -> Response:
+        return error_response(NOT_IMPLEMENTED, PRESIGNED_UNSUPPORTED, 501)
+
+    # -- the tracking-side listing --------------------------------------------------------
+    @get("/mlflow/artifacts/list", sync_to_thread=False)
+    def list_run(
+        self,
+        store: TrackingStore,
+        run_id: str | None = None,
+        run_uuid: str | None = None,
+        path: str | None = None,
+        page_token: str | None = None,
+    ) -> dict:
+        rid = run_id or run_uuid
+        if not rid:
+            raise invalid("Missing value for required parameter 'run_id'")
+        rel = client_path(path, allow_empty=True)
+        run = store.get_run(rid)
+        # Paths relative to the run's artifact root, as MLflow's proxied listing gives
+        # them; everything fits one page, so no next_page_token.
+        return {"root_uri": run.info.artifact_uri, **_files(store.list_artifacts(rid, rel or None))}
+
