@@ -16,7 +16,7 @@ from engine.store import TrackingStore
 
 from .controllers.artifacts import ArtifactController
 from .controllers.experiments import ExperimentController
-from .controllers.loggedmodels import LoggedModelController
+from .controllers.loggedmodels import LoggedModelController, RunOutputsController
 from .controllers.metrics import MetricController
 from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
@@ -66,6 +66,7 @@ def create_app(engine: Engine) -> Litestar:
             MetricController,
             ArtifactController,
             LoggedModelController,
+            RunOutputsController,
         ],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),

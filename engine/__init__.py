@@ -16,6 +16,7 @@ from .artifacts import ARTIFACT_TABLES, ArtifactStore, BlobStore
 from .errors import CairnError
 from .keys import read_u32, u32
 from .lmdbenv import DEFAULT_MAP_SIZE, Batch, LmdbEnv
+from .loggedmodels import LOGGED_MODEL_TABLES, LoggedModelStore
 from .records import SCHEMA_VERSION, TRACKING_TABLES
 from .tracking import LmdbTrackingStore
 
@@ -45,11 +46,14 @@ class Engine:
 
     def __init__(self, path: Path, map_size: int):
         self.path = path
-        self.env = LmdbEnv(path / "lmdb", {**TRACKING_TABLES, **ARTIFACT_TABLES}, map_size)
+        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES}
+        self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / "blobs")
         self.artifacts = ArtifactStore(self.env, self.blobs)
         self.tracking = LmdbTrackingStore(self.env, self.artifacts)
+        # MLflow 3's logged models share the tracking store's interned key names.
+        self.logged_models = LoggedModelStore(self.env, self.tracking.names, self.artifacts)
         self._holders = 0
 
     def flush(self) -> None:
