@@ -77,9 +77,18 @@ def client_path(raw: str | None, *, allow_empty: bool = False) -> str:
     return check_artifact_path(path, allow_empty=allow_empty)
 
 
-def route_path(raw: str) -> str:
-    """The `{path:path}` parameter without the one '/' the router leaves in front of it."""
-    return client_path(raw[1:] if raw.startswith("/") else raw)
+ROUTE_ANCHOR = "/mlflow-artifacts/artifacts/"
+
+
+def route_path(request: Request) -> str:
+    """The artifact path of a proxy request: everything after the route's anchor.
+
+    Taken from the undecoded ``raw_path``: the router rewrites ``scope["path"]`` with
+    repeated slashes folded, which would turn '//etc/passwd' and '%2Fetc/passwd' into the
+    harmless-looking 'etc/passwd'; we refuse those as absolute instead."""
+    raw = request.scope.get("raw_path")
+    full = raw.decode("utf-8", "surrogateescape") if raw else request.scope["path"]
+    return client_path(full[full.index(ROUTE_ANCHOR) + len(ROUTE_ANCHOR) :])
 
 
 def _files(infos: list) -> dict:
@@ -149,8 +158,8 @@ class ArtifactController(Controller):
 
     # -- the artifact proxy -------------------------------------------------------------
     @get("/mlflow-artifacts/artifacts/{artifact_path:path}", sync_to_thread=False)
-    def download(self, artifacts: ArtifactStore, artifact_path: str) -> File:
-        path = route_path(artifact_path)
+    def download(self, request: Request, artifacts: ArtifactStore) -> File:
+        path = route_path(request)
         try:
             entry = artifacts.get(path)
         except CairnError as err:
@@ -174,15 +183,15 @@ class ArtifactController(Controller):
         status_code=200,
         request_max_body_size=MAX_ARTIFACT_BODY,
     )
-    async def upload(self, request: Request, artifacts: ArtifactStore, artifact_path: str) -> dict:
-        path = route_path(artifact_path)
+    async def upload(self, request: Request, artifacts: ArtifactStore) -> dict:
+        path = route_path(request)
         await receive_into(request, artifacts, path)
         return {}
 
     @delete("/mlflow-artifacts/artifacts/{artifact_path:path}", status_code=200, sync_to_thread=True)
-    def delete_artifact(self, artifacts: ArtifactStore, artifact_path: str) -> dict:
+    def delete_artifact(self, request: Request, artifacts: ArtifactStore) -> dict:
         # A missing path is not an error: MLflow's repositories delete what is there.
-        artifacts.delete(route_path(artifact_path))
+        artifacts.delete(route_path(request))
         return {}
 
     @get("/mlflow-artifacts/artifacts", sync_to_thread=False)
