@@ -35,7 +35,7 @@ def _wire_value(x: float) -> float | str:
 
 class MetricController(Controller):
     path = "/api/2.0/mlflow/metrics"
-    tags = ["metrics"]
+    tags = ("metrics",)
 
     # Histories can be long (the client asks for 25,000 points a page): read in a thread
     # so one big history does not stall every other request on the event loop.

@@ -3,8 +3,11 @@ them (rest_store.py): everything is a POST with a JSON body except `get`, a GET 
 run id in the query string. Every write is durable before the response is sent, so a
 client that reads right after writing sees its data, even after a crash.
 
-`/runs/outputs` (LogOutputs: logged models produced by a run) is not here: it belongs
-with the logged-model store, which owns the model-to-run links.
+MLflow 3's model links live in the logged-model store (engine/loggedmodels.py): metrics
+that name a `model_id` are linked to that model, LogInputs' `models` become the run's
+model inputs, and every run this controller returns carries its model inputs and
+outputs, which the 3.x client reads to link later metrics to the run's models.
+`/runs/outputs` (LogOutputs) is served next to that store (controllers/loggedmodels.py).
 """
 from __future__ import annotations
 
@@ -14,10 +17,22 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from engine.entities import Dataset, InputTag, Metric, Param, RunStatus, RunTag, ViewType
+from engine import Engine
+from engine.entities import (
+    Dataset,
+    InputTag,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+)
 from engine.entities import DatasetInput as EngineDatasetInput
 from engine.errors import invalid
+from engine.loggedmodels import LoggedModelStore, ModelMetric
 from engine.store import TrackingStore
+from engine.validation import check_batch_sizes
 
 from ..wire import KeyValue, run_out
 
@@ -37,6 +52,45 @@ def required_run_id(run_id: str | None, run_uuid: str | None = None) -> str:
             "information about request parameters."
         )
     return rid
+
+
+def run_view(run: Run, models: LoggedModelStore, txn=None) -> dict:
+    """A run as service.proto's Run: the engine's info, data and datasets, plus the
+    logged models it consumed and produced. Pass `txn` to read many runs in one snapshot."""
+    run = run_out(run)
+    rid = run.info.run_id
+    return {
+        "info": run.info,
+        "data": run.data,
+        "inputs": {
+            "dataset_inputs": run.inputs.dataset_inputs,
+            "model_inputs": models.run_model_inputs(rid, txn),
+        },
+        "outputs": {"model_outputs": models.run_outputs(rid, txn)},
+    }
+
+
+def link_model_metrics(models: LoggedModelStore, run_id: str, metrics: list) -> None:
+    """Link the points that name a model to it. Called before the run's own write: it
+    checks the run, the keys, the values and that each model exists, so a refused link
+    leaves nothing behind; what can still fail after it (a param conflict in the same
+    batch) leaves the model's links without the run's points. One engine transaction
+    over both stores would close that window."""
+    linked = [
+        ModelMetric(
+            key=m.key,
+            value=m.value,
+            timestamp=m.timestamp,
+            step=m.step,
+            model_id=m.model_id,
+            dataset_name=m.dataset_name or None,
+            dataset_digest=m.dataset_digest or None,
+        )
+        for m in metrics
+        if m.model_id
+    ]
+    if linked:
+        models.log_model_metrics(run_id, linked)
 
 
 def _status(value: str | int | None) -> str | None:
@@ -75,8 +129,18 @@ class LogMetric(msgspec.Struct):
     run_id: str | None = None
     run_uuid: str | None = None
     step: int = 0
-    # model_id, dataset_name and dataset_digest are accepted and not stored: the engine's
-    # metric points carry no model or dataset link.
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
+
+
+class BatchMetric(Metric, frozen=True):
+    """An engine Metric decoded straight from the wire (no per-point copy on the hot
+    path), with MLflow 3's optional model and dataset link."""
+
+    model_id: str | None = None
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class LogParam(msgspec.Struct):
@@ -93,8 +157,7 @@ class DeleteTag(msgspec.Struct):
 
 class LogBatch(msgspec.Struct):
     run_id: str
-    # Engine Metric decodes straight from the wire: no per-point copy on the hot path.
-    metrics: list[Metric] = []
+    metrics: list[BatchMetric] = []
     params: list[KeyValue] = []
     tags: list[KeyValue] = []
 
@@ -111,9 +174,7 @@ class ModelInput(msgspec.Struct):
 class LogInputs(msgspec.Struct):
     run_id: str
     datasets: list[WireDatasetInput] = []
-    # Logged-model inputs (sent when metrics name a model_id) are accepted so the client
-    # carries on; the engine has no run-to-model-input table to keep them in yet.
-    models: list[ModelInput] = []
+    models: list[ModelInput] = []  # logged models the run consumed
 
 
 class LogModel(msgspec.Struct):
@@ -132,10 +193,10 @@ class SearchRuns(msgspec.Struct):
 
 class RunController(Controller):
     path = "/api/2.0/mlflow/runs"
-    tags = ["runs"]
+    tags = ("runs",)
 
     @post("/create", status_code=200, sync_to_thread=True)
-    def create(self, store: TrackingStore, data: JSONBody[CreateRun]) -> dict:
+    def create(self, store: TrackingStore, engine: Engine, data: JSONBody[CreateRun]) -> dict:
         run = store.create_run(
             data.experiment_id,
             user_id=data.user_id,
@@ -143,11 +204,13 @@ class RunController(Controller):
             tags=[RunTag(t.key, t.value) for t in data.tags],
             run_name=data.run_name or None,
         )
-        return {"run": run_out(run)}
+        return {"run": run_view(run, engine.logged_models)}
 
     @get("/get", sync_to_thread=False)
-    def get_run(self, store: TrackingStore, run_id: str | None = None, run_uuid: str | None = None) -> dict:
-        return {"run": run_out(store.get_run(required_run_id(run_id, run_uuid)))}
+    def get_run(
+        self, store: TrackingStore, engine: Engine, run_id: str | None = None, run_uuid: str | None = None
+    ) -> dict:
+        return {"run": run_view(store.get_run(required_run_id(run_id, run_uuid)), engine.logged_models)}
 
     @post("/update", status_code=200, sync_to_thread=True)
     def update(self, store: TrackingStore, data: JSONBody[UpdateRun]) -> dict:
@@ -167,9 +230,10 @@ class RunController(Controller):
         return {}
 
     @post("/log-metric", status_code=200, sync_to_thread=True)
-    def log_metric(self, store: TrackingStore, data: JSONBody[LogMetric]) -> dict:
-        metric = Metric(data.key, data.value, data.timestamp, data.step)
-        store.log_metric(required_run_id(data.run_id, data.run_uuid), metric, wait=True)
+    def log_metric(self, store: TrackingStore, engine: Engine, data: JSONBody[LogMetric]) -> dict:
+        run_id = required_run_id(data.run_id, data.run_uuid)
+        link_model_metrics(engine.logged_models, run_id, [data])
+        store.log_metric(run_id, Metric(data.key, data.value, data.timestamp, data.step), wait=True)
         return {}
 
     @post("/log-parameter", status_code=200, sync_to_thread=True)
@@ -189,7 +253,10 @@ class RunController(Controller):
         return {}
 
     @post("/log-batch", status_code=200, sync_to_thread=True)
-    def log_batch(self, store: TrackingStore, data: JSONBody[LogBatch]) -> dict:
+    def log_batch(self, store: TrackingStore, engine: Engine, data: JSONBody[LogBatch]) -> dict:
+        # Over-limit batches are refused before anything, model links included, is written.
+        check_batch_sizes(len(data.metrics), len(data.params), len(data.tags))
+        link_model_metrics(engine.logged_models, data.run_id, data.metrics)
         store.log_batch(
             data.run_id,
             metrics=data.metrics,
@@ -200,15 +267,15 @@ class RunController(Controller):
         return {}
 
     @post("/log-inputs", status_code=200, sync_to_thread=True)
-    def log_inputs(self, store: TrackingStore, data: JSONBody[LogInputs]) -> dict:
+    def log_inputs(self, store: TrackingStore, engine: Engine, data: JSONBody[LogInputs]) -> dict:
         datasets = [
             EngineDatasetInput(dataset=d.dataset, tags=[InputTag(t.key, t.value) for t in d.tags])
             for d in data.datasets
         ]
-        if datasets:
-            store.log_inputs(data.run_id, datasets)
-        else:
-            store.get_run(data.run_id)  # still answer 404 for an unknown run
+        # Called even with no datasets: an unknown or deleted run is still an error.
+        store.log_inputs(data.run_id, datasets)
+        if data.models:
+            engine.logged_models.log_model_inputs(data.run_id, [m.model_id for m in data.models])
         return {}
 
     @post("/log-model", status_code=200, sync_to_thread=True)
@@ -238,7 +305,7 @@ class RunController(Controller):
 
     # Searching many runs is real work: it runs in a thread so the event loop keeps serving.
     @post("/search", status_code=200, sync_to_thread=True)
-    def search(self, store: TrackingStore, data: JSONBody[SearchRuns]) -> dict:
+    def search(self, store: TrackingStore, engine: Engine, data: JSONBody[SearchRuns]) -> dict:
         page = store.search_runs(
             data.experiment_ids,
             filter_string=data.filter or None,
@@ -247,7 +314,9 @@ class RunController(Controller):
             order_by=data.order_by or None,
             page_token=data.page_token or None,
         )
-        out: dict = {"runs": [run_out(r) for r in page.items]}
+        models = engine.logged_models
+        with models.env.read() as txn:  # one snapshot for the whole page's model links
+            out: dict = {"runs": [run_view(r, models, txn) for r in page.items]}
         if page.next_page_token:
             out["next_page_token"] = page.next_page_token
         return out

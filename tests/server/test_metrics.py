@@ -72,7 +72,7 @@ def test_raw_history_pages_and_nonfinite(server_url, mlflow_client, exp_id):
 
 def test_raw_history_errors(server_url, mlflow_client, exp_id):
     run_id = mlflow_client.create_run(exp_id).info.run_id
-    get = lambda **p: httpx.get(server_url + HISTORY, params=p)  # noqa: E731
+    get = lambda **p: httpx.get(server_url + HISTORY, params=p)
     assert_error(get(run_id=uuid.uuid4().hex, metric_key="m"), 404, "RESOURCE_DOES_NOT_EXIST")
     assert_error(get(run_id="nope", metric_key="m"), 400, "INVALID_PARAMETER_VALUE", "run ID")
     assert_error(get(metric_key="m"), 400, "INVALID_PARAMETER_VALUE", "run_id")
@@ -112,7 +112,7 @@ def test_bulk_interval_samples_each_run(server_url, mlflow_client, exp_id):
 
 def test_bulk_interval_errors(server_url, mlflow_client, exp_id):
     run_id = mlflow_client.create_run(exp_id).info.run_id
-    get = lambda **p: httpx.get(server_url + BULK, params=p)  # noqa: E731
+    get = lambda **p: httpx.get(server_url + BULK, params=p)
     assert_error(get(metric_key="m"), 400, "INVALID_PARAMETER_VALUE", "run_ids")
     assert_error(get(run_ids=run_id), 400, "INVALID_PARAMETER_VALUE", "metric_key")
     assert_error(get(run_ids=run_id, metric_key="m", max_results=0), 400, "INVALID_PARAMETER_VALUE", "max_results")
