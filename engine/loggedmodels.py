@@ -54,9 +54,7 @@ _BAD_NAME_CHARS = ("/", ":", ".", "%", '"', "'")
 
 
 class LoggedModelStatus:
-    PENDING = "PENDING"
-    READY = "READY"
-    FAILED = "FAILED"
+    PENDING, READY, FAILED = "PENDING", "READY", "FAILED"
     FINAL = ("READY", "FAILED")
 
 
@@ -237,9 +235,7 @@ class LoggedModelStore:
         self.names = names
         self._artifacts = artifacts
 
-    @property
-    def env(self) -> LmdbEnv:
-        return self._env
+    env = property(lambda self: self._env)
 
     # ------------------------------------------------------------------ records
     def _record(self, txn, model_id: str, *, allow_deleted: bool = True) -> tuple[bytes, LoggedModelRecord]:
@@ -402,9 +398,8 @@ class LoggedModelStore:
 
         if param_map:
             self._update(model_id, change)
-        else:
-            with self._env.read() as txn:
-                self._record(txn, model_id)
+        else:  # nothing to write; an unknown id is still RESOURCE_DOES_NOT_EXIST
+            self.get_logged_model(model_id, allow_deleted=True)
 
     def entity(self, key: bytes, rec: LoggedModelRecord, metrics: list[ModelMetric]) -> LoggedModel:
         return LoggedModel(

@@ -9,7 +9,8 @@ dataset_name, dataset_digest}, parsed here.
 
 Logged models are few next to runs (one or a handful per training run), so candidates
 are every model of the experiments, walked newest first from `exp_logged_models`, then
-filtered and sorted in memory; comparisons read only the fields they name and only the
+filtered and sorted in memory (in the default order over one experiment the walk stops
+as soon as the page is full); comparisons read only the fields they name and only the
 returned page is assembled in full.
 """
 from __future__ import annotations
@@ -20,7 +21,13 @@ from collections.abc import Mapping, Sequence
 from .entities import LifecycleStage, Page
 from .errors import invalid
 from .keys import u64
-from .loggedmodels import MODEL, MODEL_METRIC, LoggedModel, LoggedModelRecord, model_id_of
+from .loggedmodels import (
+    MODEL,
+    MODEL_METRIC,
+    LoggedModel,
+    LoggedModelRecord,
+    model_id_of,
+)
 from .pagination import check_max_results, decode_offset, encode_offset
 from .searchfilter import (
     _EXPERIMENT_ID,
@@ -88,7 +95,7 @@ def parse_logged_model_filter(filter_string: str | None) -> list[Comparison]:
 class ModelOrder:
     """One parsed order_by entry."""
 
-    __slots__ = ("entity", "key", "ascending", "dataset_name", "dataset_digest")
+    __slots__ = ("ascending", "dataset_digest", "dataset_name", "entity", "key")
 
     def __init__(self, entity: str, key: str, ascending: bool, dataset_name, dataset_digest):
         self.entity = entity
@@ -147,7 +154,7 @@ def _on_datasets(name: str | None, digest: str | None, wanted: list[tuple[str, s
 class _ModelView:
     """One candidate model; metric points are read per key, once, when first asked."""
 
-    __slots__ = ("key", "rec", "_points")
+    __slots__ = ("_points", "key", "rec")
 
     def __init__(self, key: bytes, rec: LoggedModelRecord):
         self.key = key
@@ -277,31 +284,34 @@ def search_logged_models(
     orders = parse_logged_model_order_by(order_by)
     wanted = _parse_datasets(datasets)
     models_db = store.env.dbs["logged_models"]
+    # In the default order one experiment's index is already sorted (creation DESC,
+    # model key ASC), so the walk stops once the page and one more match are found:
+    # runs:/ resolution pages through a busy experiment's models this way.
+    want = offset + limit + 1 if len(exps) == 1 and not orders else None
     with store.env.read() as txn:
         search = _Search(store, txn, wanted)
         views: list[_ModelView] = []
         for exp in exps:
             prefix = u64(exp)
             with txn.cursor(db=store.env.dbs["exp_logged_models"]) as cur:
-                keys = []
-                if cur.set_range(prefix):
-                    for k in cur.iternext(values=False):
-                        if not k.startswith(prefix):
-                            break
-                        keys.append(k[16:32])
-            for key in keys:
-                rec = MODEL.decode(txn.get(key, db=models_db))
-                if rec.lifecycle_stage == LifecycleStage.DELETED:
+                if not cur.set_range(prefix):
                     continue
-                view = _ModelView(key, rec)
-                if search.matches(view, comps):
-                    views.append(view)
-        # Stable sorts from the last key to the first; ties fall back to the default
-        # order (creation DESC, model_id ASC) unless a key already names those fields.
-        views.sort(key=lambda v: v.key)
-        views.sort(key=lambda v: v.rec.creation_time, reverse=True)
-        for order in reversed(orders):
-            views = _sort_one(views, order, search)
+                for k in cur.iternext(values=False):
+                    if not k.startswith(prefix) or len(views) == want:
+                        break
+                    rec = MODEL.decode(txn.get(k[16:32], db=models_db))
+                    if rec.lifecycle_stage == LifecycleStage.DELETED:
+                        continue
+                    view = _ModelView(k[16:32], rec)
+                    if search.matches(view, comps):
+                        views.append(view)
+        if want is None:
+            # Stable sorts from the last key to the first; ties fall back to the default
+            # order (creation DESC, model_id ASC) unless a key already names those fields.
+            views.sort(key=lambda v: v.key)
+            views.sort(key=lambda v: v.rec.creation_time, reverse=True)
+            for order in reversed(orders):
+                views = _sort_one(views, order, search)
         page = views[offset : offset + limit]
         models = [store.entity(v.key, v.rec, store.model_metrics(txn, v.key)) for v in page]
     token = encode_offset(offset + limit) if len(views) > offset + limit else None

@@ -16,7 +16,12 @@ from litestar.params import JSONBody
 
 from engine import Engine
 from engine.errors import invalid
-from engine.loggedmodels import LoggedModel, LoggedModelStatus, LoggedModelStore, ModelOutput
+from engine.loggedmodels import (
+    LoggedModel,
+    LoggedModelStatus,
+    LoggedModelStore,
+    ModelOutput,
+)
 
 from ..wire import KeyValue, tags_dict
 
@@ -126,7 +131,7 @@ def _same_id(path_id: str, body_id: str | None) -> None:
 
 class LoggedModelController(Controller):
     path = "/api/2.0/mlflow/logged-models"
-    tags = ["logged-models"]
+    tags = ("logged-models",)
 
     @staticmethod
     def _store(engine: Engine) -> LoggedModelStore:
@@ -206,7 +211,7 @@ class RunOutputsController(Controller):
     """LogOutputs: the models a run produced (MLflow 3's log_model calls it)."""
 
     path = "/api/2.0/mlflow/runs"
-    tags = ["runs"]
+    tags = ("runs",)
 
     @post("/outputs", status_code=200, sync_to_thread=True)
     def log_outputs(self, engine: Engine, data: JSONBody[LogOutputs]) -> dict:
