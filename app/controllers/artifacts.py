@@ -32,7 +32,7 @@ from litestar.response import File
 
 from engine.artifacts import ArtifactStore, check_artifact_path
 from engine.entities import FileInfo
-from engine.errors import RESOURCE_DOES_NOT_EXIST, CairnError, invalid
+from engine.errors import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST, CairnError, invalid
 from engine.store import TrackingStore
 
 from ..httperrors import error_response
@@ -87,8 +87,11 @@ def route_path(request: Request) -> str:
     repeated slashes folded, which would turn '//etc/passwd' and '%2Fetc/passwd' into the
     harmless-looking 'etc/passwd'; we refuse those as absolute instead."""
     raw = request.scope.get("raw_path")
-    full = raw.decode("utf-8", "surrogateescape") if raw else request.scope["path"]
-    return client_path(full[full.index(ROUTE_ANCHOR) + len(ROUTE_ANCHOR) :])
+    full = unquote(raw.decode("utf-8", "surrogateescape")) if raw else request.scope["path"]
+    at = full.find(ROUTE_ANCHOR)
+    if at < 0:  # the router folded slashes inside the anchor itself ('artifacts//x' etc.)
+        raise invalid(f"Invalid artifact request path {full!r}: repeated '/' in the route")
+    return client_path(full[at + len(ROUTE_ANCHOR) :])
 
 
 def _files(infos: list) -> dict:
@@ -114,6 +117,12 @@ async def receive_into(request: Request, artifacts: ArtifactStore, path: str):
     handoff: queue.SimpleQueue = queue.SimpleQueue()
     writer_done = threading.Event()
 
+    def give_credit() -> None:
+        try:
+            loop.call_soon_threadsafe(credits.release)
+        except RuntimeError:
+            pass  # the loop is closed: the server is stopping and nobody waits
+
     def chunks() -> Iterator[bytes]:
         while True:
             chunk = handoff.get()
@@ -121,7 +130,7 @@ async def receive_into(request: Request, artifacts: ArtifactStore, path: str):
                 return
             if chunk is _ABORT:
                 raise UploadAborted
-            loop.call_soon_threadsafe(credits.release)
+            give_credit()
             yield chunk
 
     def write():
@@ -131,7 +140,7 @@ async def receive_into(request: Request, artifacts: ArtifactStore, path: str):
             writer_done.set()
             # Wake the loop if it waits for a credit: a writer that failed early
             # takes no more chunks.
-            loop.call_soon_threadsafe(credits.release)
+            give_credit()
 
     writer = loop.run_in_executor(_UPLOAD_THREADS, write)
     try:
@@ -167,6 +176,8 @@ class ArtifactController(Controller):
                 raise invalid(f"Artifact path refers to a directory, not a file: '{path}'") from None
             raise
         blob = artifacts.blobs.path(entry.sha256)
+        if not blob.is_file():  # an entry without its content: say so, not a bare 500
+            raise CairnError(f"Artifact {path!r} is missing its content (blob {entry.sha256})", INTERNAL_ERROR)
         name = posixpath.basename(path)
         # Attachment + nosniff, as MLflow sends them: a browser never renders an
         # artifact as a page of this origin.
