@@ -44,6 +44,23 @@ def version_route() -> str:
     return cairn_version()
 
 
+@get("/api/3.0/mlflow/server-info", sync_to_thread=False, include_in_schema=False)
+def server_info() -> dict:
+    """What MLflow 3 clients ask before artifact transfers: the proxy takes plain
+    streamed PUT/GET only, so multipart and presigned transfers are off. A 200 here is
+    cached by the client; a 404 would be asked again on every download."""
+    return {
+        "store_type": None,
+        "workspaces_enabled": False,
+        "trace_archival_enabled": False,
+        "multipart_uploads_enabled": False,
+        "multipart_downloads_enabled": False,
+        "presigned_upload_run_id_supported": False,
+        "presigned_upload_model_id_supported": False,
+        "features_enabled": {"gateway": False},
+    }
+
+
 def create_app(engine: Engine) -> Litestar:
     """The Litestar app over one opened Engine (the one factory for the HTTP face)."""
     tracking = engine.tracking
@@ -61,6 +78,7 @@ def create_app(engine: Engine) -> Litestar:
         route_handlers=[
             health,
             version_route,
+            server_info,
             ExperimentController,
             RunController,
             MetricController,

@@ -8,11 +8,11 @@ Artifact upload and download live here only; the fluent API delegates to a Clien
 """
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
 import tempfile
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from .store import (
     MAX_RESULTS_DEFAULT,
     TrackingStore,
 )
+from .timestamps import now_ms
 
 # Files are streamed to the store in chunks of this size, never read whole into memory.
 _CHUNK = 1 << 20
@@ -64,15 +65,12 @@ def get_tracking_dir() -> Path:
     return Path(open_engine().path)
 
 
+@functools.cache
 def current_user() -> str:
     try:
         return getpass.getuser()
     except Exception:  # no login name (containers without a passwd entry)
         return "unknown"
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class PagedList(list):

@@ -152,7 +152,7 @@ class ExperimentMethods:
         self._update_experiment(experiment_id, change)
 
     def delete_experiment(self, experiment_id) -> None:
-        if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+        if check_experiment_id(experiment_id) == int(DEFAULT_EXPERIMENT_ID):
             raise invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment.")
 
         def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
@@ -165,6 +165,7 @@ class ExperimentMethods:
                 if run.lifecycle_stage == LifecycleStage.ACTIVE:
                     run.lifecycle_stage = LifecycleStage.DELETED
                     run.deleted_time = t
+                    run.deleted_with_experiment = True
                     b.txn.put(run_b, RUN.encode(run), db=self._db["runs"])
 
         self._update_experiment(experiment_id, change)
@@ -173,9 +174,10 @@ class ExperimentMethods:
     def restore_experiment(self, experiment_id) -> None:
         def change(b: Batch, exp: int, rec: ExperimentRecord) -> None:
             for run_b, run in self._experiment_runs(b.txn, exp):
-                if run.lifecycle_stage == LifecycleStage.DELETED and run.deleted_time == rec.deleted_time:
+                if run.lifecycle_stage == LifecycleStage.DELETED and run.deleted_with_experiment:
                     run.lifecycle_stage = LifecycleStage.ACTIVE
                     run.deleted_time = None
+                    run.deleted_with_experiment = False
                     b.txn.put(run_b, RUN.encode(run), db=self._db["runs"])
             rec.lifecycle_stage = LifecycleStage.ACTIVE
             rec.deleted_time = None

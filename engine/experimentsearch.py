@@ -35,8 +35,9 @@ def search_experiments(
             continue
         if all(c.test(_field(e, c.entity, c.key)) for c in comps):
             out.append(e)
-    # Default and tie-break order: creation_time DESC, then experiment_id ASC (MLflow).
-    out.sort(key=lambda e: int(e.experiment_id))
+    # As MLflow's SQL store: the default order is creation_time DESC, experiment_id ASC;
+    # after explicit keys the tie-breaker is experiment_id DESC.
+    out.sort(key=lambda e: int(e.experiment_id), reverse=bool(orders))
     if not orders:
         out.sort(key=lambda e: e.creation_time, reverse=True)
     for o in reversed(orders):

@@ -24,8 +24,17 @@ from typing import Any
 from . import client as _client_module
 from .client import Client, _as_float, current_user, now_ms
 from .entities import (
-    Dataset, DatasetInput, Experiment, InputTag, LifecycleStage, Metric, Param, Run,
-    RunStatus, RunTag, ViewType,
+    Dataset,
+    DatasetInput,
+    Experiment,
+    InputTag,
+    LifecycleStage,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
 )
 from .errors import CairnError, invalid
 from .store import DEFAULT_EXPERIMENT_ID, MAX_RESULTS_SEARCH_RUNS, TrackingStore
@@ -300,10 +309,9 @@ def end_run(status: str = RunStatus.FINISHED) -> None:
     if not _local.runs:
         return
     run = _pop()
-    c = _client()
-    # Points logged with wait=False must be in before the run reads as ended.
-    c.store.flush()
-    c.set_terminated(run.info.run_id, status)
+    # No flush needed: the writer runs operations in order, and every buffered metric
+    # point already has its drain operation queued ahead of this status change.
+    _client().set_terminated(run.info.run_id, status)
 
 
 def active_run() -> ActiveRun | None:

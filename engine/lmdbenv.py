@@ -9,6 +9,9 @@ the next batch, which starts as soon as the writer is free (no wait window).
 Growth: LMDB's map is fixed per open. On MapFullError the whole batch is aborted, the map
 doubled and the batch run again, so operations must only touch the transaction until the
 batch commits. Another process that sees MapResizedError adopts the new size and retries.
+LMDB changes the map size only while no transaction of this process is open, so every
+transaction passes a `ResizeGate` (shared) and every resize takes it exclusively.
+Rule that follows: never wait for a write while holding a read snapshot.
 """
 from __future__ import annotations
 
@@ -24,13 +27,66 @@ import lmdb
 
 from .errors import CairnError
 
-DEFAULT_MAP_SIZE = 1 << 30  # grows by doubling on demand
+# Address space only (the file grows with the data); doubling on demand beyond this.
+DEFAULT_MAP_SIZE = 8 << 30
 MAX_DBS = 32
 MAX_READERS = 512
 # Upper bound on operations taken into one transaction: keeps one commit's latency bounded.
 MAX_BATCH_OPS = 20_000
+# How long a map resize waits for open transactions of this process to end.
+RESIZE_WAIT_S = 30.0
 
 Op = Callable[["Batch"], Any]
+
+
+class ResizeGate:
+    """Many transactions at once, or one map resize alone. A thread that already holds
+    a transaction may open another without waiting (nested reads cannot deadlock)."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._active = 0
+        self._resizing = False
+        self._local = threading.local()
+
+    def enter(self) -> None:
+        depth = getattr(self._local, "depth", 0)
+        with self._cond:
+            while self._resizing and depth == 0:
+                self._cond.wait()
+            self._active += 1
+        self._local.depth = depth + 1
+
+    def leave(self) -> None:
+        self._local.depth -= 1
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, timeout: float | None = None) -> Iterator[None]:
+        timeout = RESIZE_WAIT_S if timeout is None else timeout
+        with self._cond:
+            while self._resizing:
+                self._cond.wait()
+            self._resizing = True
+            # A thread that holds a snapshot while waiting for a write would wait forever:
+            # fail that write with a clear error instead of hanging.
+            if not self._cond.wait_for(lambda: not self._active, timeout):
+                self._resizing = False
+                self._cond.notify_all()
+                raise CairnError(
+                    "The store's map must grow, but a read snapshot stayed open for "
+                    f"{timeout:.0f} s (a caller waiting for a write while holding a read?)",
+                    "INTERNAL_ERROR",
+                )
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._resizing = False
+                self._cond.notify_all()
 
 
 class Batch:
@@ -76,6 +132,7 @@ class LmdbEnv:
             lock=True,
         )
         self.dbs: dict[str, Any] = {}
+        self.gate = ResizeGate()
         with self.env.begin(write=True) as txn:
             for name, dupsort in tables.items():
                 self.dbs[name] = self.env.open_db(name.encode(), txn=txn, dupsort=dupsort)
@@ -85,15 +142,30 @@ class LmdbEnv:
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A read-only snapshot; adopts a map grown by another process."""
+        self.gate.enter()
         try:
-            txn = self.env.begin(buffers=False)
-        except lmdb.MapResizedError:
-            self.env.set_mapsize(0)
-            txn = self.env.begin(buffers=False)
-        try:
-            yield txn
+            try:
+                txn = self.env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                self.gate.leave()
+                self.adopt_map_size()
+                self.gate.enter()
+                txn = self.env.begin(buffers=False)
+            try:
+                yield txn
+            finally:
+                txn.abort()
         finally:
-            txn.abort()
+            self.gate.leave()
+
+    def adopt_map_size(self) -> None:
+        """Take the map size another process grew the file to."""
+        with self.gate.exclusive():
+            self.env.set_mapsize(0)
+
+    def grow_map(self) -> None:
+        with self.gate.exclusive():
+            self.env.set_mapsize(self.env.info()["map_size"] * 2)
 
     # -- writes ------------------------------------------------------------------------
     def write(self, op: Op, *, isolated: bool = True) -> Any:
@@ -161,26 +233,32 @@ class Writer:
             self._run(items)
 
     def _run(self, items: list[_Item]) -> None:
-        env = self._lenv.env
+        lenv = self._lenv
+        env = lenv.env
         while True:
             results: list[tuple[bool, Any]] = []
             try:
                 txn = self._begin()
-                batch = Batch(env, txn, self._lenv.dbs)
                 try:
-                    for item in items:
-                        results.append(self._apply(item, batch))
-                    txn.commit()
-                except BaseException:
-                    txn.abort()
-                    raise
+                    batch = Batch(env, txn, lenv.dbs)
+                    try:
+                        for item in items:
+                            results.append(self._apply(item, batch))
+                        txn.commit()
+                    except BaseException:
+                        txn.abort()
+                        raise
+                finally:
+                    lenv.gate.leave()
             except lmdb.MapFullError:
-                env.set_mapsize(self._lenv.map_size() * 2)
+                try:
+                    lenv.grow_map()
+                except BaseException as exc:
+                    self._fail(items, exc)
+                    return
                 continue
             except BaseException as exc:  # an unexpected storage failure fails the whole batch
-                for item in items:
-                    if item.future is not None and not item.future.done():
-                        item.future.set_exception(exc)
+                self._fail(items, exc)
                 return
             break
         for fn in batch._after_commit:
@@ -192,13 +270,27 @@ class Writer:
                 else:
                     item.future.set_exception(value)
 
+    @staticmethod
+    def _fail(items: list[_Item], exc: BaseException) -> None:
+        for item in items:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(exc)
+
     def _begin(self) -> lmdb.Transaction:
-        env = self._lenv.env
+        """A write transaction, holding the resize gate (shared) until `_run` leaves it."""
+        lenv = self._lenv
+        lenv.gate.enter()
         try:
-            return env.begin(write=True)
+            return lenv.env.begin(write=True)
         except lmdb.MapResizedError:
-            env.set_mapsize(0)
-            return env.begin(write=True)
+            lenv.gate.leave()
+            lenv.adopt_map_size()
+            lenv.gate.enter()
+        try:
+            return lenv.env.begin(write=True)
+        except BaseException:
+            lenv.gate.leave()
+            raise
 
     @staticmethod
     def _apply(item: _Item, batch: Batch) -> tuple[bool, Any]:

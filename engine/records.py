@@ -67,6 +67,9 @@ class RunRecord(msgspec.Struct, array_like=True):
     lifecycle_stage: str
     artifact_uri: str
     deleted_time: int | None = None
+    # Set when the run was deleted by deleting its experiment, so that restoring the
+    # experiment restores exactly those runs.
+    deleted_with_experiment: bool = False
 
 
 class LatestMetric(msgspec.Struct, array_like=True):

@@ -15,11 +15,11 @@ decoded in full.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .entities import LifecycleStage, Page, Run, ViewType
 from .errors import invalid
-from .keys import SORTABLE_F64_WIDTH, prefix_end, run_key, sortable_f64, u32, u64
+from .keys import SORTABLE_F64_WIDTH, prefix_end, read_sortable_f64, run_key, sortable_f64, u32, u64
 from .pagination import check_max_results, decode_offset, encode_offset
 from .records import DATASET, INPUT, LATEST, RUN, RunRecord
 from .searchfilter import Comparison, OrderKey, parse_order_by, parse_search_filter
@@ -144,21 +144,34 @@ def search_runs(store, experiment_ids, filter_string, run_view_type, max_results
     want = offset + limit + 1  # one more than the page tells whether another page follows
     with store.env.read() as txn:
         ctx = _Context(store, txn)
-        candidates = _index_candidates(ctx, exps, comps)
+        total = txn.stat(ctx.dbs["exp_runs"])["entries"]
+        walk = _walk_plan(ctx, exps, orders, comps)
         # A walk in index order stops after `want` matches, visiting about
         # want * runs / candidates runs; sorting an index's candidates visits each once.
-        total = txn.stat(ctx.dbs["exp_runs"])["entries"]
-        walkable = len(exps) == 1 and (candidates is None or len(candidates) ** 2 > want * total)
-        if walkable and not orders:
-            found = _take(_default_walk(ctx, exps[0]), comps, view_type, want)
-        elif walkable and len(orders) == 1 and orders[0].entity == "metric":
-            found = _take(_metric_walk(ctx, exps[0], orders[0]), comps, view_type, want)
+        # So candidates are only worth collecting while they stay under sqrt(want * runs).
+        cap = math.isqrt(want * total) + 1 if walk is not None else None
+        candidates = _index_candidates(ctx, exps, comps, cap)
+        if walk is not None and (candidates is None or candidates is _TOO_MANY):
+            found = _take(walk, comps, view_type, want)
         else:
+            if candidates is _TOO_MANY:
+                candidates = _index_candidates(ctx, exps, comps, None)
             found = _sorted_all(ctx, exps, comps, view_type, orders, candidates)
         page = found[offset : offset + limit]
         runs = [store.assemble_run(txn, v.run_b, v.rec) for v in page]
     token = encode_offset(offset + limit) if len(found) > offset + limit else None
     return Page(runs, token)
+
+
+def _walk_plan(ctx: _Context, exps: list[int], orders: list[OrderKey], comps) -> Iterator[_RunView] | None:
+    """A lazy walk in the requested order, where an index gives that order."""
+    if len(exps) != 1:
+        return None
+    if not orders:
+        return _default_walk(ctx, exps[0])
+    if len(orders) == 1 and orders[0].entity == "metric":
+        return _metric_walk(ctx, exps[0], orders[0], comps)
+    return None
 
 
 def _take(views: Iterator[_RunView], comps, view_type: int, want: int) -> list[_RunView]:
@@ -200,33 +213,68 @@ def _default_walk(ctx: _Context, exp: int) -> Iterator[_RunView]:
         yield _RunView(ctx, k[16:32])
 
 
-def _metric_walk(ctx: _Context, exp: int, order: OrderKey) -> Iterator[_RunView]:
+def _metric_walk(ctx: _Context, exp: int, order: OrderKey, comps=()) -> Iterator[_RunView]:
     """Runs ordered by one metric's latest value, numbers first (ties by start_time DESC,
-    run_id ASC), then NaN, then runs without the metric, as MLflow's SQL store."""
+    run_id ASC), then NaN, then runs without the metric, as MLflow's SQL store.
+
+    The value comes from the index key, so a filter on the same metric costs nothing,
+    and a bound on it in the walk's direction (`metrics.acc > 0.5` walking DESC) ends the
+    walk where it is crossed: NaN and missing values can't satisfy such a bound either."""
     nid = ctx.nid(order.key)
     seen: set[bytes] = set()
     if nid is not None:
         base = u64(exp) + u32(nid)
-        yield from _value_groups(ctx, base + _NUM_CLASS, not order.ascending, seen)
-        yield from _value_groups(ctx, base + _NAN_CLASS, False, seen)
+        crossed = _bound_crossed(order, comps)
+        for view, value in _value_groups(ctx, base + _NUM_CLASS, not order.ascending, seen):
+            if crossed is not None and crossed(value):
+                return
+            view._cache[("metric", order.key)] = value
+            yield view
+        if crossed is not None:
+            return
+        for view, _nan in _value_groups(ctx, base + _NAN_CLASS, False, seen):
+            view._cache[("metric", order.key)] = math.nan
+            yield view
     for view in _default_walk(ctx, exp):
         if view.run_b not in seen:
             yield view
 
 
-def _value_groups(ctx: _Context, prefix: bytes, reverse: bool, seen: set[bytes]) -> Iterator[_RunView]:
+def _bound_crossed(order: OrderKey, comps) -> Callable[[float], bool] | None:
+    """A test telling when a walk over `order`'s metric has passed every value the
+    filter's numeric bounds on that metric allow, or None when there is no such bound."""
+    tests = []
+    for c in comps:
+        if c.entity != "metric" or c.key != order.key or _is_nan(c.value):
+            continue
+        x = float(c.value)
+        if order.ascending:
+            if c.op in ("<", "<=", "="):
+                tests.append((lambda v, x=x: v >= x) if c.op == "<" else (lambda v, x=x: v > x))
+        elif c.op in (">", ">=", "="):
+            tests.append((lambda v, x=x: v <= x) if c.op == ">" else (lambda v, x=x: v < x))
+    if not tests:
+        return None
+    return lambda v: any(t(v) for t in tests)
+
+
+def _value_groups(ctx: _Context, prefix: bytes, reverse: bool, seen: set[bytes]) -> Iterator[tuple[_RunView, float]]:
+    """(run, value) in index order, runs with equal values in the default tie order."""
     group: list[_RunView] = []
-    group_value = None
+    group_key = None
+    group_value = 0.0
     lo, hi = _ORDER_PREFIX, _ORDER_PREFIX + SORTABLE_F64_WIDTH
     for k in _prefix_keys(ctx.txn, ctx.dbs["metric_order"], prefix, reverse):
-        value = k[lo:hi]
-        if value != group_value:
-            yield from _tie_sorted(group)
-            group, group_value = [], value
+        vkey = k[lo:hi]
+        if vkey != group_key:
+            for v in _tie_sorted(group):
+                yield v, group_value
+            group, group_key, group_value = [], vkey, read_sortable_f64(k, lo)
         run_b = k[hi:]
         seen.add(run_b)
         group.append(_RunView(ctx, run_b))
-    yield from _tie_sorted(group)
+    for v in _tie_sorted(group):
+        yield v, group_value
 
 
 def _tie_sorted(group: list[_RunView]) -> list[_RunView]:
@@ -236,30 +284,42 @@ def _tie_sorted(group: list[_RunView]) -> list[_RunView]:
 
 
 # ---------------------------------------------------------------------- general plan
-def _index_candidates(ctx: _Context, exps: list[int], comps: list[Comparison]) -> list[bytes] | None:
-    """Run keys from the most selective index the filter permits, or None (scan all)."""
+_TOO_MANY: list[bytes] = []  # sentinel: more candidates than the cap
+
+
+def _index_candidates(ctx: _Context, exps: list[int], comps: list[Comparison], cap: int | None):
+    """Run keys from the most selective index the filter permits; None when no index
+    applies; `_TOO_MANY` when there are more than `cap` (then a walk is cheaper)."""
     for c in comps:
         if c.entity == "attribute" and c.key == "run_id" and c.op in ("=", "IN"):
             ids = [c.value] if c.op == "=" else list(c.value)
             return [run_key(i) for i in ids if _is_run_id(i)]
+    keys: Iterator[bytes] | None = None
     for c in comps:
         if c.entity == "param" and c.op == "=":
             nid = ctx.nid(c.key)
             if nid is None:
                 return []
             h = param_hash(c.value)
-            return [
-                k[-16:]
-                for e in exps
-                for k in _prefix_keys(ctx.txn, ctx.dbs["param_index"], u64(e) + u32(nid) + h)
-            ]
-    for c in comps:
-        if c.entity == "metric" and c.op in ("=", ">", ">=", "<", "<=") and not _is_nan(c.value):
-            nid = ctx.nid(c.key)
-            if nid is None:
-                return []
-            return [k[-16:] for e in exps for k in _metric_range(ctx, e, nid, c.op, float(c.value))]
-    return None
+            db = ctx.dbs["param_index"]
+            keys = (k for e in exps for k in _prefix_keys(ctx.txn, db, u64(e) + u32(nid) + h))
+            break
+    if keys is None:
+        for c in comps:
+            if c.entity == "metric" and c.op in ("=", ">", ">=", "<", "<=") and not _is_nan(c.value):
+                nid = ctx.nid(c.key)
+                if nid is None:
+                    return []
+                keys = (k for e in exps for k in _metric_range(ctx, e, nid, c.op, float(c.value)))
+                break
+    if keys is None:
+        return None
+    out = []
+    for k in keys:
+        out.append(k[-16:])
+        if cap is not None and len(out) > cap:
+            return _TOO_MANY
+    return out
 
 
 def _metric_range(ctx: _Context, exp: int, nid: int, op: str, x: float) -> Iterator[bytes]:

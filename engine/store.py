@@ -86,7 +86,8 @@ class TrackingStore(ABC):
 
         Ordered by `order_by` (e.g. ["name ASC", "creation_time DESC"]; attributes
         experiment_id, name, creation_time, last_update_time), then by experiment_id
-        ascending; the default order is creation_time DESC, experiment_id ASC.
+        descending, as MLflow's SQL store; without order_by the order is
+        creation_time DESC, experiment_id ASC.
         """
 
     @abstractmethod
@@ -207,8 +208,9 @@ class TrackingStore(ABC):
         start_step: int | None = None,
         end_step: int | None = None,
     ) -> list[tuple[str, Metric]]:
-        """Up to `max_results` points per run, sampled evenly over the step range
-        (first and last step always kept), as MLflow's get-history-bulk-interval."""
+        """About `max_results` points per run, sampled evenly over the step range, as
+        MLflow's get-history-bulk-interval: each run's first and last step in the range
+        are always kept, so a page may hold max_results + 1 steps (MLflow does too)."""
 
     # -- search -----------------------------------------------------------------------
     @abstractmethod
@@ -247,8 +249,8 @@ class TrackingStore(ABC):
 
     @abstractmethod
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
-        """Immediate children of `path` (the root when None), directories first? No:
-        sorted by path, as MLflow's local store lists them."""
+        """Immediate children of `path` (the root when None), sorted by path, with
+        paths relative to the run's artifact root, as MLflow's stores list them."""
 
     @abstractmethod
     def open_artifact(self, run_id: str, path: str):

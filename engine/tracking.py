@@ -31,7 +31,7 @@ from .entities import (
 from .errors import invalid, not_found
 from .keys import desc_i64, run_key, u32, u64
 from .lmdbenv import Batch, LmdbEnv
-from .metrics import MetricBuffer, Point, read_history, write_points
+from .metrics import MetricBuffer, read_history, write_points
 from .historysampling import sample_histories
 from .names import NameTable
 from .pagination import check_max_results, decode_offset, page_of
@@ -63,6 +63,7 @@ from .validation import (
 )
 
 RUN_NAME_TAG = "mlflow.runName"
+_I64 = 1 << 63
 PARENT_RUN_TAG = "mlflow.parentRunId"
 # How long this process trusts that a run it has checked is still active, on the
 # fire-and-forget metric path. A run deleted meanwhile by another process may receive
@@ -117,7 +118,7 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
                 f"Both 'run_name' argument and 'mlflow.runName' tag are specified, but with "
                 f"different values (run_name='{run_name}', mlflow.runName='{name_tag}')."
             )
-        run_name = run_name or name_tag or generate_run_name()
+        run_name = check_tag_value(RUN_NAME_TAG, run_name or name_tag or generate_run_name())
         tag_map[RUN_NAME_TAG] = run_name
         if start_time is None:
             start_time = now_ms()
@@ -292,6 +293,7 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
         def change(b: Batch, run_b: bytes, rec: RunRecord) -> RunRecord:
             rec.lifecycle_stage = stage
             rec.deleted_time = now_ms() if stage == LifecycleStage.DELETED else None
+            rec.deleted_with_experiment = False
             return rec
 
         self._update_run(run_id, change, require_active=False)
@@ -342,12 +344,22 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
             nid = self._env.write(lambda b: self.names.intern(b, name))
         return nid
 
-    def _points(self, run_b: bytes, exp: int, metrics: Iterable[Metric]) -> list[Point]:
+    def _checked_metrics(self, metrics: Iterable[Metric]) -> list[tuple[int, int, int, float]]:
+        """(key id, timestamp, step, value) per metric: each checked once, each distinct
+        key looked up once. Plain float/int points skip the general check (hot loop)."""
+        nids: dict[str, int] = {}
         out = []
+        append = out.append
         for m in metrics:
-            key = check_key(m.key, "key")
-            value, ts, step = check_metric(key, m.value, m.timestamp, m.step)
-            out.append((run_b, exp, self.name_id(key), ts, step, value))
+            key, value, ts, step = m.key, m.value, m.timestamp, m.step
+            nid = nids.get(key)
+            if nid is None:
+                nid = nids[key] = self.name_id(check_key(key, "key"))
+            if type(value) is float and type(ts) is int and type(step) is int and 0 <= ts < _I64 and -_I64 <= step < _I64:
+                append((nid, ts, step, value))
+            else:
+                value, ts, step = check_metric(key, value, ts, step)
+                append((nid, ts, step, value))
         return out
 
     def log_metric(self, run_id, metric, *, wait=False) -> None:
@@ -372,16 +384,12 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
                     "the request contains only one param value per param key."
                 )
         tag_map = self._check_tags(tags)
+        checked = self._checked_metrics(metrics)
         if not wait and not param_map and not tag_map:
-            run_b, exp = self._metric_target(run_id)
-            points = self._points(run_b, exp, metrics)
-            if points:
-                self._metric_buffer.extend(points)
+            if checked:
+                run_b, exp = self._metric_target(run_id)
+                self._metric_buffer.extend([(run_b, exp, *c) for c in checked])
             return
-        metric_list = list(metrics)
-        for m in metric_list:  # validate before anything is written
-            check_metric(check_key(m.key, "key"), m.value, m.timestamp, m.step)
-        nids = {m.key: self.name_id(m.key) for m in metric_list}
 
         def op(b: Batch) -> None:
             run_b, rec = self._active_run_record(b.txn, run_id)
@@ -391,19 +399,13 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
                 rec.run_name = tag_map[RUN_NAME_TAG]
                 b.txn.put(run_b, RUN.encode(rec), db=self._db["runs"])
             self._put_tags(b, run_b, tag_map)
-            if metric_list and wait:
-                write_points(
-                    b,
-                    [
-                        (run_b, rec.experiment_id, nids[m.key], *_ts_step_value(m))
-                        for m in metric_list
-                    ],
-                )
+            if checked and wait:
+                write_points(b, [(run_b, rec.experiment_id, *c) for c in checked])
 
         self._env.write(op)
-        if metric_list and not wait:
+        if checked and not wait:
             run_b, exp = self._metric_target(run_id)
-            self._metric_buffer.extend(self._points(run_b, exp, metric_list))
+            self._metric_buffer.extend([(run_b, exp, *c) for c in checked])
 
     def _put_params(self, b: Batch, run_b: bytes, exp: int, run_id: str, params: dict[str, str]) -> None:
         db = self._db["params"]
@@ -505,11 +507,6 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
 
     def close(self) -> None:
         self._env.flush()
-
-
-def _ts_step_value(m: Metric) -> tuple[int, int, float]:
-    value, ts, step = check_metric(m.key, m.value, m.timestamp, m.step)
-    return ts, step, value
 
 
 def artifact_prefix(run_id: str, rec: RunRecord) -> str:

@@ -62,7 +62,8 @@ def check_run_id(run_id: object) -> str:
 
 def check_experiment_id(experiment_id: object) -> int:
     s = str(experiment_id)
-    if not s.isdigit() or len(s) > 18:
+    # Canonical ASCII digits only: "00" or a full-width "０" must not alias experiment 0.
+    if not (s.isascii() and s.isdigit()) or len(s) > 18 or s != str(int(s)):
         raise invalid(f"Invalid experiment ID {experiment_id!r}: expected a non-negative integer")
     return int(s)
 
@@ -100,6 +101,20 @@ def check_tag_value(key: str, value: object, limit: int = MAX_TAG_VALUE_LENGTH) 
 
 def check_metric(key: str, value: object, timestamp: object, step: object) -> tuple[float, int, int]:
     """(value, timestamp, step) as stored; NaN and +-inf pass through unchanged."""
+    # Exact-type fast path: the abstract numbers.* checks below cost microseconds, and
+    # this runs once per logged point.
+    tv = type(value)
+    if (tv is float or (tv is int and -_F64_INT < value < _F64_INT)) and type(timestamp) is int and type(step) is int:
+        if 0 <= timestamp < _I64 and -_I64 <= step < _I64:
+            return float(value), timestamp, step
+    return _check_metric_slow(key, value, timestamp, step)
+
+
+_I64 = 1 << 63
+_F64_INT = 1 << 1000  # ints beyond this may not convert to a float
+
+
+def _check_metric_slow(key: str, value: object, timestamp: object, step: object) -> tuple[float, int, int]:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise invalid(
             f"Invalid value {value!r} for parameter 'value' supplied: metric '{key}' "
@@ -121,9 +136,12 @@ def check_metric(key: str, value: object, timestamp: object, step: object) -> tu
                 f"Invalid value {step!r} for parameter 'step' supplied: metric '{key}' "
                 "step must be a valid long (64-bit integer)"
             )
-    if not -(1 << 63) <= step < (1 << 63) or timestamp >= (1 << 63):
+    if not -_I64 <= step < _I64 or timestamp >= _I64:
         raise invalid(f"Metric '{key}': step or timestamp out of the 64-bit range")
-    return float(value), int(timestamp), int(step)
+    try:
+        return float(value), int(timestamp), int(step)
+    except OverflowError:
+        raise invalid(f"Metric '{key}': value {value!r} is beyond the range of a double") from None
 
 
 def check_batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:

@@ -226,7 +226,7 @@ def test_unknown_run_and_experiment_exit_2(demo, capsys):
 def test_up_keeps_existing_demo_data(demo, capsys):
     data, _ = demo
     before = len(list_runs_json(capsys, data))
-    rc, out, err = run_cli(capsys, "--data", data, "up")
+    rc, out, err = run_cli(capsys, "--data", data, "up", "--no-server")
     assert rc == 0, err
     assert data in out and "runs list" in out
     assert len(list_runs_json(capsys, data)) == before

@@ -261,11 +261,6 @@ def test_delete_and_restore_experiment_cascades_to_runs(store, distinct_clock):
     assert store.get_run(new_run(store, exp)).info.experiment_id == exp
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="restore_experiment restores runs whose deleted_time equals the experiment's; a run "
-    "deleted on its own in the same millisecond as its experiment is wrongly restored",
-)
 def test_run_deleted_in_same_millisecond_as_experiment_stays_deleted(store, frozen_clock):
     exp = store.create_experiment("same-ms")
     early = new_run(store, exp)
@@ -283,11 +278,6 @@ def test_cannot_delete_default_experiment(store):
     assert store.get_experiment("0").lifecycle_stage == LifecycleStage.ACTIVE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="delete_experiment compares the raw id with '0' before parsing it: '00' parses to "
-    "experiment 0 and deletes the Default experiment",
-)
 def test_cannot_delete_default_experiment_by_alias(store):
     try:
         store.delete_experiment("00")
@@ -571,12 +561,6 @@ def test_latest_is_greatest_step_timestamp_value_whatever_the_order(store, mode)
         assert len(history(store, rid, "m")) == 4
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="metrics.write_points compares (step, timestamp, value) with NaN as is, so a NaN and a "
-    "number at the same step and timestamp never compare and the first to arrive stays latest; "
-    "MLflow's SQL store compares NaN as 0",
-)
 def test_latest_with_nan_tie_does_not_depend_on_arrival_order(store):
     for first, second, expected in [(math.nan, 5.0, 5.0), (5.0, math.nan, 5.0), (-1.0, math.nan, math.nan)]:
         rid = new_run(store)

@@ -5,9 +5,11 @@ server --port 0`); the fixture reads the URL it prints, and stops it by its PID.
 from __future__ import annotations
 
 import os
+import queue
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -17,24 +19,36 @@ REPO = Path(__file__).resolve().parents[2]
 _URL = re.compile(r"at (http://127\.0\.0\.1:\d+)")
 
 
-def start_server(data_dir: Path, *extra: str, timeout: float = 30.0) -> tuple[subprocess.Popen, str]:
+def start_server(
+    data_dir: Path, *extra: str, command: str = "server", timeout: float = 30.0
+) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data", str(data_dir), "server", "--port", "0", *extra],
+        [sys.executable, "-m", "app.cli", "--data", str(data_dir), command, "--port", "0", *extra],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        # Keep reading for the server's whole life: a full pipe would stall it.
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     deadline = time.monotonic() + timeout
     seen = []
     while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            if proc.poll() is not None:
-                break
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
             continue
+        if line is None:
+            break
         seen.append(line)
         m = _URL.search(line)
         if m:
@@ -80,3 +94,19 @@ def mlflow_client(server_url, monkeypatch):
     yield MlflowClient(tracking_uri=server_url)
     while mlflow.active_run() is not None:
         mlflow.end_run()
+
+
+@pytest.fixture()
+def launch():
+    """Start servers of a test's own: `launch(data_dir, *flags, command="server")` ->
+    (process, url). Each is stopped, by its PID, after the test."""
+    procs: list[subprocess.Popen] = []
+
+    def _launch(data_dir: Path, *extra: str, command: str = "server", timeout: float = 30.0):
+        proc, url = start_server(data_dir, *extra, command=command, timeout=timeout)
+        procs.append(proc)
+        return proc, url
+
+    yield _launch
+    for proc in procs:
+        stop_server(proc)

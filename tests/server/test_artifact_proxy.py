@@ -27,15 +27,9 @@ PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 
 
 @pytest.fixture()
-def own_server(request, tmp_path):
-    """(process, url) of a server of this test's own, for reading its /proc status.
-
-    start_server comes from this directory's conftest, fetched from pytest's plugin
-    registry: with no packages under tests/, `import conftest` may find another one."""
-    conftest = request.config.pluginmanager.get_plugin(str(Path(__file__).resolve().with_name("conftest.py")))
-    proc, url = conftest.start_server(tmp_path / "data")
-    yield proc, url
-    conftest.stop_server(proc)
+def own_server(launch, tmp_path):
+    """(process, url) of a server of this test's own, for reading its /proc status."""
+    return launch(tmp_path / "data")
 
 
 def unique(prefix: str) -> str:

@@ -208,7 +208,6 @@ def test_key_and_value_lengths(mlflow_client, exp_id):
     mlflow_client.log_param(run_id, "k" * 250, "v" * 6000)  # exactly at the limits
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: create_run stores run_name unchecked (update_run_info checks it)")
 def test_overlong_run_name_refused_at_create_as_at_update(mlflow_client, exp_id):
     with pytest.raises(MlflowException) as err:
         mlflow_client.create_run(exp_id, run_name="n" * 8001)
