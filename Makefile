@@ -22,9 +22,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
+	$(BIN)/python bench/server.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/tracking.py --quick
+	$(BIN)/python bench/server.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info
