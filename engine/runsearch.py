@@ -94,24 +94,16 @@ class _Context:
         return out
 
 
+_RUN_ATTRIBUTES = frozenset(
+    ("run_name", "status", "start_time", "end_time", "user_id", "artifact_uri", "lifecycle_stage")
+)
+
+
 def _attribute(view: _RunView, key: str):
-    rec = view.rec
     if key in ("run_id", "run_uuid"):
         return view.run_b.hex()
-    if key == "run_name":
-        return rec.run_name
-    if key == "status":
-        return rec.status
-    if key == "start_time":
-        return rec.start_time
-    if key == "end_time":
-        return rec.end_time
-    if key == "user_id":
-        return rec.user_id
-    if key == "artifact_uri":
-        return rec.artifact_uri
-    if key == "lifecycle_stage":
-        return rec.lifecycle_stage
+    if key in _RUN_ATTRIBUTES:  # RunRecord fields of the same names
+        return getattr(view.rec, key)
     raise invalid(f"Invalid attribute key '{key}' specified")
 
 
