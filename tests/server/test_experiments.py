@@ -79,3 +79,12 @@ def test_raw_http_errors(server_url):
     r = httpx.get(f"{server_url}/api/2.0/mlflow/no-such-thing")
     assert r.status_code == 404 and r.json()["error_code"] == "ENDPOINT_NOT_FOUND"
     assert httpx.get(f"{server_url}/health").text == "OK"
+
+
+def test_openapi_version_and_server_info(server_url):
+    doc = httpx.get(f"{server_url}/schema/openapi.json").json()
+    assert "/api/2.0/mlflow/runs/search" in doc["paths"]
+    assert "/api/2.0/mlflow/experiments/create" in doc["paths"]
+    assert httpx.get(f"{server_url}/version").text.count(".") == 2
+    info = httpx.get(f"{server_url}/api/3.0/mlflow/server-info").json()
+    assert info["multipart_uploads_enabled"] is False
