@@ -27,6 +27,7 @@ from engine.errors import CairnError, not_found
 from engine.store import MAX_RESULTS_SEARCH_RUNS, TrackingStore
 
 from . import tables
+from .address import DEFAULT_HOST, DEFAULT_PORT
 
 DEMO_EXPERIMENT = "cairn-demo"
 # How many metric and param columns `runs list` adds after the fixed ones.
@@ -489,8 +490,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
-    from .server import DEFAULT_HOST, DEFAULT_PORT
-
     p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
 

@@ -14,6 +14,7 @@ from engine import Engine
 from engine.artifacts import ArtifactStore
 from engine.store import TrackingStore
 
+from .address import DEFAULT_HOST, DEFAULT_PORT
 from .controllers.artifacts import ArtifactController
 from .controllers.experiments import ExperimentController
 from .controllers.loggedmodels import LoggedModelController, RunOutputsController
@@ -21,8 +22,6 @@ from .controllers.metrics import MetricController
 from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5000
 # JSON requests are small; artifact uploads stream and set their own limit.
 MAX_JSON_BODY = 16 * 1024 * 1024
 

@@ -12,12 +12,12 @@ points, are applied at read time by a vectorised sort.
 """
 from __future__ import annotations
 
+import functools
 import struct
 import threading
 from itertools import repeat
 
 import lmdb
-import numpy as np
 
 from .entities import Metric
 from .keys import sortable_f64, u32, u64
@@ -29,7 +29,20 @@ Point = tuple[bytes, int, int, int, int, float]
 
 BLOCK_POINTS = 1024
 _ROW = struct.Struct("<qqd")
-_ROW_DTYPE = np.dtype([("ts", "<i8"), ("step", "<i8"), ("value", "<f8")])
+
+
+@functools.cache
+def _np():
+    """numpy, imported on first use: it is a fifth of the server's start-up time, and
+    only history reads and large batches need it."""
+    import numpy
+
+    return numpy
+
+
+@functools.cache
+def _row_dtype():
+    return _np().dtype([("ts", "<i8"), ("step", "<i8"), ("value", "<f8")])
 
 
 def order_key(exp: int, nid: int, value: float, run_b: bytes) -> bytes:
@@ -76,7 +89,8 @@ def _pack(group: list[Point]) -> tuple[bytes, Point]:
         return b"".join([pack(p[3], p[4], p[5]) for p in group]), max(
             group, key=lambda p: _recency(p[4], p[3], p[5])
         )
-    arr = np.array([(p[3], p[4], p[5]) for p in group], dtype=_ROW_DTYPE)
+    np = _np()
+    arr = np.array([(p[3], p[4], p[5]) for p in group], dtype=_row_dtype())
     value = arr["value"]
     newest = np.lexsort((np.where(np.isnan(value), 0.0, value), arr["ts"], arr["step"]))[-1]
     return arr.tobytes(), group[int(newest)]
@@ -151,7 +165,7 @@ class MetricBuffer:
         return points
 
 
-def read_history_rows(txn: lmdb.Transaction, db, run_b: bytes, nid: int) -> np.ndarray:
+def read_history_rows(txn: lmdb.Transaction, db, run_b: bytes, nid: int):
     """Every point of one metric as a structured array (ts, step, value), ordered by
     (timestamp, step, value) like MLflow's SQL store, identical points kept once."""
     prefix = run_b + u32(nid)
@@ -162,9 +176,10 @@ def read_history_rows(txn: lmdb.Transaction, db, run_b: bytes, nid: int) -> np.n
                 if not k.startswith(prefix):
                     break
                 blocks.append(v)
+    np = _np()
     if not blocks:
-        return np.empty(0, dtype=_ROW_DTYPE)
-    rows = np.frombuffer(b"".join(blocks), dtype=_ROW_DTYPE)
+        return np.empty(0, dtype=_row_dtype())
+    rows = np.frombuffer(b"".join(blocks), dtype=_row_dtype())
     if len(rows) > 1:
         if not _in_order(rows):
             rows = rows[np.lexsort((rows["value"], rows["step"], rows["ts"]))]
@@ -177,7 +192,7 @@ def read_history_rows(txn: lmdb.Transaction, db, run_b: bytes, nid: int) -> np.n
     return rows
 
 
-def _in_order(rows: np.ndarray) -> bool:
+def _in_order(rows) -> bool:
     """Whether rows already follow (timestamp, step, value): the usual case, since
     points mostly arrive in time order, and a check is cheaper than a sort."""
     ts, st, v = rows["ts"], rows["step"], rows["value"]
