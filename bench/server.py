@@ -60,6 +60,7 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from tracking import (
+    finish,
     BASE_TS,
     BATCH,
     FILTER,
@@ -74,7 +75,6 @@ from tracking import (
     _fmt_n,
     _guard,
     _median_ms,
-    _met,
     _rate,
     _ratio,
     _run_payload,
@@ -847,23 +847,7 @@ def main(argv: list[str] | None = None) -> int:
             "through this client, (client ms + mlflow ms) / client ms\n"
         )
         print_server_time(rows, raw)
-    met = sum(_met(w, c, r) for w, c, _, r in rows)
-    print(f"\ntotal time: {elapsed:.1f} s")
-    print(f"targets met: {met}/{len(rows)}")
-
-    if args.json:
-        out = [
-            {
-                "workload": w.name,
-                "unit": w.unit,
-                "cairn": c.value,
-                "baseline": b.value,
-                "baseline_name": BASELINE_NAME,
-                "ratio": r,
-            }
-            for w, c, b, r in rows
-        ]
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    finish(rows, elapsed, args.json, BASELINE_NAME)
     return 0
 
 

@@ -943,24 +943,28 @@ def main(argv: list[str] | None = None) -> int:
         print()
         for n in notes:
             print(f"  {n}")
+    finish(rows, elapsed, args.json, BASELINE_NAME)
+    return 0
+
+
+def finish(rows, elapsed: float, json_path: str | None, baseline_name: str) -> None:
+    """The closing lines every bench prints, and its --json file."""
     met = sum(_met(w, c, r) for w, c, _, r in rows)
     print(f"\ntotal time: {elapsed:.1f} s")
     print(f"targets met: {met}/{len(rows)}")
-
-    if args.json:
+    if json_path:
         out = [
             {
                 "workload": w.name,
                 "unit": w.unit,
                 "cairn": c.value,
                 "baseline": b.value,
-                "baseline_name": BASELINE_NAME,
+                "baseline_name": baseline_name,
                 "ratio": r,
             }
             for w, c, b, r in rows
         ]
-        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
-    return 0
+        Path(json_path).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
