@@ -59,8 +59,7 @@ REPO = BENCH.parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from tracking import (
-    finish,
+from report import (
     BASE_TS,
     BATCH,
     FILTER,
@@ -81,6 +80,7 @@ from tracking import (
     _search_data,
     _tmpdir,
     conditions,
+    finish,
     print_table,
 )
 

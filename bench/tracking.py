@@ -19,32 +19,50 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import json
-import logging
-import math
-import os
-import random
-import shutil
-import statistics
 import sys
-import tempfile
 import time
 import traceback
-import warnings
-from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from mlflow_baseline import (
+    MlflowSide,
+    mlflow_history,
+    mlflow_log_batch,
+    mlflow_log_metric,
+    mlflow_runs,
+    mlflow_search_filter,
+    mlflow_search_fixture,
+    mlflow_search_order,
+)
+from report import (
+    BASE_TS,
+    BATCH,
+    FILTER,
+    ORDER_FILTER,
+    ORDER_ONLY,
+    SEARCH_MAX,
+    Measure,
+    Workload,
+    _check,
+    _expected_filter,
+    _expected_order,
+    _fmt_n,
+    _guard,
+    _guard_fixture,
+    _median_ms,
+    _rate,
+    _ratio,
+    _run_payload,
+    _search_data,
+    _tmpdir,
+    conditions,
+    finish,
+    print_table,
+)
 
 BASELINE_NAME = "mlflow-sqlite"
-BASE_TS = 1_700_000_000_000  # fixed timestamps (ms): identical data on both sides
-MODELS = ("rf", "gbm", "svm", "mlp")
-LRS = ("0.1", "0.01", "0.001")
-FILTER = "metrics.acc > 0.5 and params.model = 'rf'"
-ORDER_FILTER = ["metrics.acc DESC"]
-ORDER_ONLY = ["metrics.loss ASC"]
-SEARCH_MAX = 100
 SETUP_THREADS = 32  # Cairn search setup only
 # MLflow's figures from an earlier quiet run of the reference machine: printed for context
 # next to this run's own baseline, which is what `ratio` and the targets use.
@@ -73,10 +91,6 @@ class Sizes:
     history_reps: tuple[int, int]
 
 
-BATCH = 1_000
-PARAMS_PER_RUN = 10
-METRICS_PER_RUN = 10
-
 FULL = Sizes(
     log_metric=(10_000, 2_000),
     log_batch=(100_000, 50_000),
@@ -100,14 +114,6 @@ QUICK = Sizes(
 )
 
 
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    unit: str
-    throughput: bool  # True: higher is better; False: latency, lower is better
-    target: float  # minimum ratio
-
-
 WORKLOADS = (
     Workload("log_metric", "values/s", True, 300.0),
     Workload("log_batch", "values/s", True, 70.0),
@@ -118,77 +124,7 @@ WORKLOADS = (
 )
 
 
-@dataclass
-class Measure:
-    value: float | None = None  # rate (items/s) or latency (ms)
-    size: str = ""  # what was measured, e.g. "10,000" or "5,000 runs"
-    error: str | None = None
-    notes: list[str] = field(default_factory=list)
-
-
 # -- small helpers ---------------------------------------------------------------------
-def _fmt_n(n: int) -> str:
-    return f"{n:,}"
-
-
-@contextlib.contextmanager
-def _tmpdir(prefix: str, parent: str | None = None) -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"cairn-bench-{prefix}-", dir=parent))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def _rate(count: int, seconds: float) -> float:
-    return count / seconds if seconds > 0 else math.inf
-
-
-def _median_ms(fn: Callable[[], Any], reps: int) -> float:
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000.0
-
-
-def _search_data(n: int) -> list[tuple[str, float, float, str, str]]:
-    """Deterministic run data: (run_name, acc, loss, model, lr); a prefix for smaller n."""
-    rng = random.Random(20240501)
-    rows = []
-    for i in range(n):
-        rows.append(
-            (
-                f"run-{i:05d}",
-                rng.random(),
-                rng.random() * 2.0,
-                rng.choice(MODELS),
-                rng.choice(LRS),
-            )
-        )
-    return rows
-
-
-def _expected_filter(rows) -> list[str]:
-    hits = [r for r in rows if r[1] > 0.5 and r[3] == "rf"]
-    hits.sort(key=lambda r: -r[1])
-    return [r[0] for r in hits[:SEARCH_MAX]]
-
-
-def _expected_order(rows) -> list[str]:
-    return [r[0] for r in sorted(rows, key=lambda r: r[2])[:SEARCH_MAX]]
-
-
-def _check(m: Measure, got: list[str], want: list[str], what: str) -> None:
-    if got != want:
-        first = next(
-            (i for i, (a, b) in enumerate(zip(got, want)) if a != b),
-            min(len(got), len(want)),
-        )
-        m.notes.append(
-            f"WRONG RESULT for {what}: {len(got)} runs, expected {len(want)}; first difference at {first}"
-        )
 
 
 # -- Cairn side ------------------------------------------------------------------------
@@ -271,12 +207,6 @@ def cairn_log_batch(sizes: Sizes) -> Measure:
             store.log_batch(run_id, metrics=batch)
         dt = time.perf_counter() - t0
     return Measure(_rate(n, dt), f"{_fmt_n(n)} in {BATCH:,}s")
-
-
-def _run_payload() -> tuple[dict[str, str], dict[str, float]]:
-    params = {f"p{j}": str(j * 7) for j in range(PARAMS_PER_RUN)}
-    metrics = {f"m{j}": j * 0.125 for j in range(METRICS_PER_RUN)}
-    return params, metrics
 
 
 def cairn_runs(sizes: Sizes) -> Measure:
@@ -414,369 +344,9 @@ def cairn_history(sizes: Sizes) -> Measure:
 
 
 # -- MLflow side -----------------------------------------------------------------------
-class MlflowSide:
-    """MLflow's client on SQLite: one migrated template database, copied per workload."""
-
-    def __init__(self) -> None:
-        # Offline appliance bench: no usage pings from MLflow's telemetry thread.
-        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import mlflow
-            from mlflow import MlflowClient
-            from mlflow.entities import Metric, Param
-        self.mlflow = mlflow
-        self.Client = MlflowClient
-        self.Metric = Metric
-        self.Param = Param
-        self._quiet()
-        self._root = Path(tempfile.mkdtemp(prefix="cairn-bench-mlflow-template-"))
-        self.template = self._root / "mlflow.db"
-        with self._uri(self.template), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self.Client(tracking_uri=self._uri_of(self.template)).search_experiments()
-        self._quiet()  # alembic may have reconfigured logging
-
-    @staticmethod
-    def _quiet() -> None:
-        for name in ("mlflow", "alembic", "sqlalchemy"):
-            logging.getLogger(name).setLevel(logging.ERROR)
-
-    def close(self) -> None:
-        shutil.rmtree(self._root, ignore_errors=True)
-
-    @staticmethod
-    def _uri_of(db: Path) -> str:
-        return f"sqlite:///{db}"
-
-    @contextlib.contextmanager
-    def _uri(self, db: Path):
-        """MLFLOW_TRACKING_URI set for the duration of one workload only."""
-        old = os.environ.get("MLFLOW_TRACKING_URI")
-        os.environ["MLFLOW_TRACKING_URI"] = self._uri_of(db)
-        try:
-            yield
-        finally:
-            if old is None:
-                os.environ.pop("MLFLOW_TRACKING_URI", None)
-            else:
-                os.environ["MLFLOW_TRACKING_URI"] = old
-
-    @contextlib.contextmanager
-    def workspace(self, name: str, parent: str | None = None):
-        """A fresh directory with a copy of the template db, an experiment and a client."""
-        with _tmpdir(f"m-{name}", parent) as d, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            db = d / "mlflow.db"
-            shutil.copyfile(self.template, db)
-            with self._uri(db):
-                client = self.Client(tracking_uri=self._uri_of(db))
-                exp = client.create_experiment(
-                    "bench", artifact_location=str(d / "artifacts")
-                )
-                try:
-                    yield d, client, exp
-                finally:
-                    with contextlib.suppress(Exception):
-                        while self.mlflow.active_run() is not None:
-                            self.mlflow.end_run()
-                    with contextlib.suppress(Exception):
-                        client._tracking_client.store.engine.dispose()
-
-
-def mlflow_log_metric(side: MlflowSide, sizes: Sizes) -> Measure:
-    n = sizes.log_metric[1]
-    mlflow = side.mlflow
-    with side.workspace("log_metric") as (_, _client, exp):
-        mlflow.start_run(experiment_id=exp)
-        for i in range(5):  # warm-up
-            mlflow.log_metric("warmup", float(i), step=i)
-        gc.collect()
-        t0 = time.perf_counter()
-        for i in range(n):
-            mlflow.log_metric("loss", i * 0.001, step=i)
-        mlflow.flush_async_logging()
-        dt = time.perf_counter() - t0
-        mlflow.end_run()
-    return Measure(_rate(n, dt), _fmt_n(n))
-
-
-def mlflow_log_batch(side: MlflowSide, sizes: Sizes) -> Measure:
-    n = sizes.log_batch[1]
-    Metric = side.Metric
-    batches = [
-        [
-            Metric("m", (b * BATCH + j) * 0.001, BASE_TS + b * BATCH + j, b * BATCH + j)
-            for j in range(BATCH)
-        ]
-        for b in range(n // BATCH)
-    ]
-    with side.workspace("log_batch") as (_, client, exp):
-        run_id = client.create_run(exp, run_name="bench").info.run_id
-        client.log_batch(
-            run_id,
-            metrics=[Metric("warmup", float(j), BASE_TS, j) for j in range(BATCH)],
-        )
-        gc.collect()
-        t0 = time.perf_counter()
-        for batch in batches:
-            client.log_batch(run_id, metrics=batch)
-        dt = time.perf_counter() - t0
-    return Measure(_rate(n, dt), f"{_fmt_n(n)} in {BATCH:,}s")
-
-
-def mlflow_runs(side: MlflowSide, sizes: Sizes) -> Measure:
-    n = sizes.runs[1]
-    params, metrics = _run_payload()
-    mlflow = side.mlflow
-    with side.workspace("runs") as (_, _client, exp):
-        for _ in range(1):  # warm-up
-            mlflow.start_run(experiment_id=exp)
-            mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
-            mlflow.end_run()
-        gc.collect()
-        t0 = time.perf_counter()
-        for _ in range(n):
-            mlflow.start_run(experiment_id=exp)
-            mlflow.log_params(params)
-            mlflow.log_metrics(metrics)
-            mlflow.end_run()
-        mlflow.flush_async_logging()
-        dt = time.perf_counter() - t0
-    return Measure(_rate(n, dt), _fmt_n(n))
-
-
-@contextlib.contextmanager
-def mlflow_search_fixture(side: MlflowSide, sizes: Sizes):
-    """N runs populated through MlflowClient.log_batch (not timed).
-
-    Population runs on a tmpfs copy when /dev/shm exists (MLflow's commits are fsynced and
-    setup would otherwise dominate the budget); the queries then run on a copy of the
-    finished database in an ordinary temp directory, like every other workload.
-    """
-    n = sizes.search_runs[1]
-    rows = _search_data(n)
-    Metric, Param = side.Metric, side.Param
-    shm = (
-        "/dev/shm"
-        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK)
-        else None
-    )
-    with side.workspace("search-populate", shm) as (sd, client, exp):
-        for i, (name, acc, loss, model, lr) in enumerate(rows):
-            run_id = client.create_run(
-                exp, start_time=BASE_TS + i, run_name=name
-            ).info.run_id
-            client.log_batch(
-                run_id,
-                metrics=[
-                    Metric("acc", acc, BASE_TS, 0),
-                    Metric("loss", loss, BASE_TS, 0),
-                ],
-                params=[Param("model", model), Param("lr", lr)],
-            )
-        with contextlib.suppress(Exception):
-            client._tracking_client.store.engine.dispose()
-        with _tmpdir("m-search") as d:
-            db = d / "mlflow.db"
-            shutil.copyfile(sd / "mlflow.db", db)
-            with side._uri(db), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                qclient = side.Client(tracking_uri=side._uri_of(db))
-                try:
-                    yield qclient, exp, rows
-                finally:
-                    with contextlib.suppress(Exception):
-                        qclient._tracking_client.store.engine.dispose()
-
-
-def _mlflow_search_label(rows, sizes: Sizes) -> str:
-    label = f"{_fmt_n(len(rows))} runs"
-    return label + "*" if len(rows) != sizes.search_runs[0] else label
-
-
-def mlflow_search_filter(side: MlflowSide, sizes: Sizes, fixture) -> Measure:
-    client, exp, rows = fixture
-    m = Measure(size=_mlflow_search_label(rows, sizes))
-
-    def query():
-        return client.search_runs(
-            [exp], FILTER, max_results=SEARCH_MAX, order_by=ORDER_FILTER
-        )
-
-    got = query()  # warm-up
-    _check(
-        m,
-        [r.info.run_name for r in got],
-        _expected_filter(rows),
-        "search_filter (mlflow)",
-    )
-    gc.collect()
-    m.value = _median_ms(query, sizes.search_reps[1])
-    return m
-
-
-def mlflow_search_order(side: MlflowSide, sizes: Sizes, fixture) -> Measure:
-    client, exp, rows = fixture
-    m = Measure(size=_mlflow_search_label(rows, sizes))
-
-    def query():
-        return client.search_runs(
-            [exp], "", max_results=SEARCH_MAX, order_by=ORDER_ONLY
-        )
-
-    got = query()  # warm-up
-    _check(
-        m,
-        [r.info.run_name for r in got],
-        _expected_order(rows),
-        "search_order (mlflow)",
-    )
-    gc.collect()
-    m.value = _median_ms(query, sizes.search_reps[1])
-    return m
-
-
-def mlflow_history(side: MlflowSide, sizes: Sizes) -> Measure:
-    n = sizes.history[1]
-    Metric = side.Metric
-    m = Measure(size=f"{_fmt_n(n)} steps")
-    with side.workspace("history") as (_, client, exp):
-        run_id = client.create_run(exp, run_name="bench").info.run_id
-        for b in range(0, n, BATCH):
-            client.log_batch(
-                run_id,
-                metrics=[
-                    Metric("loss", 1.0 / (s + 1), BASE_TS + s, s)
-                    for s in range(b, min(n, b + BATCH))
-                ],
-            )
-
-        def query():
-            return client.get_metric_history(run_id, "loss")
-
-        got = query()  # warm-up
-        if len(got) != n:
-            m.notes.append(
-                f"WRONG RESULT for history (mlflow): {len(got)} points, expected {n}"
-            )
-        gc.collect()
-        m.value = _median_ms(query, sizes.history_reps[1])
-    return m
 
 
 # -- driver ----------------------------------------------------------------------------
-def _guard(fn: Callable[..., Measure], *args) -> Measure:
-    try:
-        return fn(*args)
-    except Exception as exc:  # noqa: BLE001 (one broken side must not hide the others)
-        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return Measure(error=f"{fn.__name__}: {tb}")
-
-
-@contextlib.contextmanager
-def _guard_fixture(cm_factory: Callable[[], Any]):
-    """Yield (fixture, error): the fixture or None with the error that prevented it."""
-    try:
-        cm = cm_factory()
-        fixture = cm.__enter__()
-    except Exception as exc:  # noqa: BLE001 (reported in the table)
-        yield None, traceback.format_exception_only(type(exc), exc)[-1].strip()
-        return
-    try:
-        yield fixture, None
-    finally:
-        with contextlib.suppress(Exception):
-            cm.__exit__(None, None, None)
-
-
-def conditions(parent: str | None = None) -> str:
-    """What the machine was like: both sides commit with fsync, so a busy disk moves
-    every write number (and the ratios less so, since both pay it)."""
-    parts = [f"{os.cpu_count()} cpus"]
-    with contextlib.suppress(OSError):
-        parts.append(f"load {os.getloadavg()[0]:.2f}")
-    with contextlib.suppress(OSError), _tmpdir("probe", parent) as d:
-        fd = os.open(d / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            times = []
-            for i in range(21):
-                os.pwrite(fd, b"\0" * 4096, (i % 4) * 4096)
-                t0 = time.perf_counter()
-                os.fsync(fd)
-                times.append(time.perf_counter() - t0)
-        finally:
-            os.close(fd)
-        parts.append(
-            f"fsync {statistics.median(times) * 1000:.2f} ms (median, temp dir)"
-        )
-    return ", ".join(parts)
-
-
-def _ratio(w: Workload, cairn: Measure, base: Measure) -> float | None:
-    if cairn.value is None or base.value is None or cairn.value <= 0 or base.value <= 0:
-        return None
-    return cairn.value / base.value if w.throughput else base.value / cairn.value
-
-
-def _met(w: Workload, cairn: Measure, ratio: float | None) -> bool:
-    wrong = any("WRONG" in n for n in cairn.notes)
-    return ratio is not None and ratio >= w.target and not wrong
-
-
-def _fmt_value(v: float | None, err: str | None) -> str:
-    if err is not None or v is None:
-        return "error"
-    if v >= 1000:
-        return f"{v:,.0f}"
-    if v >= 100:
-        return f"{v:.1f}"
-    if v >= 10:
-        return f"{v:.2f}"
-    return f"{v:.3f}"
-
-
-def print_table(
-    rows: list[tuple[Workload, Measure, Measure, float | None]], out=sys.stdout
-) -> None:
-    header = (
-        "workload",
-        "unit",
-        "cairn",
-        "mlflow",
-        "ratio",
-        "target",
-        "met",
-        "sizes (cairn / mlflow)",
-    )
-    body = []
-    for w, c, b, r in rows:
-        body.append(
-            (
-                w.name,
-                w.unit,
-                _fmt_value(c.value, c.error),
-                _fmt_value(b.value, b.error),
-                "-" if r is None else f"{r:,.1f}x",
-                f">= {w.target:g}x",
-                "ok" if _met(w, c, r) else "MISS",
-                f"{c.size or '-'} / {b.size or '-'}",
-            )
-        )
-    widths = [max(len(str(x[i])) for x in [header, *body]) for i in range(len(header))]
-    right = {2, 3, 4, 5}
-
-    def line(cells):
-        return "  ".join(
-            str(c).rjust(widths[i]) if i in right else str(c).ljust(widths[i])
-            for i, c in enumerate(cells)
-        ).rstrip()
-
-    print(line(header), file=out)
-    print("  ".join("-" * w for w in widths), file=out)
-    for cells in body:
-        print(line(cells), file=out)
 
 
 def run(
@@ -945,26 +515,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {n}")
     finish(rows, elapsed, args.json, BASELINE_NAME)
     return 0
-
-
-def finish(rows, elapsed: float, json_path: str | None, baseline_name: str) -> None:
-    """The closing lines every bench prints, and its --json file."""
-    met = sum(_met(w, c, r) for w, c, _, r in rows)
-    print(f"\ntotal time: {elapsed:.1f} s")
-    print(f"targets met: {met}/{len(rows)}")
-    if json_path:
-        out = [
-            {
-                "workload": w.name,
-                "unit": w.unit,
-                "cairn": c.value,
-                "baseline": b.value,
-                "baseline_name": baseline_name,
-                "ratio": r,
-            }
-            for w, c, b, r in rows
-        ]
-        Path(json_path).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
