@@ -5,12 +5,9 @@ docstrings say otherwise. Each test opens its own data directory.
 """
 from __future__ import annotations
 
-import itertools
 import math
 import re
-import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -21,22 +18,10 @@ from engine.pagination import decode_offset
 
 
 @pytest.fixture
-def eng(tmp_path: Path):
-    e = engine.open(tmp_path / "data")
-    yield e
-    e.close()
-
-
-@pytest.fixture
 def lm(eng):
     return eng.logged_models
 
 
-@pytest.fixture
-def distinct_clock(monkeypatch):
-    """Every reading of the wall clock is a later millisecond (the store reads time.time_ns)."""
-    ticks = itertools.count(1_700_000_000_000, 7)
-    monkeypatch.setattr(time, "time_ns", lambda: next(ticks) * 1_000_000)
 
 
 @contextmanager

@@ -13,7 +13,6 @@ import re
 import threading
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
@@ -42,22 +41,10 @@ RUN_NAME_TAG = "mlflow.runName"
 
 # -- fixtures and helpers -----------------------------------------------------------------
 @pytest.fixture
-def eng(tmp_path: Path):
-    e = engine.open(tmp_path / "data")
-    yield e
-    e.close()
-
-
-@pytest.fixture
 def store(eng):
     return eng.tracking
 
 
-@pytest.fixture
-def distinct_clock(monkeypatch):
-    """Every reading of the wall clock is a later millisecond (the store reads time.time_ns)."""
-    ticks = itertools.count(1_700_000_000_000, 7)
-    monkeypatch.setattr(time, "time_ns", lambda: next(ticks) * 1_000_000)
 
 
 @pytest.fixture
