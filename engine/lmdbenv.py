@@ -29,7 +29,7 @@ from .errors import CairnError
 
 # Address space only (the file grows with the data); doubling on demand beyond this.
 DEFAULT_MAP_SIZE = 8 << 30
-MAX_DBS = 32
+MAX_DBS = 64
 MAX_READERS = 512
 # Upper bound on operations taken into one transaction: keeps one commit's latency bounded.
 MAX_BATCH_OPS = 20_000
