@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -234,6 +234,9 @@ class LoggedModelStore:
         self._db = lenv.dbs
         self.names = names
         self._artifacts = artifacts
+        # Called with the model id when a model is finalized READY: the registrar adds
+        # the ONNX conversion of a scikit-learn model logged by the mlflow client.
+        self.on_ready: Callable[[str], None] | None = None
 
     env = property(lambda self: self._env)
 
@@ -351,6 +354,8 @@ class LoggedModelStore:
             rec.status = status
 
         self._update(model_id, change)
+        if status == LoggedModelStatus.READY and self.on_ready is not None:
+            self.on_ready(model_id)
         return self.get_logged_model(model_id, allow_deleted=True)
 
     def delete_logged_model(self, model_id: str) -> None:

@@ -40,6 +40,8 @@ REGISTRY_PREFIX = "registry"
 ARTIFACT_SCHEME = "mlflow-artifacts:"
 # Bounds what one local model folder may hold (files are read into the blob store).
 MAX_LOCAL_FILES = 10_000
+# The logged-model tag that says whether the ONNX conversion was added (or why not).
+ONNX_TAG = "cairn.onnx"
 
 
 def new_storage_location() -> str:
@@ -81,17 +83,30 @@ class Registrar:
         self._tracking = tracking
         self._logged_models = logged_models
         self._artifacts = artifacts
-        self._queue: queue.Queue[tuple[str, str] | None] = queue.Queue()
+        # ("version", full name, version) or ("logged", model id, ""); None stops.
+        self._queue: queue.Queue[tuple[str, str, str] | None] = queue.Queue()
         self._done = threading.Condition()
+        self._busy = 0  # items queued or in progress (guarded by _done)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
         registry.on_pending = self.submit
+        logged_models.on_ready = self.submit_logged_model
         for full_name, version in registry.pending_versions():
             self.submit(full_name, version)
 
     # -- queueing --------------------------------------------------------------------
     def submit(self, full_name: str, version: str) -> None:
+        """Register a version the store just created PENDING."""
+        self._put(("version", full_name, str(version)))
+
+    def submit_logged_model(self, model_id: str) -> None:
+        """Add the ONNX conversion to a logged model just finalized READY (the mlflow
+        client logs scikit-learn models without one). Queued in order with versions, so
+        a registration of the same model that follows sees the converted files."""
+        self._put(("logged", model_id, ""))
+
+    def _put(self, item: tuple[str, str, str]) -> None:
         with self._lock:
             if self._closed:
                 return  # the next open finishes it (it stays pending in the store)
@@ -99,7 +114,9 @@ class Registrar:
                 # Started on first use: an engine that registers nothing has no thread.
                 self._thread = threading.Thread(target=self._loop, name="cairn-registrar", daemon=True)
                 self._thread.start()
-            self._queue.put((full_name, str(version)))
+            with self._done:
+                self._busy += 1
+            self._queue.put(item)
 
     def wait(self, name: str, version: str | int, timeout: float = 60.0) -> ModelVersion:
         """The version once it has left PENDING_REGISTRATION, or as it is after
@@ -112,6 +129,11 @@ class Registrar:
                 if mv.status != VersionStatus.PENDING or left <= 0:
                     return mv
                 self._done.wait(min(left, 1.0))
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until nothing is queued or in progress; False if `timeout` passed."""
+        with self._done:
+            return self._done.wait_for(lambda: self._busy == 0, timeout)
 
     def close(self) -> None:
         """Stop after the version in progress; queued ones stay pending for next time."""
@@ -128,11 +150,16 @@ class Registrar:
             item = self._queue.get()
             if item is None:
                 return
+            kind, key, version = item
             try:
-                self._register(*item)
-            except Exception:  # never let one version stop the thread
-                log.exception("registering %s version %s failed unexpectedly", *item)
+                if kind == "version":
+                    self._register(key, version)
+                else:
+                    self._convert_logged_model(key)
+            except Exception:  # never let one item stop the thread
+                log.exception("%s %s %s: unexpected failure", kind, key, version)
             with self._done:
+                self._busy -= 1
                 self._done.notify_all()
 
     def _register(self, full_name: str, version: str) -> None:
@@ -171,6 +198,35 @@ class Registrar:
     def _has_files(self, prefix: str) -> bool:
         return next(iter(self._artifacts.walk(prefix)), None) is not None
 
+    def _convert_logged_model(self, model_id: str) -> None:
+        """Write model.onnx and the onnx flavor into a READY logged model that has only
+        the sklearn flavor; the outcome is the model's `cairn.onnx` tag (READY or the
+        reason it failed), so a failure is visible but never fails the logged model."""
+        from .mlmodel import read_mlmodel
+
+        try:
+            model = self._logged_models.get_logged_model(model_id)
+            prefix = _proxy_path(model.info.artifact_uri)
+            model_dir = ArtifactModelDir(self._artifacts, prefix)
+            if "MLmodel" not in model_dir.paths():
+                return
+            flavors = read_mlmodel(model_dir.read("MLmodel")).flavors
+        except (CairnError, ValueError):
+            return  # deleted meanwhile, stored elsewhere, or not an MLflow model
+        if "onnx" in flavors or "sklearn" not in flavors:
+            return
+        try:
+            self._package(prefix)
+            outcome = "READY"
+        except CairnError as exc:
+            outcome = f"FAILED: {exc.message}"
+        except Exception as exc:
+            outcome = f"FAILED: {type(exc).__name__}: {exc}"
+        try:
+            self._logged_models.set_logged_model_tags(model_id, {ONNX_TAG: outcome[:5000]})
+        except CairnError:
+            pass  # deleted meanwhile
+
     # -- sources ---------------------------------------------------------------------
     def _copy_source(self, mv: ModelVersion, dst: str) -> tuple[str | None, str | None]:
         """Copy the version's source files to `dst`; return the (run_id, model_id) the
@@ -196,7 +252,7 @@ class Registrar:
             rest = source[len("models:/"):].strip("/")
             if rest.startswith("m-") and "/" not in rest:
                 model = self._logged_models.get_logged_model(rest)
-                return _proxy_path(model.artifact_location), model.source_run_id or "", rest
+                return _proxy_path(model.info.artifact_uri), model.info.source_run_id or "", rest
             base = self._source_version(rest, source)
             if base.status != VersionStatus.READY or not base.storage_location:
                 raise invalid(f"Source {source} is not a READY model version (it is {base.status})")
