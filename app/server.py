@@ -12,13 +12,18 @@ from litestar.openapi import OpenAPIConfig
 
 from engine import Engine
 from engine.artifacts import ArtifactStore
+from engine.registration import Registrar
+from engine.registrystore import RegistryStore
 from engine.store import TrackingStore
 
 from .address import DEFAULT_HOST, DEFAULT_PORT
 from .controllers.artifacts import ArtifactController
+from .controllers.catalogs import CatalogController, SchemaController
 from .controllers.experiments import ExperimentController
 from .controllers.loggedmodels import LoggedModelController, RunOutputsController
 from .controllers.metrics import MetricController
+from .controllers.modelversions import ModelVersionController
+from .controllers.registeredmodels import RegisteredModelController
 from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
 
@@ -73,6 +78,14 @@ def create_app(engine: Engine) -> Litestar:
     def provide_engine() -> Engine:
         return engine
 
+    # Looked up per request: the registrar may be absent (a build without it), and
+    # version create then answers PENDING_REGISTRATION without waiting.
+    def provide_registry() -> RegistryStore:
+        return engine.registry
+
+    def provide_registrar() -> Registrar | None:
+        return getattr(engine, "registrar", None)
+
     return Litestar(
         route_handlers=[
             health,
@@ -84,11 +97,17 @@ def create_app(engine: Engine) -> Litestar:
             ArtifactController,
             LoggedModelController,
             RunOutputsController,
+            RegisteredModelController,
+            ModelVersionController,
+            CatalogController,
+            SchemaController,
         ],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "artifacts": Provide(provide_artifacts, sync_to_thread=False),
             "engine": Provide(provide_engine, sync_to_thread=False),
+            "registry": Provide(provide_registry, sync_to_thread=False),
+            "registrar": Provide(provide_registrar, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BODY,

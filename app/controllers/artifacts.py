@@ -52,6 +52,9 @@ _UPLOAD_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cairn-u
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 PRESIGNED_UNSUPPORTED = "Presigned download is not supported for the current artifact repository"
 NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+# Registered versions' own files (engine/registration.py writes them through the engine,
+# never through the proxy): immutable for clients, readable by everyone.
+REGISTRY_PREFIX = "registry"
 
 _END = object()
 _ABORT = object()
@@ -92,6 +95,28 @@ def route_path(request: Request) -> str:
     if at < 0:  # the router folded slashes inside the anchor itself ('artifacts//x' etc.)
         raise invalid(f"Invalid artifact request path {full!r}: repeated '/' in the route")
     return client_path(full[at + len(ROUTE_ANCHOR) :])
+
+
+class PermissionDenied(CairnError):
+    """MLflow's PERMISSION_DENIED, answered 403 (the engine's codes stop at 400/404/500)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "PERMISSION_DENIED")
+
+    @property
+    def http_status(self) -> int:
+        return 403
+
+
+def refuse_registry_write(path: str) -> None:
+    """Uploads and deletes under registry/ are refused (403, MLflow's PERMISSION_DENIED):
+    a registered version's files must stay what was verified. `path` is already normal
+    (no '..', no repeated '/'), so a prefix test cannot be dodged."""
+    if path == REGISTRY_PREFIX or path.startswith(REGISTRY_PREFIX + "/"):
+        raise PermissionDenied(
+            f"Artifact path '{path}' belongs to a registered model version: registered "
+            "versions are immutable (register a new version instead)"
+        )
 
 
 def _files(infos: list) -> dict:
@@ -196,13 +221,16 @@ class ArtifactController(Controller):
     )
     async def upload(self, request: Request, artifacts: ArtifactStore) -> dict:
         path = route_path(request)
+        refuse_registry_write(path)
         await receive_into(request, artifacts, path)
         return {}
 
     @delete("/mlflow-artifacts/artifacts/{artifact_path:path}", status_code=200, sync_to_thread=True)
     def delete_artifact(self, request: Request, artifacts: ArtifactStore) -> dict:
         # A missing path is not an error: MLflow's repositories delete what is there.
-        artifacts.delete(route_path(request))
+        path = route_path(request)
+        refuse_registry_write(path)
+        artifacts.delete(path)
         return {}
 
     @get("/mlflow-artifacts/artifacts", sync_to_thread=False)
