@@ -23,10 +23,12 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/server.py
+	$(BIN)/python bench/registry.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/tracking.py --quick
 	$(BIN)/python bench/server.py --quick
+	$(BIN)/python bench/registry.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info
