@@ -28,6 +28,7 @@ from engine.store import MAX_RESULTS_SEARCH_RUNS, TrackingStore
 
 from . import tables
 from .address import DEFAULT_HOST, DEFAULT_PORT
+from .modelscli import add_commands as add_registry_commands
 
 DEMO_EXPERIMENT = "cairn-demo"
 # How many metric and param columns `runs list` adds after the fixed ones.
@@ -486,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="serve MLflow's REST API (tracking, artifacts)")
     _server_flags(server)
     server.set_defaults(handler=cmd_server, needs_store=False)
+    add_registry_commands(sub)  # models, catalogs, schemas (app/modelscli.py)
     return parser
 
 

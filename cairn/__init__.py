@@ -1,7 +1,7 @@
 """Cairn's public face for training scripts: `import cairn` reads like `import mlflow`.
 
-Re-exports only; the logic lives in engine.fluent, engine.client and
-engine.sklearn_autolog.
+Re-exports only; the logic lives in engine.fluent, engine.client,
+engine.sklearn_autolog, engine.registryclient and engine.modelloading.
 """
 from engine.client import Client
 from engine.entities import Dataset, Metric, Param, RunStatus, RunTag, ViewType
@@ -36,6 +36,8 @@ from engine.fluent import (
     set_tracking_dir,
     start_run,
 )
+from engine.modelloading import load_model
+from engine.registryclient import register_model
 from engine.sklearn_autolog import autolog
 
 from . import sklearn  # noqa: E402  (cairn.sklearn.autolog(), as mlflow.sklearn.autolog())
@@ -71,7 +73,9 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "load_model",
     "make_dataset",
+    "register_model",
     "search_runs",
     "set_experiment",
     "set_tag",

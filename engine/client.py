@@ -30,6 +30,7 @@ from .entities import (
     ViewType,
 )
 from .errors import CairnError, invalid, not_found
+from .registryclient import RegistryClientMixin
 from .store import (
     MAX_METRICS_PER_BATCH,
     MAX_PARAMS_TAGS_PER_BATCH,
@@ -97,8 +98,9 @@ def _join(artifact_path: str | None, name: str) -> str:
     return f"{artifact_path.strip('/')}/{name}" if artifact_path else name
 
 
-class Client:
-    """Object-style access to experiments, runs, run data and artifacts."""
+class Client(RegistryClientMixin):
+    """Object-style access to experiments, runs, run data and artifacts; the model
+    registry's methods come from RegistryClientMixin (registryclient.py)."""
 
     def __init__(self, path: str | os.PathLike | None = None):
         self._engine = open_engine(path)

@@ -1,0 +1,127 @@
+"""Writing a scikit-learn model into a run: `cairn.sklearn.log_model` and autologging.
+
+Both go through `write_sklearn_model`, which asks modelpackage for a complete MLflow
+model directory (model.pkl, MLmodel with the sklearn, python_function and onnx flavors,
+model.onnx, input example, requirements) and stores its files under the run's artifact
+path. When skl2onnx cannot convert the model, the model is still logged as sklearn (a
+run that trained must not lose its model) and the run tag `cairn.onnx.error` says why,
+so the reason is visible before anyone tries to register it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import Client
+from .errors import invalid
+from .store import MAX_TAG_VALUE_LENGTH
+
+ONNX_ERROR_TAG = "cairn.onnx.error"
+# The rows of X kept as the conversion and verification sample (and input example):
+# enough to catch a converter that disagrees with the model, small enough to store.
+SAMPLE_ROWS = 20
+
+
+@dataclass
+class ModelInfo:
+    """What `log_model` returns, named as mlflow.models.model.ModelInfo's fields."""
+
+    run_id: str
+    artifact_path: str
+    model_uri: str
+    flavors: list[str]
+    signature: Any = None  # engine.modelsignature.OnnxSignature, None without ONNX
+    onnx_error: str | None = None
+    registered_model_version: int | None = None
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.artifact_path
+
+
+def sample_rows(X: Any, n: int = SAMPLE_ROWS) -> Any:
+    """The first `n` rows of X, keeping its type (DataFrame, array, sparse, list)."""
+    if X is None:
+        return None
+    if hasattr(X, "iloc"):
+        return X.iloc[:n]
+    try:
+        return X[:n]
+    except Exception:  # an iterable without slicing: materialize the head
+        import itertools
+
+        return list(itertools.islice(iter(X), n))
+
+
+def write_sklearn_model(
+    client: Client, run_id: str, model: Any, sample: Any, artifact_path: str
+):
+    """Package `model` (with `sample` rows for conversion and verification) and store
+    every file under `artifact_path` in the run. Returns modelpackage's PackagedModel;
+    tags the run with the conversion error when there is one."""
+    from .modelpackage import package_sklearn  # skl2onnx loads only when a model is logged
+
+    packaged = package_sklearn(model, sample, run_id=run_id, artifact_path=artifact_path)
+    for rel in sorted(packaged.files):
+        client.log_bytes(run_id, packaged.files[rel], f"{artifact_path}/{rel}")
+    if packaged.onnx_error:
+        client.set_tag(run_id, ONNX_ERROR_TAG, packaged.onnx_error[:MAX_TAG_VALUE_LENGTH])
+    return packaged
+
+
+def log_model(
+    sk_model: Any,
+    name: str = "model",
+    input_example: Any = None,
+    registered_model_name: str | None = None,
+    await_registration_for: int = 300,
+    *,
+    artifact_path: str | None = None,
+) -> ModelInfo:
+    """Log a scikit-learn model into the active run (one is started when none is
+    active, as MLflow does) under `name`, as mlflow.sklearn.log_model.
+
+    `input_example` (a few rows of what the model takes) is what the ONNX conversion
+    types its inputs from and verifies against; without it no ONNX model is made (the
+    sklearn flavor is still logged). With `registered_model_name` the model is
+    registered too (created if missing) and the call waits for the version."""
+    from . import fluent
+
+    name = (artifact_path or name or "model").strip("/")
+    if not name:
+        raise invalid("log_model: `name` must not be empty")
+    client = fluent._client()
+    run_id = fluent._run_id()
+    sample = sample_rows(input_example)
+    packaged = write_sklearn_model(client, run_id, sk_model, sample, name)
+    info = ModelInfo(
+        run_id=run_id,
+        artifact_path=name,
+        model_uri=f"runs:/{run_id}/{name}",
+        flavors=_flavors(packaged.files),
+        signature=packaged.signature,
+        onnx_error=packaged.onnx_error,
+        files=sorted(packaged.files),
+    )
+    if registered_model_name:
+        from .registryclient import register_model
+
+        mv = register_model(
+            info.model_uri, registered_model_name, await_registration_for=await_registration_for
+        )
+        info.registered_model_version = int(mv.version)
+    return info
+
+
+def _flavors(files: dict[str, bytes]) -> list[str]:
+    """The flavor names the MLmodel file lists (read back, so they cannot drift)."""
+    import yaml
+
+    raw = files.get("MLmodel")
+    if raw is None:
+        return []
+    return sorted((yaml.safe_load(raw) or {}).get("flavors", {}))
+
+
+__all__ = ["ModelInfo", "ONNX_ERROR_TAG", "log_model", "sample_rows", "write_sklearn_model"]
