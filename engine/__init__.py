@@ -18,6 +18,8 @@ from .keys import read_u32, u32
 from .lmdbenv import DEFAULT_MAP_SIZE, Batch, LmdbEnv
 from .loggedmodels import LOGGED_MODEL_TABLES, LoggedModelStore
 from .records import SCHEMA_VERSION, TRACKING_TABLES
+from .registry import LmdbRegistryStore
+from .registryrecords import REGISTRY_TABLES
 from .tracking import LmdbTrackingStore
 
 __all__ = ["Engine", "open", "default_data_dir", "CairnError"]
@@ -46,7 +48,7 @@ class Engine:
 
     def __init__(self, path: Path, map_size: int):
         self.path = path
-        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES}
+        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / "blobs")
@@ -54,6 +56,7 @@ class Engine:
         self.tracking = LmdbTrackingStore(self.env, self.artifacts)
         # MLflow 3's logged models share the tracking store's interned key names.
         self.logged_models = LoggedModelStore(self.env, self.tracking.names, self.artifacts)
+        self.registry = LmdbRegistryStore(self.env, self.tracking, self.logged_models)
         self._holders = 0
 
     def flush(self) -> None:
