@@ -200,7 +200,7 @@ class ModelVersionController(Controller):
     def search(
         self,
         registry: RegistryStore,
-        filter: str | None = None,  # noqa: A002 - MLflow's parameter name
+        filter: str | None = None,  # MLflow's parameter name
         max_results: int | None = None,
         order_by: list[str] | None = None,
         page_token: str | None = None,

@@ -116,7 +116,7 @@ class RegisteredModelController(Controller):
     def search(
         self,
         registry: RegistryStore,
-        filter: str | None = None,  # noqa: A002 - MLflow's parameter name
+        filter: str | None = None,  # MLflow's parameter name
         max_results: int | None = None,
         order_by: list[str] | None = None,
         page_token: str | None = None,

@@ -212,7 +212,7 @@ def test_aliases(mlflow_client, run_id):
     assert mlflow_client.get_registered_model(name).aliases == {}
 
     for bad in ("latest", "v3", "no spaces"):
-        err = error_of(lambda: mlflow_client.set_registered_model_alias(name, bad, "1"))
+        err = error_of(lambda bad=bad: mlflow_client.set_registered_model_alias(name, bad, "1"))
         assert err.error_code == "INVALID_PARAMETER_VALUE", bad
     err = error_of(lambda: mlflow_client.set_registered_model_alias(name, "ghost", "42"))
     assert err.error_code == "RESOURCE_DOES_NOT_EXIST"
