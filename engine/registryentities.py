@@ -118,7 +118,8 @@ class RegisteredModel(msgspec.Struct, kw_only=True, omit_defaults=True):
 class StageTransition(msgspec.Struct, kw_only=True, omit_defaults=True):
     """One recorded change of a version's stage or of an alias (an audit trail entry).
     kind: "stage" (from_stage -> to_stage), "alias_set" / "alias_deleted" (alias in
-    `alias`), "status" (registration status changes)."""
+    `alias`), "status" (registration status changes: from_stage / to_stage hold the old
+    and new status, comment the status message)."""
 
     name: str
     version: str

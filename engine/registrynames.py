@@ -53,10 +53,6 @@ class FullName(NamedTuple):
         schema, model) order and a schema's models are one prefix."""
         return f"{self.catalog}\0{self.schema}\0{self.model}".encode()
 
-    @classmethod
-    def from_key(cls, key: bytes) -> "FullName":
-        return cls(*key.decode().split("\0"))
-
 
 def schema_prefix(catalog: str, schema: str) -> bytes:
     """The `model_names` prefix of one schema's models (also the `schemas` key)."""

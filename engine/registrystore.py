@@ -3,15 +3,18 @@
 
 Naming (registrynames.py): every `name` argument is a model name in any accepted form:
 `iris` (= `main.default.iris`), `schema.iris` (= `main.schema.iris`) or
-`catalog.schema.iris`. Each part is 1-255 characters of letters, digits, `_` and `-`;
-anything else (empty, four parts, a space, a `/`) is INVALID_PARAMETER_VALUE naming the
-name and what is wrong. Returned entities carry `name` in display form (bare inside
-`main.default`) and `full_name` (three parts).
+`catalog.schema.iris`. Each part is 1-255 characters of ASCII letters, digits, `_` and
+`-`, and the full three-part name at most 500 (it is an LMDB key); anything else (empty,
+four parts, a space, a `/`) is INVALID_PARAMETER_VALUE naming the name and what is
+wrong. Names are case-sensitive. Returned entities carry `name` in display form (bare
+inside `main.default`) and `full_name` (three parts). A schema argument is
+`catalog.schema`, or `schema` for `main.schema`.
 
 Catalogs and schemas: `main` and `main.default` always exist (created on first open).
 Other catalogs and schemas are created explicitly; a model name in a catalog or schema
 that does not exist is RESOURCE_DOES_NOT_EXIST naming it. A catalog or schema is deleted
-only when empty (INVALID_STATE otherwise); `main` and `main.default` cannot be deleted.
+only when empty (INVALID_STATE otherwise); `main` and `main.default` cannot be deleted
+(INVALID_PARAMETER_VALUE).
 
 Versions are numbered 1, 2, 3... per registered model and never reused: deleting
 version 3 and creating another gives 4. A version is created PENDING_REGISTRATION; the
@@ -25,7 +28,8 @@ Staging or Production) to Archived. Every stage transition and alias change is r
 
 Aliases: 1-255 characters of letters, digits, `_` and `-`, not `latest` and not of the
 form `v<digits>` (reserved, as MLflow). An alias points to one version of its model;
-setting it again moves it. Deleting a version deletes its aliases.
+setting it again moves it. Deleting a version deletes its aliases. Reading the alias
+`latest` (any case) gives the model's highest version, as MLflow's store does.
 
 Errors: RESOURCE_DOES_NOT_EXIST (404) for a missing model, version, alias, catalog or
 schema; RESOURCE_ALREADY_EXISTS for a duplicate model, catalog or schema name;
@@ -135,7 +139,9 @@ class RegistryStore(ABC):
     ) -> Page[RegisteredModel]:
         """MLflow's grammar for registered models: `name` with =, !=, LIKE, ILIKE;
         `tags.<key>` (also `tag.`) with =, !=, LIKE, ILIKE; clauses joined by AND.
-        `name` matches the display name or the full name. A filter on
+        `name` also takes IN / NOT IN (as MLflow's SQL store) and matches the display name
+        or the full name (= and IN compare canonical names: 'iris', 'default.iris' and
+        'main.default.iris' are one model). A filter on
         `tags.mlflow.prompt.is_prompt != 'true'` also matches models without the tag (as
         MLflow's SQL store, which its client sends to hide prompts).
         order_by: `name`, `timestamp`/`last_updated_timestamp`, `creation_timestamp`,
@@ -188,6 +194,10 @@ class RegistryStore(ABC):
         an `mlflow-artifacts:/...` or bare artifact path the proxy serves, or
         `file:///...` for a local model directory or ONNX file (SDK and CLI only). When
         run_id is omitted it is taken from a `runs:/` source or the logged model.
+        A `models:/NAME/VERSION`, `/latest`, `/<stage>` or `@ALIAS` source is resolved
+        now, in the same transaction (RESOURCE_DOES_NOT_EXIST if it names nothing), and
+        recorded as lineage's derived_from = "models:/<full name>/<N>"; the new version
+        inherits that version's run_id and model_id unless given its own.
         The registration pipeline is notified after the version is committed."""
 
     @abstractmethod
@@ -228,10 +238,11 @@ class RegistryStore(ABC):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> Page[ModelVersion]:
-        """MLflow's grammar for versions: `name` (=, !=, LIKE, ILIKE), `version_number`
-        (=, !=, <, <=, >, >=), `run_id` (=, !=, IN, NOT IN), `source_path` (=, !=, LIKE,
-        ILIKE), `tags.<key>` (=, !=, LIKE, ILIKE), plus Cairn's `current_stage` and
-        `status` (=, !=). order_by: `name`, `version_number`, `creation_timestamp`,
+        """MLflow's grammar for versions: `name` (=, !=, LIKE, ILIKE, IN, NOT IN; as for
+        models), `version_number` (=, !=, <, <=, >, >=, unquoted integers), `run_id`
+        (=, !=, LIKE, ILIKE, IN, NOT IN; a version without a run matches none of them),
+        `source_path` (=, !=, LIKE, ILIKE), `tags.<key>` (=, !=, LIKE, ILIKE), plus
+        Cairn's `current_stage` (case-insensitive) and `status` (=, !=, IN, NOT IN). order_by: `name`, `version_number`, `creation_timestamp`,
         `last_updated_timestamp` ASC/DESC; default: name ASC, version_number DESC.
         max_results default 10,000 (MLflow's), at most 200,000."""
 
@@ -239,7 +250,8 @@ class RegistryStore(ABC):
     def set_model_version_tag(self, name: str, version: str | int, key: str, value: str) -> None: ...
 
     @abstractmethod
-    def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None: ...
+    def delete_model_version_tag(self, name: str, version: str | int, key: str) -> None:
+        """Deleting a tag that is not there is a no-op (as MLflow)."""
 
     @abstractmethod
     def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]:
@@ -266,7 +278,10 @@ class RegistryStore(ABC):
     ) -> ModelVersion:
         """Set the outcome of registering a PENDING version (READY or
         FAILED_REGISTRATION), its storage location and signature; recorded as a
-        transition of kind status. INVALID_STATE if the version is not pending."""
+        transition of kind status (from_stage/to_stage hold the old and new status,
+        comment the message). INVALID_STATE if the version is not pending. run_id and
+        model_id fill the version's own only where it has none (what the caller of
+        create_model_version said wins); an empty storage_location keeps the old one."""
 
     # -- lineage ---------------------------------------------------------------------
     @abstractmethod
