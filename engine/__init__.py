@@ -18,6 +18,7 @@ from .keys import read_u32, u32
 from .lmdbenv import DEFAULT_MAP_SIZE, Batch, LmdbEnv
 from .loggedmodels import LOGGED_MODEL_TABLES, LoggedModelStore
 from .records import SCHEMA_VERSION, TRACKING_TABLES
+from .registration import Registrar
 from .registry import LmdbRegistryStore
 from .registryrecords import REGISTRY_TABLES
 from .tracking import LmdbTrackingStore
@@ -57,6 +58,8 @@ class Engine:
         # MLflow 3's logged models share the tracking store's interned key names.
         self.logged_models = LoggedModelStore(self.env, self.tracking.names, self.artifacts)
         self.registry = LmdbRegistryStore(self.env, self.tracking, self.logged_models)
+        # Finishes pending versions in a background thread (resuming any a crash left).
+        self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
         self._holders = 0
 
     def flush(self) -> None:
@@ -72,6 +75,7 @@ class Engine:
                 self.env.flush()
                 return
             _open_engines.pop(self.path, None)
+        self.registrar.close()
         self.env.close()
 
     def __enter__(self) -> "Engine":

@@ -236,12 +236,13 @@ class Registrar:
         if local is not None:
             self._copy_local(local, dst)
             return None, None
-        prefix, run_id, model_id = self._resolve(source)
+        prefix, run_id, model_id = self._resolve(mv)
         self._artifacts.copy(prefix, dst)
         return run_id or None, model_id or None
 
-    def _resolve(self, source: str) -> tuple[str, str, str]:
+    def _resolve(self, mv: ModelVersion) -> tuple[str, str, str]:
         """(artifact prefix, run_id, model_id) of an artifact-store source."""
+        source = mv.source
         if source.startswith("runs:/"):
             rest = source[len("runs:/"):].strip("/")
             run_id, _, path = rest.partition("/")
@@ -253,7 +254,7 @@ class Registrar:
             if rest.startswith("m-") and "/" not in rest:
                 model = self._logged_models.get_logged_model(rest)
                 return _proxy_path(model.info.artifact_uri), model.info.source_run_id or "", rest
-            base = self._source_version(rest, source)
+            base = self._source_version(mv)
             if base.status != VersionStatus.READY or not base.storage_location:
                 raise invalid(f"Source {source} is not a READY model version (it is {base.status})")
             return base.storage_location, base.run_id, base.model_id
@@ -266,14 +267,14 @@ class Registrar:
             )
         return check_artifact_path(source), "", ""
 
-    def _source_version(self, rest: str, source: str) -> ModelVersion:
-        """The version a `models:/NAME/N` or `models:/NAME@ALIAS` source names."""
-        if "@" in rest:
-            name, _, alias = rest.rpartition("@")
-            return self._registry.get_model_version_by_alias(name, alias)
-        name, _, version = rest.rpartition("/")
+    def _source_version(self, mv: ModelVersion) -> ModelVersion:
+        """The version a `models:/NAME/N|@ALIAS|/stage` source named: the store pinned
+        it when this version was created (lineage's derived_from), so a moved alias
+        does not change what gets copied."""
+        derived = self._registry.get_lineage(mv.name, mv.version).derived_from
+        name, _, version = derived.removeprefix("models:/").rpartition("/")
         if not name or not version:
-            raise invalid(f"Invalid model URI {source!r}: use models:/NAME/VERSION or models:/NAME@ALIAS")
+            raise invalid(f"Model source {mv.source!r} names no model version")
         return self._registry.get_model_version(name, version)
 
     def _copy_local(self, path: Path, dst: str) -> None:
