@@ -89,7 +89,8 @@ def test_sklearn_only_folder_is_converted_in_the_copy_not_the_source(eng, iris, 
     X, y = iris
     model = LogisticRegression(max_iter=500).fit(X, y)
     folder = tmp_path / "skmodel"
-    mlflow.sklearn.save_model(model, folder, input_example=X[:5])
+    # Explicit requirements: inferring them runs the model in a subprocess (seconds).
+    mlflow.sklearn.save_model(model, folder, input_example=X[:5], pip_requirements=["scikit-learn"])
     files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     assert "model.onnx" not in files
     run_id = log_model_files(eng, files)
@@ -185,7 +186,8 @@ def test_logged_model_finalized_ready_gets_its_onnx_conversion(eng, iris, tmp_pa
     X, y = iris
     model = LogisticRegression(max_iter=500).fit(X, y)
     folder = tmp_path / "skmodel"
-    mlflow.sklearn.save_model(model, folder, input_example=X[:5])
+    # Explicit requirements: inferring them runs the model in a subprocess (seconds).
+    mlflow.sklearn.save_model(model, folder, input_example=X[:5], pip_requirements=["scikit-learn"])
     exp = eng.tracking.create_experiment("logged")
     lm = eng.logged_models.create_logged_model(exp, name="model")
     base = lm.info.artifact_uri.removeprefix("mlflow-artifacts:/")
