@@ -83,17 +83,17 @@ def log_model(
     active, as MLflow does) under `name`, as mlflow.sklearn.log_model.
 
     `input_example` (a few rows of what the model takes) is what the ONNX conversion
-    types its inputs from and verifies against; without it no ONNX model is made (the
-    sklearn flavor is still logged). With `registered_model_name` the model is
+    types its inputs from and verifies against; without one, rows are synthesized from
+    the estimator's n_features_in_ / feature_names_in_ (and stored as the example). With `registered_model_name` the model is
     registered too (created if missing) and the call waits for the version."""
     from . import fluent
 
     name = (artifact_path or name or "model").strip("/")
     if not name:
         raise invalid("log_model: `name` must not be empty")
+    sample = sample_rows(input_example) if input_example is not None else _synthetic_sample(sk_model)
     client = fluent._client()
     run_id = fluent._run_id()
-    sample = sample_rows(input_example)
     packaged = write_sklearn_model(client, run_id, sk_model, sample, name)
     info = ModelInfo(
         run_id=run_id,
@@ -112,6 +112,21 @@ def log_model(
         )
         info.registered_model_version = int(mv.version)
     return info
+
+
+def _synthetic_sample(model: Any) -> Any:
+    """Rows to convert and verify with when the caller gave no input example, made from
+    what the estimator says it takes (n_features_in_, feature_names_in_): the ONNX
+    model needs typed inputs, and MLflow's own log_model does not require an example."""
+    from .modelsample import synthesize
+
+    table = synthesize(model=model)
+    if table is None:
+        raise invalid(
+            f"log_model: cannot tell what {type(model).__name__} takes (it has no "
+            "n_features_in_): pass input_example= with a few rows"
+        )
+    return table.model_input(float32=False)
 
 
 def _flavors(files: dict[str, bytes]) -> list[str]:

@@ -13,15 +13,10 @@ import csv
 import functools
 import inspect
 import io
-import json
 import logging
 import math
-import pickle
-import platform
 import threading
-import uuid
 import warnings
-from datetime import datetime, timezone
 from numbers import Number
 from typing import Any, Callable
 
@@ -29,6 +24,7 @@ from . import fluent
 from .client import Client, now_ms
 from .entities import DatasetInput, InputTag, Metric, Param, RunStatus
 from .errors import invalid
+from .modellogging import sample_rows, write_sklearn_model
 from .store import MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH
 
 _logger = logging.getLogger(__name__)
@@ -250,7 +246,7 @@ def _log_posttraining(est: Any, X: Any, y: Any, sample_weight: Any, dataset_inpu
         params=[Param(k, v) for k, v in params.items()],
     )
     if _config["log_models"] and X is not None:
-        _safely(_log_model, est, X, y_pred)
+        _safely(_log_model, est, X)
     if _is_search(est) and hasattr(est, "cv_results_"):
         _safely(_log_cv_results, client, run.info.run_id, est.cv_results_)
         if _config["max_tuning_runs"] != 0:
@@ -258,15 +254,11 @@ def _log_posttraining(est: Any, X: Any, y: Any, sample_weight: Any, dataset_inpu
 
 
 def _model_output(est: Any, X: Any) -> Any:
-    """Predictions on X (or, for transformers, the transform of a few rows): the
-    metrics' y_pred and the model signature's output example."""
-    if X is None:
+    """Predictions on X for the training metrics (None for a transformer). The model's
+    signature is the packager's business (modellogging)."""
+    if X is None or not hasattr(est, "predict"):
         return None
-    if hasattr(est, "predict"):
-        return est.predict(X)
-    if hasattr(est, "transform"):
-        return est.transform(X[:5])
-    return None
+    return est.predict(X)
 
 
 # -- training metrics, with MLflow's names -------------------------------------------
@@ -334,48 +326,16 @@ def _has(est: Any, name: str) -> bool:
 # -- model ---------------------------------------------------------------------------
 
 
-def _log_model(estimator: Any, X: Any, y_pred: Any) -> None:
-    """Store the fitted estimator as `model/model.pkl` plus `model/MLmodel` metadata
-    (flavor sklearn, sklearn version, signature inferred from X and y_pred).
+def _log_model(estimator: Any, X: Any) -> None:
+    """Store the fitted estimator under `model/` as a complete MLflow model directory:
+    model.pkl, MLmodel (sklearn, python_function and onnx flavors, signature), model.onnx
+    converted and verified on the first rows of X, input example. When the conversion
+    fails the model is still logged as sklearn, and the run tag cairn.onnx.error says why.
 
-    This is the one place models are written: ONNX conversion (skl2onnx) plugs in here.
+    This is the one place autologged models are written (modellogging does the work).
     """
-    import sklearn
-
     run_id = fluent.active_run().info.run_id
-    client = Client()
-    client.log_bytes(
-        run_id, pickle.dumps(estimator, protocol=pickle.DEFAULT_PROTOCOL), f"{MODEL_DIR}/model.pkl"
-    )
-    inputs = json.dumps(fluent.infer_schema(X))
-    outputs = json.dumps(fluent.infer_schema(y_pred)) if y_pred is not None else None
-    created = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    lines = [
-        f"artifact_path: {MODEL_DIR}",
-        "flavors:",
-        "  python_function:",
-        "    loader_module: mlflow.sklearn",
-        "    model_path: model.pkl",
-        "    predict_fn: predict",
-        f"    python_version: {platform.python_version()}",
-        "  sklearn:",
-        "    code: null",
-        "    pickled_model: model.pkl",
-        "    serialization_format: pickle",
-        f"    sklearn_version: {sklearn.__version__}",
-        f"model_uuid: {uuid.uuid4().hex}",
-        f"run_id: {run_id}",
-        "signature:",
-        f"  inputs: {_yaml_quote(inputs)}",
-        f"  outputs: {_yaml_quote(outputs) if outputs else 'null'}",
-        "  params: null",
-        f"utc_time_created: {_yaml_quote(created)}",
-    ]
-    client.log_text(run_id, "\n".join(lines) + "\n", f"{MODEL_DIR}/MLmodel")
-
-
-def _yaml_quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+    write_sklearn_model(Client(), run_id, estimator, sample_rows(X), MODEL_DIR)
 
 
 # -- parameter searches --------------------------------------------------------------
