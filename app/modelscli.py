@@ -326,7 +326,8 @@ def _runner(command: Callable[[object, argparse.Namespace], int]) -> Callable[[a
         try:
             return command(engine.open(args.data), args)
         except CairnError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
+            # One line, whatever the message holds (converter errors span several).
+            print(f"error: {' '.join(exc.message.split())}", file=sys.stderr)
             return 1
 
     return run
