@@ -133,6 +133,8 @@ class OnnxPredictor:
         if isinstance(data, dict) or _is_records(data):
             return {spec.name: _stack(names, _columns_of(data, names), spec.type)}
         arr = _as_array(data)
+        if arr.dtype.kind in "US" and not isinstance(data, np.ndarray):
+            arr = _as_array(data, dtype=object)  # a list mixing numbers and text: keep each cell's type
         if arr.ndim == 1 and len(names) == 1:
             arr = arr.reshape(-1, 1)
         if arr.ndim != 2 or arr.shape[1] != len(names):
@@ -206,7 +208,10 @@ def _cast(name: str, values: Any, type_name: str, keep_shape: bool = False) -> n
     target = _NUMPY_TYPES.get(type_name)
     if target is None:
         raise invalid(f"Input {name!r} has type {type_name}, which Cairn cannot feed")
-    arr = values if isinstance(values, np.ndarray) else _as_array(values)
+    if isinstance(values, np.ndarray):
+        arr = values
+    else:  # text stays object: numpy would turn None/NaN among strings into "nan"
+        arr = _as_array(values, dtype=object if target is object else None)
     if not keep_shape and arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if not keep_shape and arr.ndim != 1:
@@ -222,25 +227,34 @@ def _cast(name: str, values: Any, type_name: str, keep_shape: bool = False) -> n
         if bad is None:
             try:
                 return np.where(arr == None, np.nan, arr).astype(target)  # noqa: E711
-            except (TypeError, ValueError):
-                pass
-        raise invalid(f"Column {name!r} must hold {_type_words(type_name)}, got {bad!r}")
-    raise invalid(f"Column {name!r} must hold {_type_words(type_name)}, got {arr.dtype} values")
+            except (TypeError, ValueError, OverflowError):
+                bad = next(x for x in arr.ravel() if x is not None)
+    else:
+        bad = arr.ravel()[0] if arr.size else None
+    raise invalid(f"Column {name!r} must hold {_type_words(type_name)}, got {_shown(bad)}")
 
 
 def _text(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "U":
         return arr.astype(object)
     if arr.dtype.kind != "O":
-        raise invalid(f"Column {name!r} must hold strings, got {arr.dtype} values")
+        raise invalid(f"Column {name!r} must hold strings, got {_shown(arr.ravel()[0] if arr.size else None)}")
     bad = next((x for x in arr.ravel() if not isinstance(x, str)), _NOTHING)
     if bad is not _NOTHING:
-        what = "a missing value" if bad is None or bad != bad else repr(bad)
-        raise invalid(f"Column {name!r} must hold strings, got {what}")
+        raise invalid(f"Column {name!r} must hold strings, got {_shown(bad)}")
     return arr
 
 
 _NOTHING = object()
+
+
+def _shown(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "a missing value"
+    if isinstance(value, np.generic):
+        value = value.item()
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_number(x: Any) -> bool:
