@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from .errors import invalid, not_found
+from .errors import CairnError, invalid, not_found
 from .registryentities import ModelVersion, Stage, VersionStatus
 
 ONNX_FILE = "model.onnx"
@@ -93,13 +93,12 @@ def _from_version(eng, mv: ModelVersion):
         raise invalid(f"Cannot load {where}: it is {mv.status}{why}")
     if not mv.storage_location:
         raise not_found(f"Cannot load {where}: it has no stored files")
-    onnx_path = ONNX_FILE
     try:
         with eng.artifacts.open(f"{mv.storage_location}/MLmodel") as f:
             conf = read_mlmodel(f.read()).flavor(ONNX_FLAVOR) or {}
-        onnx_path = str(conf.get("data") or ONNX_FILE)
-    except Exception:  # noqa: BLE001 - no readable MLmodel: the default file name
-        pass
+    except CairnError:  # no readable MLmodel: the ONNX file has its default name
+        conf = {}
+    onnx_path = str(conf.get("data") or ONNX_FILE)
     with eng.artifacts.open(f"{mv.storage_location}/{onnx_path}") as f:
         return OnnxPredictor(f.read(), signature=mv.signature)
 

@@ -46,12 +46,9 @@ def sample_rows(X: Any, n: int = SAMPLE_ROWS) -> Any:
         return None
     if hasattr(X, "iloc"):
         return X.iloc[:n]
-    try:
-        return X[:n]
-    except Exception:  # an iterable without slicing: materialize the head
-        import itertools
-
-        return list(itertools.islice(iter(X), n))
+    if isinstance(X, dict):  # named columns or tensors
+        return {k: v[:n] for k, v in X.items()}
+    return X[:n]  # arrays, sparse matrices, lists
 
 
 def write_sklearn_model(
@@ -60,7 +57,9 @@ def write_sklearn_model(
     """Package `model` (with `sample` rows for conversion and verification) and store
     every file under `artifact_path` in the run. Returns modelpackage's PackagedModel;
     tags the run with the conversion error when there is one."""
-    from .modelpackage import package_sklearn  # skl2onnx loads only when a model is logged
+    from .modelpackage import (
+        package_sklearn,  # skl2onnx loads only when a model is logged
+    )
 
     packaged = package_sklearn(model, sample, run_id=run_id, artifact_path=artifact_path)
     for rel in sorted(packaged.files):
@@ -139,4 +138,4 @@ def _flavors(files: dict[str, bytes]) -> list[str]:
     return sorted((yaml.safe_load(raw) or {}).get("flavors", {}))
 
 
-__all__ = ["ModelInfo", "ONNX_ERROR_TAG", "log_model", "sample_rows", "write_sklearn_model"]
+__all__ = ["ONNX_ERROR_TAG", "ModelInfo", "log_model", "sample_rows", "write_sklearn_model"]

@@ -358,4 +358,4 @@ def register_model(
     return client.create_model_version(name, model_uri, tags=tags, await_creation_for=await_registration_for)
 
 
-__all__ = ["RegistryClientMixin", "register_model", "normalize_source", "run_id_of_source"]
+__all__ = ["RegistryClientMixin", "normalize_source", "register_model", "run_id_of_source"]
