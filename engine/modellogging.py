@@ -52,7 +52,8 @@ def sample_rows(X: Any, n: int = SAMPLE_ROWS) -> Any:
 
 
 def write_sklearn_model(
-    client: Client, run_id: str, model: Any, sample: Any, artifact_path: str
+    client: Client, run_id: str, model: Any, sample: Any, artifact_path: str,
+    pickle_format: str = "cloudpickle",
 ):
     """Package `model` (with `sample` rows for conversion and verification) and store
     every file under `artifact_path` in the run. Returns modelpackage's PackagedModel;
@@ -61,7 +62,9 @@ def write_sklearn_model(
         package_sklearn,  # skl2onnx loads only when a model is logged
     )
 
-    packaged = package_sklearn(model, sample, run_id=run_id, artifact_path=artifact_path)
+    packaged = package_sklearn(
+        model, sample, run_id=run_id, artifact_path=artifact_path, pickle_format=pickle_format
+    )
     for rel in sorted(packaged.files):
         client.log_bytes(run_id, packaged.files[rel], f"{artifact_path}/{rel}")
     if packaged.onnx_error:
@@ -77,14 +80,21 @@ def log_model(
     await_registration_for: int = 300,
     *,
     artifact_path: str | None = None,
+    serialization_format: str = "cloudpickle",
+    signature: Any = None,
 ) -> ModelInfo:
     """Log a scikit-learn model into the active run (one is started when none is
     active, as MLflow does) under `name`, as mlflow.sklearn.log_model.
 
     `input_example` (a few rows of what the model takes) is what the ONNX conversion
     types its inputs from and verifies against; without one, rows are synthesized from
-    the estimator's n_features_in_ / feature_names_in_ (and stored as the example). With `registered_model_name` the model is
-    registered too (created if missing) and the call waits for the version."""
+    the estimator's n_features_in_ / feature_names_in_ (and stored as the example).
+    With `registered_model_name` the model is registered too (created if missing) and
+    the call waits for the version. `artifact_path` is MLflow 2's name for `name`;
+    `serialization_format` is "cloudpickle", "pickle" or "skops"; `signature` is
+    accepted for MLflow's signature and ignored: the signature is inferred from the
+    example and the converted ONNX graph."""
+    del signature
     from . import fluent
 
     name = (artifact_path or name or "model").strip("/")
@@ -93,7 +103,7 @@ def log_model(
     sample = sample_rows(input_example) if input_example is not None else _synthetic_sample(sk_model)
     client = fluent._client()
     run_id = fluent._run_id()
-    packaged = write_sklearn_model(client, run_id, sk_model, sample, name)
+    packaged = write_sklearn_model(client, run_id, sk_model, sample, name, serialization_format)
     info = ModelInfo(
         run_id=run_id,
         artifact_path=name,

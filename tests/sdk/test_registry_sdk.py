@@ -84,9 +84,11 @@ def test_log_model_registers_and_returns_model_info(iris):
     clf = LogisticRegression(max_iter=300).fit(df, y)
     with cairn.start_run() as run:
         info = cairn.sklearn.log_model(
-            clf, name="clf", input_example=df.head(5), registered_model_name="iris-clf"
+            clf, name="clf", input_example=df.head(5), registered_model_name="iris-clf",
+            serialization_format="skops",
         )
     assert info.model_uri == f"runs:/{run.info.run_id}/clf"
+    assert "model.skops" in info.files and "model.onnx" in info.files
     assert "onnx" in info.flavors and info.onnx_error is None
     assert info.registered_model_version == 1
     mv = cairn.Client().get_model_version("iris-clf", 1)
