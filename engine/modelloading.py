@@ -104,9 +104,9 @@ def _from_version(eng, mv: ModelVersion):
 
 
 def _artifact_dir(eng, artifact_uri: str, path: str = ""):
-    from .registration import ArtifactModelDir, _proxy_path
+    from .registration import ArtifactModelDir, proxy_path
 
-    prefix = _proxy_path(artifact_uri)
+    prefix = proxy_path(artifact_uri)
     return ArtifactModelDir(eng.artifacts, f"{prefix}/{path}" if path else prefix)
 
 

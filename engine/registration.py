@@ -206,7 +206,7 @@ class Registrar:
 
         try:
             model = self._logged_models.get_logged_model(model_id)
-            prefix = _proxy_path(model.info.artifact_uri)
+            prefix = proxy_path(model.info.artifact_uri)
             model_dir = ArtifactModelDir(self._artifacts, prefix)
             if "MLmodel" not in model_dir.paths():
                 return
@@ -247,19 +247,19 @@ class Registrar:
             rest = source[len("runs:/"):].strip("/")
             run_id, _, path = rest.partition("/")
             run = self._tracking.get_run(run_id)
-            base = _proxy_path(run.info.artifact_uri)
+            base = proxy_path(run.info.artifact_uri)
             return (f"{base}/{path}" if path else base), run_id, ""
         if source.startswith("models:/"):
             rest = source[len("models:/"):].strip("/")
             if rest.startswith("m-") and "/" not in rest:
                 model = self._logged_models.get_logged_model(rest)
-                return _proxy_path(model.info.artifact_uri), model.info.source_run_id or "", rest
+                return proxy_path(model.info.artifact_uri), model.info.source_run_id or "", rest
             base = self._source_version(mv)
             if base.status != VersionStatus.READY or not base.storage_location:
                 raise invalid(f"Source {source} is not a READY model version (it is {base.status})")
             return base.storage_location, base.run_id, base.model_id
         if source.startswith(ARTIFACT_SCHEME):
-            return _proxy_path(source), "", ""
+            return proxy_path(source), "", ""
         if "://" in source:
             raise invalid(
                 f"Unsupported model source {source!r}: use runs:/, models:/, mlflow-artifacts:/ "
@@ -316,7 +316,7 @@ class Registrar:
         return prepared
 
 
-def _proxy_path(uri: str) -> str:
+def proxy_path(uri: str) -> str:
     """The artifact-store path of an `mlflow-artifacts:` URI (with or without a host)."""
     if uri.startswith(ARTIFACT_SCHEME):
         rest = uri[len(ARTIFACT_SCHEME):]
