@@ -171,6 +171,8 @@ def read_input_example(model_dir: ModelDir | str, mlmodel: MLModel | None = None
         doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{path} is not valid JSON: {exc}") from None
+    if isinstance(doc, dict) and info.get("params") and "inputs" in doc:
+        doc = doc["inputs"]  # an example saved with params: {"inputs": data, "params": {...}}
     if info.get("type") == "dataframe" or (isinstance(doc, dict) and set(doc) == {"data"}):
         return _rows_from_split(doc, path)
     return parse_rows(doc, path)

@@ -41,7 +41,8 @@ from .mlmodel import (
     write_input_example,
 )
 from .modeldir import ModelDir, as_model_dir
-from .modelerrors import ConversionError, ModelFormatError, RegistrationError, VerificationError
+from .errors import CairnError
+from .modelerrors import ConversionError, ModelFormatError, RegistrationError
 from .modelsample import TabularSample, mlflow_input_columns, synthesize
 from .modelsignature import (
     COLUMNS,
@@ -114,6 +115,7 @@ def package_sklearn(
     if pickle_format not in _MODEL_FILES:
         raise ModelFormatError(f"pickle_format must be one of {', '.join(_MODEL_FILES)}, not {pickle_format!r}")
     model_file = _MODEL_FILES[pickle_format]
+    sample = _plain_sample(sample)
     files: dict[str, bytes] = {model_file: dumps_sklearn(model, pickle_format)}
     mlmodel = new_mlmodel(run_id=run_id, artifact_path=artifact_path)
     mlmodel.flavors = {
@@ -146,8 +148,10 @@ def package_sklearn(
         table = sample_for(model, sample)
         onnx_bytes, signature = convert_table(model, table)
         verify(onnx_bytes, signature, model, table.head(MAX_VERIFY_ROWS))
-    except (ConversionError, VerificationError) as exc:
+    except CairnError as exc:  # ConversionError, VerificationError, or ORT refusing the result
         signature, onnx_error = None, exc.message
+    except Exception as exc:  # a converter's own crash: logging the model must still work
+        signature, onnx_error = None, f"ONNX conversion failed: {type(exc).__name__}: {exc}"
     else:
         files[ONNX_FILE] = onnx_bytes
         add_onnx_flavor(mlmodel, ONNX_FILE)
@@ -157,6 +161,24 @@ def package_sklearn(
     packages += ["pandas"] if _is_dataframe(sample) else []
     files.update(environment_files(packages))
     return PackagedModel(files=files, signature=signature, onnx_error=onnx_error)
+
+
+def _plain_sample(sample: Any) -> Any:
+    """Records or a dict of columns as a DataFrame (when pandas is here: MLflow infers
+    signatures and examples from one), a sparse matrix as a dense array (its first rows)."""
+    if hasattr(sample, "tocsr") and hasattr(sample, "toarray"):
+        return sample.tocsr()[:MAX_VERIFY_ROWS].toarray()
+    is_records = isinstance(sample, list) and sample and all(isinstance(r, dict) for r in sample)
+    if is_records or (isinstance(sample, dict) and sample):
+        try:
+            import pandas as pd
+        except ImportError:
+            return sample
+        try:
+            return pd.DataFrame(sample)
+        except ValueError:  # e.g. a dict of scalars: left to the converter to refuse
+            return sample
+    return sample
 
 
 def _head(sample: Any, n: int) -> Any:
@@ -312,8 +334,10 @@ def _prepare_onnx_flavor(model_dir: ModelDir, mlmodel: MLModel, paths: list[str]
     if model is not None and table is not None:
         try:
             verified = verify(onnx_bytes, signature, model, table.head(MAX_VERIFY_ROWS)).rows
-        except VerificationError as exc:
-            raise RegistrationError(f"The ONNX model does not match the sklearn model it was logged with: {exc.message}") from None
+        except CairnError as exc:
+            raise RegistrationError(
+                f"The ONNX model does not match the sklearn model it was logged with: {exc.message}"
+            ) from None
     return PreparedVersion(
         onnx=onnx_bytes, onnx_path=out_path, mlmodel=mlmodel_bytes, signature=signature,
         source_flavor=ONNX_FLAVOR, verified_rows=verified,
@@ -341,7 +365,7 @@ def _prepare_sklearn_flavor(model_dir: ModelDir, mlmodel: MLModel, paths: list[s
         raise RegistrationError(f"Conversion to ONNX failed: {exc.message}") from None
     try:
         report = verify(onnx_bytes, signature, model, table.head(MAX_VERIFY_ROWS))
-    except VerificationError as exc:
+    except CairnError as exc:  # VerificationError, or ONNX Runtime refusing the conversion
         raise RegistrationError(f"The ONNX conversion does not match the original model: {exc.message}") from None
     onnx_path = _free_path(paths, ONNX_FILE)
     add_onnx_flavor(mlmodel, onnx_path)
@@ -447,7 +471,6 @@ def _embed_external_data(model_dir: ModelDir, onnx_path: str, raw: bytes) -> tup
 
 def _loadable_signature(onnx_bytes: bytes) -> OnnxSignature:
     """The graph's signature, once ONNX Runtime has shown it loads the model."""
-    from .errors import CairnError
     from .predictor import OnnxPredictor
 
     try:

@@ -146,18 +146,23 @@ def _exact_hist_gradient_boosting_thresholds():
 
 
 def conversion_failure(model: Any, exc: Exception) -> str:
-    """A one-paragraph reason: which estimator, which part skl2onnx has no converter
-    for, and skl2onnx's own words (its first lines; the rest is advice on writing one)."""
+    """A one-line reason: which estimator, which part of it skl2onnx has no converter
+    for, and skl2onnx's own first sentence (the rest of its text is advice on writing
+    a converter)."""
     name = type(model).__name__
     text = " ".join(str(exc).split())
-    culprit = None
+    first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
+    first = first[:300] + ("..." if len(first) > 300 else "")
     m = re.search(r"type '?<class '([\w.]+)'>'?", text) or re.search(r"for type '([\w.]+)'", text)
     if m:
-        culprit = m.group(1).rsplit(".", 1)[-1]
-    detail = text[:400] + ("..." if len(text) > 400 else "")
-    if culprit and culprit != name:
-        return f"skl2onnx cannot convert {name}: it has no converter for {culprit} ({type(exc).__name__}: {detail})"
-    return f"skl2onnx cannot convert {name} ({type(exc).__name__}: {detail})"
+        qualified = m.group(1)
+        culprit = qualified.rsplit(".", 1)[-1]
+        where = name if culprit == name else f"{name}: its step {culprit}"
+        return (
+            f"skl2onnx cannot convert {where} ({qualified}): skl2onnx has no converter for it "
+            f"({type(exc).__name__}: {first})"
+        )
+    return f"skl2onnx cannot convert {name}: {type(exc).__name__}: {first}"
 
 
 def classifiers_in(model: Any) -> list[Any]:

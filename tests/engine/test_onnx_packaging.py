@@ -200,6 +200,19 @@ def test_numeric_frame_with_feature_names(data):
     assert (predictor.predict(shuffled) == model.predict(df)).all()
 
 
+def test_records_and_sparse_samples(frame, data):
+    df, pipe = frame
+    packaged = package_sklearn(pipe, df.head(30).to_dict("records"), run_id=None)
+    assert packaged.onnx_error is None and packaged.signature.layout == "columns"
+    assert read_mlmodel(packaged.files["MLmodel"]).saved_input_example_info["type"] == "dataframe"
+    import scipy.sparse
+
+    X, y, _, _ = data
+    model = LogisticRegression().fit(scipy.sparse.csr_matrix(X), y)
+    packaged = package_sklearn(model, scipy.sparse.csr_matrix(X), run_id=None)
+    assert packaged.onnx_error is None and packaged.signature.layout == "matrix"
+
+
 def test_name_selecting_pipeline_on_numeric_frame_feeds_columns(data):
     X, y, _, _ = data
     df = pd.DataFrame(X, columns=["a", "b", "c", "d"])
