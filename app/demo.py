@@ -1,5 +1,7 @@
 """Demo data: a handful of scikit-learn models trained with `cairn.autolog()` into the
-"cairn-demo" experiment, plus one hand-logged run with a 50-step metric curve.
+"cairn-demo" experiment, plus one hand-logged run with a 50-step metric curve, and two
+of those models registered (ONNX-verified): `iris` v1 in Production with alias
+`champion`, and `breast-cancer` v1 in Staging.
 
 Everything comes from data sets bundled inside scikit-learn, so it runs offline. The
 models are small on purpose: the whole demo must finish in well under 20 s on two
@@ -14,6 +16,11 @@ from collections.abc import Callable
 
 EXPERIMENT = "cairn-demo"
 CURVE_STEPS = 50
+# run name -> (registered model name, stage, alias)
+REGISTER = {
+    "iris-logreg": ("iris", "Production", "champion"),
+    "breast-cancer-forest": ("breast-cancer", "Staging", None),
+}
 
 
 def _models():
@@ -96,6 +103,7 @@ def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -
     exp = cairn.set_experiment(EXPERIMENT)
     exp_id = exp.experiment_id
     cairn.autolog()
+    run_ids: dict[str, str] = {}
     try:
         # Convergence and conversion warnings are noise in a demo; the runs still log.
         with warnings.catch_warnings():
@@ -109,6 +117,7 @@ def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -
                     model.fit(X_train, y_train)
                     score = float(model.score(X_test, y_test))
                     cairn.log_metric(f"test_{score_name}", score)
+                run_ids[run_name] = run.info.run_id
                 echo(
                     f"  {run_name:<22} {type(model).__name__:<24} test {score_name} {score:.3f}  run {run.info.run_id}"
                 )
@@ -119,4 +128,16 @@ def run_demo(data_dir: str | None = None, echo: Callable[[str], None] = print) -
             )
     finally:
         cairn.autolog(disable=True)
+    _register(cairn, run_ids, echo)
     return exp_id
+
+
+def _register(cairn, run_ids: dict[str, str], echo: Callable[[str], None]) -> None:
+    """Register the demo's chosen runs' models, then stage and alias them."""
+    client = cairn.Client()
+    for run_name, (name, stage, alias) in REGISTER.items():
+        mv = cairn.register_model(f"runs:/{run_ids[run_name]}/model", name)
+        client.transition_model_version_stage(name, mv.version, stage)
+        if alias:
+            client.set_registered_model_alias(name, alias, mv.version)
+        echo(f"  registered {name} v{mv.version} ({mv.status}) {stage}{f' @{alias}' if alias else ''}")

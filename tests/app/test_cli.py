@@ -82,6 +82,19 @@ def test_demo_prints_a_line_per_run(demo):
     assert "cairn-demo" in lines[-1]
 
 
+def test_demo_registers_verified_models(demo):
+    import engine
+
+    data, printed = demo
+    assert "registered iris v1 (READY) Production @champion" in printed
+    with engine.open(data) as eng:
+        iris = eng.registry.get_model_version_by_alias("iris", "champion")
+        assert (iris.status, iris.current_stage) == ("READY", "Production")
+        assert iris.signature is not None
+        forest = eng.registry.get_latest_versions("breast-cancer", ["Staging"])
+        assert [v.status for v in forest] == ["READY"]
+
+
 def test_experiments_list_shows_the_demo(demo, capsys):
     data, _ = demo
     rc, out, err = run_cli(capsys, "--data", data, "experiments", "list")
