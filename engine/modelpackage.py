@@ -145,9 +145,9 @@ def package_sklearn(
 
     signature, onnx_error = None, None
     try:
-        table = sample_for(model, sample)
+        table = sample_for(model, _head(sample, MAX_VERIFY_ROWS))
         onnx_bytes, signature = convert_table(model, table)
-        verify(onnx_bytes, signature, model, table.head(MAX_VERIFY_ROWS))
+        verify(onnx_bytes, signature, model, table)
     except CairnError as exc:  # ConversionError, VerificationError, or ORT refusing the result
         signature, onnx_error = None, exc.message
     except Exception as exc:  # a converter's own crash: logging the model must still work

@@ -211,7 +211,11 @@ def synthesize(
         types = dict.fromkeys(names, "double")
     elif model is not None and getattr(model, "n_features_in_", None):
         names = _feature_names(model, int(model.n_features_in_))
-        types = dict.fromkeys(names, "double")
+        # A column an encoder knows text categories for is a text column.
+        types = {
+            k: "string" if any(isinstance(c, str) for c in categories.get(k, [])) else "double"
+            for k in names
+        }
         frame = hasattr(model, "feature_names_in_")
     else:
         return None

@@ -317,9 +317,11 @@ def test_official_mlflow_sklearn_directory(data, tmp_path, fmt, with_example):
     assert (predictor.predict(X) == model.predict(X)).all()
 
 
-def test_official_mlflow_mixed_pipeline_without_example(frame, tmp_path):
-    """No input example: rows are synthesized from the MLflow signature, text columns
-    from the categories the encoder knows (OneHotEncoder refuses unknown ones)."""
+@pytest.mark.parametrize("with_signature", [True, False])
+def test_official_mlflow_mixed_pipeline_without_example(frame, tmp_path, with_signature):
+    """No input example: rows are synthesized from the MLflow signature (else from the
+    estimator's feature_names_in_), text columns from the categories the encoder knows
+    (OneHotEncoder refuses unknown ones)."""
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
@@ -327,7 +329,7 @@ def test_official_mlflow_mixed_pipeline_without_example(frame, tmp_path):
     path = tmp_path / "mlflow_pipe"
     mlflow.sklearn.save_model(
         pipe, str(path), serialization_format="cloudpickle", pip_requirements=["scikit-learn"],
-        signature=infer_signature(df, pipe.predict(df)),
+        signature=infer_signature(df, pipe.predict(df)) if with_signature else None,
     )
     prepared = prepare_version(LocalModelDir(path))
     assert prepared.signature.layout == "columns" and prepared.verified_rows == 20
