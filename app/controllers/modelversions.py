@@ -99,20 +99,23 @@ class DeleteModelVersionTag(msgspec.Struct):
 def tag_logged_model(engine: Engine, mv: ModelVersion) -> None:
     """Add the version to its logged model's `mlflow.modelVersions` tag, as MLflow's
     server does on create (the UI lists a logged model's registered versions from it).
-    Best effort: the version exists whatever happens to its logged model."""
+    Best effort, never an error: the version is committed by now, and a failed answer
+    would make the client retry the create and so register the model twice."""
     if not mv.model_id:
         return
     entry = {"name": mv.name, "version": mv.version}
     try:
         model = engine.logged_models.get_logged_model(mv.model_id)
-        current = {t.key: t.value for t in model.tags}.get(MODEL_VERSIONS_TAG)
+        current = {t.key: t.value for t in model.info.tags}.get(MODEL_VERSIONS_TAG)
         listed = json.loads(current) if current else []
         if not isinstance(listed, list):
             listed = []
         if entry not in listed:
             engine.logged_models.set_logged_model_tags(mv.model_id, {MODEL_VERSIONS_TAG: json.dumps([*listed, entry])})
-    except (CairnError, ValueError) as exc:
+    except (CairnError, ValueError) as exc:  # the logged model is gone, its tag is not JSON
         log.info("not tagging logged model %s with %s v%s: %s", mv.model_id, mv.name, mv.version, exc)
+    except Exception:
+        log.exception("tagging logged model %s with %s v%s failed", mv.model_id, mv.name, mv.version)
 
 
 async def wait_registered(registrar: Registrar | None, mv: ModelVersion, timeout: float) -> ModelVersion:
@@ -129,6 +132,9 @@ async def wait_registered(registrar: Registrar | None, mv: ModelVersion, timeout
     try:
         return await asyncio.get_running_loop().run_in_executor(_WAIT_THREADS, wait)
     except CairnError:  # deleted meanwhile: answer with what was created
+        return mv
+    except Exception:  # committed already: an error answer would make the client register twice
+        log.exception("waiting for %s version %s failed", name, mv.version)
         return mv
 
 

@@ -38,9 +38,19 @@ def unique(prefix: str = "iris") -> str:
 
 
 @pytest.fixture(scope="module")
-def trained(server_url):
+def client_env(server_url):
+    """What the mlflow_client fixture sets, for the module's shared fixtures: no retries,
+    so a server error fails at once instead of being sent again (and registered twice)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", server_url)
+        mp.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        mlflow.set_tracking_uri(server_url)
+        yield
+
+
+@pytest.fixture(scope="module")
+def trained(client_env):
     """One sklearn model logged in a run (MLflow 3: a logged model), shared by the file."""
-    mlflow.set_tracking_uri(server_url)
     X, y = load_iris(return_X_y=True)
     clf = LogisticRegression(max_iter=300).fit(X, y)
     exp_id = mlflow.create_experiment(unique("registry-models"))
@@ -52,30 +62,37 @@ def trained(server_url):
 
 
 @pytest.fixture(scope="module")
-def registered(server_url, trained):
+def registered(trained):
     """The model registered once from its run: (name, ModelVersion)."""
-    mlflow.set_tracking_uri(server_url)
     name = unique()
     mv = mlflow.register_model(f"runs:/{trained.run_id}/model", name, await_registration_for=WAIT_S)
     return name, mv
 
 
-def test_register_from_run_answers_ready(mlflow_client, trained, registered):
+def version_json(server_url: str, name: str, version: str) -> dict:
+    resp = httpx.get(f"{server_url}{API}/model-versions/get", params={"name": name, "version": version})
+    return resp.json()["model_version"]
+
+
+def test_register_from_run_answers_ready(server_url, mlflow_client, trained, registered):
     name, mv = registered
     # register_model returns create's own answer: READY there means the client never
     # polled (it sleeps between polls of a pending version).
     assert mv.status == "READY", mv.status_message
-    assert mv.version == "1" and mv.run_id == trained.run_id and mv.model_id == trained.model_id
+    assert mv.version == "1" and mv.run_id == trained.run_id
     # The client found no files under the run's model/ and registered the logged model.
     assert mv.source == f"models:/{trained.model_id}"
     got = mlflow_client.get_model_version(name, "1")
     assert got.status == "READY" and got.status_message in ("", None)
+    # mlflow 3.17's ModelVersion.from_proto drops model_id (a TODO there): read it raw.
+    assert version_json(server_url, name, "1")["model_id"] == trained.model_id
 
 
-def test_register_from_logged_model_and_numbering(mlflow_client, trained, registered):
+def test_register_from_logged_model_and_numbering(server_url, mlflow_client, trained, registered):
     name, _ = registered
     second = mlflow.register_model(f"models:/{trained.model_id}", name, await_registration_for=WAIT_S)
-    assert second.status == "READY" and second.version == "2" and second.model_id == trained.model_id
+    assert second.status == "READY" and second.version == "2" and second.run_id == trained.run_id
+    assert version_json(server_url, name, "2")["model_id"] == trained.model_id
     mlflow_client.delete_model_version(name, "2")
     third = mlflow.register_model(f"models:/{trained.model_id}", name, await_registration_for=WAIT_S)
     assert third.version == "3"  # numbers are never reused
@@ -150,13 +167,17 @@ def test_lineage_of_a_registered_sklearn_model(server_url, trained, registered):
 def test_failed_registration_is_reported(server_url, mlflow_client, tmp_path):
     exp = mlflow_client.create_experiment(unique("not-a-model"))
     mlflow.set_experiment(experiment_id=exp)
-    note = tmp_path / "README.txt"
-    note.write_text("not a model")
+    # An MLmodel (so the client registers the run's folder) naming no model Cairn can load.
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  unknown_flavor: {}\n")
+    (folder / "README.txt").write_text("not a model")
     with mlflow.start_run() as run:
-        mlflow.log_artifact(str(note), artifact_path="model")
+        mlflow.log_artifacts(str(folder), artifact_path="model")
     name = unique("broken")
     with pytest.raises(MlflowException) as err:
         mlflow.register_model(f"runs:/{run.info.run_id}/model", name, await_registration_for=WAIT_S)
     assert "FAILED_REGISTRATION" in err.value.message
     mv = mlflow_client.get_model_version(name, "1")
     assert mv.status == "FAILED_REGISTRATION" and mv.status_message
+    assert mv.source.startswith("mlflow-artifacts:/")  # the run's folder, resolved by the client
