@@ -124,14 +124,30 @@ class OnnxPredictor:
         names = [c.name for c in self.signature.columns]
         np_type = _np_type(spec)
         if _is_dataframe(data):
-            _check_present(names, [str(c) for c in data.columns])
-            frame = data.rename(columns=str)[names] if not all(isinstance(c, str) for c in data.columns) else data[names]
+            have = [str(c) for c in data.columns]
+            _check_present(names, have)
+            if have == names:  # the usual case: no column selection (a copy) needed
+                frame = data
+            elif all(isinstance(c, str) for c in data.columns):
+                frame = data[names]
+            else:
+                frame = data.rename(columns=str)[names]
             try:
                 return {spec.name: frame.to_numpy(dtype=np_type)}
             except (TypeError, ValueError):  # a text column, or None among numbers
                 return {spec.name: _stack(names, {n: frame[n].to_numpy() for n in names}, spec.type)}
-        if isinstance(data, dict) or _is_records(data):
+        if _is_records(data):
+            try:  # one pass over the rows, one numpy conversion
+                return {spec.name: np.array([[r[n] for n in names] for r in data], dtype=np_type)}
+            except (KeyError, TypeError, ValueError):
+                pass  # a missing key, a None or a text cell: per column, to name it
             return {spec.name: _stack(names, _columns_of(data, names), spec.type)}
+        if isinstance(data, dict):
+            cols = _columns_of(data, names)
+            try:  # one numpy conversion for all columns
+                return {spec.name: np.ascontiguousarray(np.array([cols[n] for n in names], dtype=np_type).T)}
+            except (TypeError, ValueError):
+                return {spec.name: _stack(names, cols, spec.type)}
         arr = _as_array(data)
         if arr.dtype.kind in "US" and not isinstance(data, np.ndarray):
             arr = _as_array(data, dtype=object)  # a list mixing numbers and text: keep each cell's type
@@ -212,6 +228,8 @@ def _cast(name: str, values: Any, type_name: str, keep_shape: bool = False) -> n
         arr = values
     else:  # text stays object: numpy would turn None/NaN among strings into "nan"
         arr = _as_array(values, dtype=object if target is object else None)
+        if arr.dtype.kind in "US":  # numbers and text mixed: numpy made them all text
+            arr = _as_array(values, dtype=object)
     if not keep_shape and arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if not keep_shape and arr.ndim != 1:
@@ -293,7 +311,7 @@ def _columns_of(data: Any, names: list[str]) -> dict[str, Any]:
     missing = [n for n in names if any(n not in r for r in data)]
     if missing:
         _check_present(names, [n for n in names if n not in missing])
-    return {n: _as_array([r[n] for r in data], dtype=object) for n in names}
+    return {n: [r[n] for r in data] for n in names}
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
