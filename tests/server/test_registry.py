@@ -443,6 +443,10 @@ def test_errors_are_mlflow_shaped(server_url, mlflow_client, run_id):
     assert bad_json.status_code == 400 and bad_json.json()["error_code"] == "BAD_REQUEST"  # as every route
     raw_error(httpx.get(f"{base}/registered-models/search", params={"max_results": "many"}), 400,
               "INVALID_PARAMETER_VALUE")
+    raw_error(httpx.get(f"{base}/registered-models/search", params={"max_results": "5000"}), 400,
+              "INVALID_PARAMETER_VALUE")
+    raw_error(httpx.get(f"{base}/model-versions/search", params={"filter": "version_number LIKE 'x'"}), 400,
+              "INVALID_PARAMETER_VALUE")
 
 
 def test_uploads_and_deletes_under_registry_are_refused(server_url):

@@ -29,8 +29,6 @@ PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # stages: deprecated, still served
 # Bounds the client's own wait for READY, so a stuck registration fails instead of hanging.
 WAIT_S = 120
-# Versions get READY only through the ONNX packaging step of the registration pipeline.
-pytest.importorskip("engine.modelpackage", reason="the registration pipeline's packaging is not here yet")
 
 
 def unique(prefix: str = "iris") -> str:
