@@ -80,7 +80,7 @@ class MLModel(msgspec.Struct, kw_only=True):
 
 def new_mlmodel(*, run_id: str | None = None, artifact_path: str | None = None) -> MLModel:
     """An empty MLmodel with a fresh model_uuid and creation time, as MLflow starts one."""
-    created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    created = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return MLModel(
         run_id=run_id,
         artifact_path=artifact_path,
@@ -323,12 +323,12 @@ def _is_dataframe(data: Any) -> bool:
 
 __all__ = [
     "MLModel",
-    "new_mlmodel",
-    "read_mlmodel",
     "add_onnx_flavor",
+    "new_mlmodel",
     "onnx_flavor",
-    "read_input_example",
     "parse_rows",
-    "write_input_example",
+    "read_input_example",
+    "read_mlmodel",
     "serving_input_example",
+    "write_input_example",
 ]

@@ -70,4 +70,4 @@ def as_model_dir(source: ModelDir | str | Path | dict) -> ModelDir:
     return source
 
 
-__all__ = ["ModelDir", "LocalModelDir", "MemoryModelDir", "as_model_dir"]
+__all__ = ["LocalModelDir", "MemoryModelDir", "ModelDir", "as_model_dir"]

@@ -35,4 +35,4 @@ class RegistrationError(CairnError):
         super().__init__(message, INVALID_PARAMETER_VALUE)
 
 
-__all__ = ["ModelFormatError", "ConversionError", "VerificationError", "RegistrationError"]
+__all__ = ["ConversionError", "ModelFormatError", "RegistrationError", "VerificationError"]

@@ -24,6 +24,7 @@ from typing import Any
 import msgspec
 import yaml
 
+from .errors import CairnError
 from .mlmodel import (
     MLMODEL_FILE,
     ONNX_FLAVOR,
@@ -41,13 +42,11 @@ from .mlmodel import (
     write_input_example,
 )
 from .modeldir import ModelDir, as_model_dir
-from .errors import CairnError
 from .modelerrors import ConversionError, ModelFormatError, RegistrationError
 from .modelsample import TabularSample, mlflow_input_columns, synthesize
 from .modelsignature import (
     COLUMNS,
     MATRIX,
-
     ColumnSpec,
     OnnxSignature,
     is_numeric_type,
@@ -534,9 +533,9 @@ def _is_dataframe(data: Any) -> bool:
 __all__ = [
     "PackagedModel",
     "PreparedVersion",
-    "package_sklearn",
-    "prepare_version",
-    "prepare_onnx_file",
-    "mlmodel_for_onnx",
     "environment_files",
+    "mlmodel_for_onnx",
+    "package_sklearn",
+    "prepare_onnx_file",
+    "prepare_version",
 ]

@@ -44,7 +44,7 @@ class TabularSample:
     def all_numeric(self) -> bool:
         return all(self.kind(c) == NUMERIC for c in self.columns)
 
-    def head(self, n: int) -> "TabularSample":
+    def head(self, n: int) -> TabularSample:
         return TabularSample({k: v[:n] for k, v in self.columns.items()}, self.types, self.frame)
 
     # -- as inputs ---------------------------------------------------------------------
@@ -92,7 +92,7 @@ class TabularSample:
         names: list[str] | None = None,
         types: dict[str, str] | None = None,
         frame: bool | None = None,
-    ) -> "TabularSample":
+    ) -> TabularSample:
         """From a DataFrame, a 2-D array/list, records or a dict of columns. `names` names
         positional columns; `types` (MLflow column types) override inferred ones."""
         types = dict(types or {})
@@ -296,4 +296,4 @@ def mlflow_input_columns(signature: dict[str, Any] | None) -> list[dict[str, Any
     return inputs if isinstance(inputs, list) else None
 
 
-__all__ = ["TabularSample", "synthesize", "known_categories", "walk_estimators", "mlflow_input_columns"]
+__all__ = ["TabularSample", "known_categories", "mlflow_input_columns", "synthesize", "walk_estimators"]

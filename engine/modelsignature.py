@@ -201,14 +201,14 @@ def _is_dataframe(data: Any) -> bool:
 
 
 __all__ = [
-    "TensorSpec",
+    "COLUMNS",
+    "MATRIX",
+    "TENSOR",
     "ColumnSpec",
     "OnnxSignature",
-    "signature_from_onnx",
-    "to_mlflow_signature",
+    "TensorSpec",
     "column_type",
     "mlflow_schema_of",
-    "MATRIX",
-    "COLUMNS",
-    "TENSOR",
+    "signature_from_onnx",
+    "to_mlflow_signature",
 ]

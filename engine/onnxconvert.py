@@ -27,7 +27,13 @@ import numpy as np
 
 from .modelerrors import ConversionError
 from .modelsample import NUMERIC, TabularSample, walk_estimators
-from .modelsignature import COLUMNS, MATRIX, ColumnSpec, OnnxSignature, signature_from_onnx
+from .modelsignature import (
+    COLUMNS,
+    MATRIX,
+    ColumnSpec,
+    OnnxSignature,
+    signature_from_onnx,
+)
 
 LABEL, PROBABILITIES, SCORES, PREDICTIONS = "label", "probabilities", "scores", "predictions"
 MATRIX_INPUT = "X"
@@ -245,7 +251,6 @@ def _ort_loads(main: int, ml: int) -> bool:
     import onnx.helper
     import onnxruntime as ort
     from onnx import TensorProto
-
     from skl2onnx.common._topology import OPSET_TO_IR_VERSION
 
     x = onnx.helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])
@@ -265,15 +270,15 @@ def _ort_loads(main: int, ml: int) -> bool:
 
 
 __all__ = [
-    "convert_sklearn",
-    "convert_table",
-    "sample_for",
-    "input_layout",
-    "selects_columns_by_name",
-    "classifiers_in",
-    "target_opsets",
     "LABEL",
+    "PREDICTIONS",
     "PROBABILITIES",
     "SCORES",
-    "PREDICTIONS",
+    "classifiers_in",
+    "convert_sklearn",
+    "convert_table",
+    "input_layout",
+    "sample_for",
+    "selects_columns_by_name",
+    "target_opsets",
 ]

@@ -203,4 +203,4 @@ def _py(x: Any) -> Any:
     return x.item() if isinstance(x, np.generic) else x
 
 
-__all__ = ["verify", "VerifyReport", "VerificationError"]
+__all__ = ["VerificationError", "VerifyReport", "verify"]

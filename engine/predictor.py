@@ -19,8 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CairnError, invalid
-from .modelsignature import COLUMNS, MATRIX, TENSOR, OnnxSignature, TensorSpec, signature_from_onnx
+from .errors import invalid
+from .modelsignature import (
+    COLUMNS,
+    MATRIX,
+    TENSOR,
+    OnnxSignature,
+    TensorSpec,
+    signature_from_onnx,
+)
 
 _NUMPY_TYPES = {
     "float32": np.float32, "float64": np.float64, "float16": np.float16,
@@ -244,7 +251,7 @@ def _cast(name: str, values: Any, type_name: str, keep_shape: bool = False) -> n
         bad = next((x for x in arr.ravel() if x is not None and not _is_number(x)), None)
         if bad is None:
             try:
-                return np.where(arr == None, np.nan, arr).astype(target)  # noqa: E711
+                return np.where(arr == None, np.nan, arr).astype(target)
             except (TypeError, ValueError, OverflowError):
                 bad = next(x for x in arr.ravel() if x is not None)
     else:
@@ -348,4 +355,4 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-__all__ = ["OnnxPredictor", "session_options", "CairnError"]
+__all__ = ["OnnxPredictor", "session_options"]

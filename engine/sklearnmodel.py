@@ -130,13 +130,13 @@ def dumps_sklearn(model: Any, serialization_format: str = "cloudpickle") -> byte
 
 
 __all__ = [
-    "ModelDir",
     "LocalModelDir",
     "MemoryModelDir",
+    "ModelDir",
     "ModelFormatError",
-    "load_sklearn_model",
-    "load_sklearn_bytes",
     "dumps_sklearn",
-    "sklearn_flavor",
+    "load_sklearn_bytes",
+    "load_sklearn_model",
     "read_model_mlmodel",
+    "sklearn_flavor",
 ]

@@ -4,7 +4,6 @@ directly, MLmodel files and input examples, and the refusals (with their reasons
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +30,23 @@ from engine.mlmodel import (
     write_input_example,
 )
 from engine.modeldir import LocalModelDir, MemoryModelDir
-from engine.modelerrors import ConversionError, ModelFormatError, RegistrationError, VerificationError
-from engine.modelpackage import mlmodel_for_onnx, package_sklearn, prepare_onnx_file, prepare_version
-from engine.modelsignature import OnnxSignature, signature_from_onnx, to_mlflow_signature
+from engine.modelerrors import (
+    ConversionError,
+    ModelFormatError,
+    RegistrationError,
+    VerificationError,
+)
+from engine.modelpackage import (
+    mlmodel_for_onnx,
+    package_sklearn,
+    prepare_onnx_file,
+    prepare_version,
+)
+from engine.modelsignature import (
+    OnnxSignature,
+    signature_from_onnx,
+    to_mlflow_signature,
+)
 from engine.onnxconvert import convert_sklearn
 from engine.onnxverify import verify
 from engine.predictor import OnnxPredictor
@@ -278,7 +291,7 @@ def test_unconvertible_step_inside_pipeline(data):
 
 
 def test_verification_failure_names_rows(data):
-    X, y, y3, _ = data
+    X, _, y3, _ = data
     model = LogisticRegression(max_iter=500).fit(X, y3)
     onnx_bytes, sig = convert_sklearn(model, X)
     other = LogisticRegression(max_iter=500).fit(X, (y3 + 1) % 3)
@@ -295,7 +308,7 @@ def test_verification_failure_names_rows(data):
 def test_official_mlflow_sklearn_directory(data, tmp_path, fmt, with_example):
     import mlflow.sklearn
 
-    X, y, y3, _ = data
+    X, _, y3, _ = data
     model = RandomForestClassifier(n_estimators=4, max_depth=5, random_state=0).fit(X, y3)
     path = tmp_path / "mlflow_model"
     mlflow.sklearn.save_model(
