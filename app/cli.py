@@ -506,8 +506,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # an SDK client that shares it. Queued writes are committed at interpreter exit.
         return args.handler(engine.open(args.data).tracking, args)
     except CairnError as exc:
-        print(f"error: {exc.message}", file=sys.stderr)
-        return 2
+        # One line, whatever the message holds (converter errors span several);
+        # status 1, as argparse keeps 2 for a command line it cannot parse.
+        print(f"error: {' '.join(exc.message.split())}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         # `cairn runs list | head`: the reader left; not an error worth a traceback.
         # Point stdout at /dev/null so the interpreter's final flush does not fail too.

@@ -320,15 +320,10 @@ def cmd_schemas_create(eng, args) -> int:
 
 # -- parser ----------------------------------------------------------------------------
 def _runner(command: Callable[[object, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Open the engine, run the command; a CairnError is one line on stderr, status 1."""
+    """Open the engine and run the command; errors are reported by cli.main."""
 
     def run(args: argparse.Namespace) -> int:
-        try:
-            return command(engine.open(args.data), args)
-        except CairnError as exc:
-            # One line, whatever the message holds (converter errors span several).
-            print(f"error: {' '.join(exc.message.split())}", file=sys.stderr)
-            return 1
+        return command(engine.open(args.data), args)
 
     return run
 

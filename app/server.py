@@ -78,13 +78,15 @@ def create_app(engine: Engine) -> Litestar:
     def provide_engine() -> Engine:
         return engine
 
-    # Looked up per request: the registrar may be absent (a build without it), and
-    # version create then answers PENDING_REGISTRATION without waiting.
     def provide_registry() -> RegistryStore:
         return engine.registry
 
     def provide_registrar() -> Registrar | None:
-        return getattr(engine, "registrar", None)
+        return engine.registrar
+
+    # The server is the long-lived owner of the data directory: it finishes versions a
+    # crash left pending.
+    engine.registrar.resume_pending()
 
     return Litestar(
         route_handlers=[

@@ -58,7 +58,7 @@ class Engine:
         # MLflow 3's logged models share the tracking store's interned key names.
         self.logged_models = LoggedModelStore(self.env, self.tracking.names, self.artifacts)
         self.registry = LmdbRegistryStore(self.env, self.tracking, self.logged_models)
-        # Finishes pending versions in a background thread (resuming any a crash left).
+        # Finishes new versions in a background thread (see resume_pending for old ones).
         self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
         self._holders = 0
 

@@ -16,7 +16,8 @@ committed) one background thread:
 4. finishes the version READY with its signature, or FAILED_REGISTRATION with the
    reason; a failed version keeps its copied files.
 
-A restart finishes what a crash left pending (the store lists pending versions).
+A restart finishes what a crash left pending (`resume_pending`, called by the server at
+start and by the SDK when it registers).
 Conversion runs in this process: unpickling a model runs its code, which is what
 registering a scikit-learn model means anywhere (MLflow loads the same pickle to serve).
 """
@@ -90,9 +91,21 @@ class Registrar:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+        self._resumed = False
         registry.on_pending = self.submit
         logged_models.on_ready = self.submit_logged_model
-        for full_name, version in registry.pending_versions():
+
+    def resume_pending(self) -> None:
+        """Queue every version still PENDING_REGISTRATION (what a crash left), once.
+
+        Not done on open: a short-lived process (a CLI listing) must not take over
+        versions that a server sharing the data directory is registering right now. The
+        server calls this at start, the SDK when it registers a model."""
+        with self._lock:
+            if self._resumed:
+                return
+            self._resumed = True
+        for full_name, version in self._registry.pending_versions():
             self.submit(full_name, version)
 
     # -- queueing --------------------------------------------------------------------

@@ -201,6 +201,8 @@ class RegistryClientMixin:
         registrar keeps going). `local_model_path` is MLflow's name for a local source
         and wins over `source` when given."""
         src = normalize_source(local_model_path or source)
+        # This process does registration work now: also finish what a crash left.
+        self._engine.registrar.resume_pending()
         mv = self.registry.create_model_version(
             name,
             src,

@@ -221,19 +221,19 @@ def test_bad_filter_is_a_clear_error(demo, capsys):
     rc, out, err = run_cli(
         capsys, "--data", data, "runs", "list", "--filter", "metrics.rmse >>> 1"
     )
-    assert rc == 2
+    assert rc == 1
     assert err.startswith("error: ") and "Traceback" not in err
     assert out == ""
 
 
-def test_unknown_run_and_experiment_exit_2(demo, capsys):
+def test_unknown_run_and_experiment_exit_1(demo, capsys):
     data, _ = demo
     rc, _, err = run_cli(capsys, "--data", data, "runs", "show", "0" * 32)
-    assert rc == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert rc == 1 and err.startswith("error: ") and "Traceback" not in err
     rc, _, err = run_cli(
         capsys, "--data", data, "runs", "list", "--experiment", "no-such-experiment"
     )
-    assert rc == 2 and "no-such-experiment" in err
+    assert rc == 1 and "no-such-experiment" in err
 
 
 def test_up_keeps_existing_demo_data(demo, capsys):
@@ -289,7 +289,7 @@ def test_cli_as_a_separate_process(demo):
         text=True,
         timeout=60,
     )
-    assert bad.returncode == 2
+    assert bad.returncode == 1
     assert bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
 

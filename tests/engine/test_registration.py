@@ -170,6 +170,8 @@ def test_restart_finishes_a_version_left_pending(tmp_path, iris):
         eng.close()
     eng = engine.open(tmp_path / "data")
     try:
+        assert eng.registry.get_model_version("later", mv.version).status == VersionStatus.PENDING
+        eng.registrar.resume_pending()
         done = eng.registrar.wait("later", mv.version, WAIT_S)
         assert done.status == VersionStatus.READY, done.status_message
     finally:

@@ -23,6 +23,7 @@ def expect_invalid(*fragments: str):
 def reg(eng, distinct_clock):
     """iris (3 versions), rose (1), main.team.tulip (2), a prompt; times increase in
     that order, and rose is updated last."""
+    eng.registrar.close()  # the store alone: statuses change only when the test says
     r = eng.registry
     r.create_schema("team")
     r.create_registered_model("iris", tags={"task": "classify", "owner": "ana"})
