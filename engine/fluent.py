@@ -37,6 +37,7 @@ from .entities import (
     ViewType,
 )
 from .errors import CairnError, invalid
+from .modelsignature import column_type
 from .store import DEFAULT_EXPERIMENT_ID, MAX_RESULTS_SEARCH_RUNS, TrackingStore
 
 PARENT_RUN_ID_TAG = "mlflow.parentRunId"
@@ -524,7 +525,7 @@ def infer_schema(data: Any) -> list[dict[str, Any]]:
     array (one tensor spec, batch dimension -1). Also used for model signatures."""
     if _is_dataframe(data):
         return [
-            {"type": _column_type(dtype), "name": str(col), "required": True}
+            {"type": column_type(dtype), "name": str(col), "required": True}
             for col, dtype in data.dtypes.items()
         ]
     data = _as_array(data)
@@ -542,21 +543,6 @@ def _as_array(data: Any):
     import numpy as np
 
     return np.asarray(data)
-
-
-def _column_type(dtype: Any) -> str:
-    kind, size = getattr(dtype, "kind", "O"), getattr(dtype, "itemsize", 8)
-    if kind == "b":
-        return "boolean"
-    if kind in "iu":
-        return "integer" if size <= 4 and not (kind == "u" and size == 4) else "long"
-    if kind == "f":
-        return "float" if size <= 4 else "double"
-    if kind == "M":
-        return "datetime"
-    if kind == "S":
-        return "binary"
-    return "string"
 
 
 def _array_profile(prefix: str, a: Any) -> dict[str, Any]:
