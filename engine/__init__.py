@@ -13,6 +13,7 @@ from pathlib import Path
 import lmdb
 
 from .artifacts import ARTIFACT_TABLES, ArtifactStore, BlobStore
+from .endpoints import ENDPOINT_TABLES, LmdbEndpointStore
 from .errors import CairnError
 from .keys import read_u32, u32
 from .lmdbenv import DEFAULT_MAP_SIZE, Batch, LmdbEnv
@@ -49,7 +50,7 @@ class Engine:
 
     def __init__(self, path: Path, map_size: int):
         self.path = path
-        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES}
+        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / "blobs")
@@ -60,6 +61,7 @@ class Engine:
         self.registry = LmdbRegistryStore(self.env, self.tracking, self.logged_models)
         # Finishes new versions in a background thread (see resume_pending for old ones).
         self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
+        self.endpoints = LmdbEndpointStore(self.env)
         self._holders = 0
 
     def flush(self) -> None:
