@@ -84,8 +84,16 @@ def resolve_version(registry, rest: str, uri: str) -> ModelVersion:
 
 
 def _from_version(eng, mv: ModelVersion):
-    from .mlmodel import ONNX_FLAVOR, read_mlmodel
     from .predictor import OnnxPredictor
+
+    onnx, signature = version_onnx(eng, mv)
+    return OnnxPredictor(onnx, signature=signature)
+
+
+def version_onnx(eng, mv: ModelVersion):
+    """(ONNX bytes, signature) of a READY registered version, read from its own copy
+    (what serving loads; nothing is unpickled)."""
+    from .mlmodel import ONNX_FLAVOR, read_mlmodel
 
     where = f"{mv.name} version {mv.version}"
     if mv.status != VersionStatus.READY:
@@ -100,7 +108,7 @@ def _from_version(eng, mv: ModelVersion):
         conf = {}
     onnx_path = str(conf.get("data") or ONNX_FILE)
     with eng.artifacts.open(f"{mv.storage_location}/{onnx_path}") as f:
-        return OnnxPredictor(f.read(), signature=mv.signature)
+        return f.read(), mv.signature
 
 
 def _artifact_dir(eng, artifact_uri: str, path: str = ""):
@@ -143,4 +151,4 @@ def _from_dir(model_dir: Any, where: str):
     return OnnxPredictor(prepared.onnx, signature=prepared.signature)
 
 
-__all__ = ["load_model", "resolve_version"]
+__all__ = ["load_model", "resolve_version", "version_onnx"]
