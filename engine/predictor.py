@@ -6,8 +6,11 @@ array, or named tensors) into the session's inputs per the signature's layout, a
 rejects what does not fit with a CairnError (INVALID_PARAMETER_VALUE, HTTP 400) that
 names the column and the type it needs. Numeric data is converted with whole-array
 numpy operations; only records need a Python pass per row (to pull each column out).
-`run(feeds)` runs the session; `predict(data)` gives what MLflow's pyfunc gives: the
-labels of a classifier, a 1-D array for a single-target regressor.
+`table_feeds(columns, rows)` takes a table already split into column names and rows
+(what MLflow's dataframe_split and CSV bodies hold). Both live on `FeedBuilder`, which
+needs only the signature: serving parses a request before it picks a session.
+`run(feeds)` runs the session; `predict(data)` gives what MLflow's pyfunc gives
+(`pyfunc_output`): the labels of a classifier, a 1-D array for a single-target regressor.
 
 Sessions follow the serving rules (DESIGN.md): one intra-op thread, no spinning, ORT's
 own logging at severity 3+, and `providers` reports what really loaded.
@@ -50,73 +53,12 @@ def session_options(intra_op_threads: int = 1):
     return opts
 
 
-class OnnxPredictor:
-    """An ONNX Runtime session for one model. `providers` None: CPU only (serving picks
-    CUDA itself and checks `providers` to see whether it really loaded)."""
+class FeedBuilder:
+    """Request data -> the session's inputs for one signature, without a session: serving
+    parses a request before it knows which session (of an endpoint's versions) runs it."""
 
-    def __init__(
-        self,
-        onnx_bytes_or_path: bytes | str | Path,
-        signature: OnnxSignature | None = None,
-        providers: list | None = None,
-        intra_op_threads: int = 1,
-    ):
-        import onnxruntime as ort
-
-        if isinstance(onnx_bytes_or_path, (str, Path)):
-            data = Path(onnx_bytes_or_path).read_bytes()
-        else:
-            data = bytes(onnx_bytes_or_path)
-        self.signature = signature if signature is not None else signature_from_onnx(data)
-        try:
-            self.session = ort.InferenceSession(
-                data, session_options(intra_op_threads), providers=providers or ["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise invalid(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from None
-        self._inputs = {i.name: i for i in self.session.get_inputs()}
-        self._output_names = [o.name for o in self.session.get_outputs()]
-        sig = self.signature
-        if sig.layout == MATRIX and (len(sig.inputs) != 1 or not sig.columns):
-            raise invalid("A matrix-layout signature needs one input and its columns")
-        if sig.layout == COLUMNS and len(sig.inputs) != len(sig.columns):
-            raise invalid("A columns-layout signature needs one input per column")
-        self._input_types = {t.name: t for t in sig.inputs}
-
-    @property
-    def providers(self) -> list[str]:
-        return self.session.get_providers()
-
-    @property
-    def output_names(self) -> list[str]:
-        return list(self._output_names)
-
-    # -- running -----------------------------------------------------------------------
-
-    def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> dict[str, np.ndarray]:
-        names = output_names or self._output_names
-        try:
-            values = self.session.run(names, feeds)
-        except Exception as exc:
-            raise invalid(f"The model could not run on this input: {_first_line(exc)}") from None
-        return dict(zip(names, values))
-
-    def predict(self, data: Any) -> Any:
-        """MLflow pyfunc's answer: classifier labels; a regressor's predictions, 1-D for
-        one target; for a raw tensor model its output, or a dict when it has several."""
-        out = self.run(self.feeds(data))
-        sig = self.signature
-        first = self._output_names[0]
-        if sig.layout != TENSOR or (len(out) <= 2 and first in _SKLEARN_OUTPUTS):
-            value = out[first]
-            if value.ndim == 2 and value.shape[1] == 1:
-                value = value.reshape(-1)
-            return value
-        if len(out) == 1:
-            return out[first]
-        return out
-
-    # -- feeds ---------------------------------------------------------------------------
+    def __init__(self, signature: OnnxSignature):
+        self.signature = signature
 
     def feeds(self, data: Any) -> dict[str, np.ndarray]:
         layout = self.signature.layout
@@ -125,6 +67,35 @@ class OnnxPredictor:
         if layout == COLUMNS:
             return self._column_feeds(data)
         return self._tensor_feeds(data)
+
+    def table_feeds(self, columns: list[str] | None, rows: list) -> dict[str, np.ndarray]:
+        """A table sent as column names plus rows (MLflow's dataframe_split, a CSV body;
+        `columns` None: rows in the model's column order). When the columns are the
+        model's, in order, a numeric model's rows become its input in one numpy
+        conversion; otherwise columns are picked by name (extra ones ignored, as feeds()
+        does) with one transposition, never a Python pass per cell."""
+        sig = self.signature
+        if sig.layout == MATRIX:
+            spec = sig.inputs[0]
+            if columns is None or columns == [c.name for c in sig.columns]:
+                try:
+                    arr = np.array(rows, dtype=_np_type(spec))
+                except (TypeError, ValueError):  # text or a ragged row: the slow path names it
+                    arr = None
+                if arr is not None and arr.ndim == 2 and arr.shape[1] == len(sig.columns):
+                    return {spec.name: arr}
+        if columns is None or (
+            sig.layout == TENSOR and len(sig.inputs) == 1 and sig.inputs[0].name not in columns
+        ):
+            return self.feeds(rows)  # positional: one table is the whole input
+        width = len(columns)
+        for i, row in enumerate(rows):
+            if not isinstance(row, (list, tuple)) or len(row) != width:
+                got = f"{len(row)} values" if isinstance(row, (list, tuple)) else _shown(row)
+                raise invalid(f"Row {i} has {got}, the table has {width} columns")
+        if not rows:
+            return self.feeds({c: [] for c in columns})
+        return self.feeds(dict(zip(columns, zip(*rows))))
 
     def _matrix_feeds(self, data: Any) -> dict[str, np.ndarray]:
         spec = self.signature.inputs[0]
@@ -214,6 +185,78 @@ class OnnxPredictor:
             _check_shape(spec, value)
             out[spec.name] = value
         return out
+
+
+
+class OnnxPredictor(FeedBuilder):
+    """An ONNX Runtime session for one model. `providers` None: CPU only (serving picks
+    CUDA itself and checks `providers` to see whether it really loaded)."""
+
+    def __init__(
+        self,
+        onnx_bytes_or_path: bytes | str | Path,
+        signature: OnnxSignature | None = None,
+        providers: list | None = None,
+        intra_op_threads: int = 1,
+    ):
+        import onnxruntime as ort
+
+        if isinstance(onnx_bytes_or_path, (str, Path)):
+            data = Path(onnx_bytes_or_path).read_bytes()
+        else:
+            data = bytes(onnx_bytes_or_path)
+        self.signature = signature if signature is not None else signature_from_onnx(data)
+        try:
+            self.session = ort.InferenceSession(
+                data, session_options(intra_op_threads), providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise invalid(f"ONNX Runtime cannot load the model: {_first_line(exc)}") from None
+        self._inputs = {i.name: i for i in self.session.get_inputs()}
+        self._output_names = [o.name for o in self.session.get_outputs()]
+        sig = self.signature
+        if sig.layout == MATRIX and (len(sig.inputs) != 1 or not sig.columns):
+            raise invalid("A matrix-layout signature needs one input and its columns")
+        if sig.layout == COLUMNS and len(sig.inputs) != len(sig.columns):
+            raise invalid("A columns-layout signature needs one input per column")
+        self._input_types = {t.name: t for t in sig.inputs}
+
+    @property
+    def providers(self) -> list[str]:
+        return self.session.get_providers()
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    # -- running -----------------------------------------------------------------------
+
+    def run(self, feeds: dict[str, np.ndarray], output_names: list[str] | None = None) -> dict[str, np.ndarray]:
+        names = output_names or self._output_names
+        try:
+            values = self.session.run(names, feeds)
+        except Exception as exc:
+            raise invalid(f"The model could not run on this input: {_first_line(exc)}") from None
+        return dict(zip(names, values))
+
+    def predict(self, data: Any) -> Any:
+        """MLflow pyfunc's answer (see pyfunc_output)."""
+        return pyfunc_output(self.run(self.feeds(data)), self.signature)
+
+
+def pyfunc_output(outputs: dict[str, np.ndarray], signature: OnnxSignature) -> Any:
+    """What MLflow's pyfunc gives for a session's outputs (in the session's order):
+    classifier labels; a regressor's predictions, 1-D for one target; for a raw tensor
+    model its output, or the dict of outputs when it has several."""
+    first = next(iter(outputs))
+    if signature.layout != TENSOR or (len(outputs) <= 2 and first in _SKLEARN_OUTPUTS):
+        value = outputs[first]
+        if value.ndim == 2 and value.shape[1] == 1:
+            value = value.reshape(-1)
+        return value
+    if len(outputs) == 1:
+        return outputs[first]
+    return outputs
 
 
 # -- conversions ---------------------------------------------------------------------
@@ -355,4 +398,4 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:500]
 
 
-__all__ = ["OnnxPredictor", "session_options"]
+__all__ = ["FeedBuilder", "OnnxPredictor", "pyfunc_output", "session_options"]

@@ -198,3 +198,32 @@ def test_session_settings(numeric, tmp_path):
     assert OnnxPredictor(str(path)).signature.input_names() == ["a", "k"]
     with pytest.raises(CairnError, match="ONNX Runtime cannot load"):
         OnnxPredictor(b"\x08\x07garbage", OnnxSignature(inputs=[TensorSpec("X", "float32", [-1, 1])], outputs=[]))
+
+
+def test_table_feeds_take_columns_and_rows(numeric, mixed):
+    df, _, predictor = numeric
+    rows = df.head(5).to_numpy().tolist()
+    feeds = predictor.table_feeds(["a", "b", "c"], rows)
+    assert feeds["X"].dtype == np.float32 and feeds["X"].shape == (5, 3)
+    reordered = predictor.table_feeds(["c", "note", "a", "b"], [[r[2], "x", r[0], r[1]] for r in rows])
+    np.testing.assert_array_equal(reordered["X"], feeds["X"])
+    np.testing.assert_array_equal(predictor.table_feeds(None, rows)["X"], feeds["X"])
+    with pytest.raises(CairnError, match="Row 1 has 2 values"):
+        predictor.table_feeds(["a", "b", "c"], [[1, 2, 3], [1, 2]])
+    with pytest.raises(CairnError, match="Missing column 'b'"):
+        predictor.table_feeds(["a", "c"], [[1, 3]])
+    mdf, pipe, mpred = mixed
+    cols = list(mdf.columns[::-1])
+    feeds = mpred.table_feeds(cols, mdf[cols].head(6).to_numpy(dtype=object).tolist())
+    assert (mpred.run(feeds)["label"] == pipe.predict(mdf.head(6))).all()
+    assert feeds["color"].dtype == object and feeds["size"].dtype == np.float32
+    with pytest.raises(CairnError, match="'color' must hold strings"):
+        mpred.table_feeds(["size", "color"], [[0.5, 3]])
+
+
+def test_pyfunc_output_is_what_predict_gives(numeric):
+    from engine.predictor import pyfunc_output
+
+    df, model, predictor = numeric
+    out = predictor.run(predictor.feeds(df.head(4)))
+    assert (pyfunc_output(out, predictor.signature) == model.predict(df.head(4))).all()
