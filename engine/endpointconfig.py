@@ -5,6 +5,7 @@ so an HTTP client, the CLI and the SDK all point at the same place. Structs buil
 Python are not type-checked by msgspec, so types are checked here, not only by the
 HTTP decoder. The result is a new, normalized EndpointConfig; the input is not changed.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,8 +50,7 @@ def check_endpoint_name(name: object) -> str:
         raise invalid("name: an endpoint name is required")
     if len(name) > MAX_ENDPOINT_NAME_LENGTH:
         raise invalid(
-            f"name: '{name[:70]}' has {len(name)} characters; endpoint names have at most "
-            f"{MAX_ENDPOINT_NAME_LENGTH}"
+            f"name: '{name[:70]}' has {len(name)} characters; endpoint names have at most {MAX_ENDPOINT_NAME_LENGTH}"
         )
     bad = _BAD_CHAR.search(name)
     if bad:
@@ -71,8 +71,8 @@ def _number(value: object, path: str, lo: float, hi: float, *, open_low: bool = 
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if ok and (lo < value <= hi if open_low else lo <= value <= hi):
         return float(value)
-    low = f"above {lo:g}" if open_low else f"from {lo:g}"
-    raise invalid(f"{path}: must be a number {low} to {hi:g}, got {value!r}")
+    span = f"above {lo:g} and at most {hi:g}" if open_low else f"from {lo:g} to {hi:g}"
+    raise invalid(f"{path}: must be a number {span}, got {value!r}")
 
 
 def _bool(value: object, path: str) -> bool:
@@ -221,8 +221,11 @@ def as_config(config: object) -> EndpointConfig:
         try:
             return msgspec.convert(config, EndpointConfig)
         except msgspec.ValidationError as exc:
-            # msgspec says "Expected `int`, got `str` - at `$.served_entities[0].max_batch_rows`"
-            raise invalid(f"config: {exc}") from None
+            # msgspec says "Expected `int`, got `str` - at `$.served_entities[0].max_batch_rows`":
+            # the path goes first, as in this module's own messages.
+            text, _, at = str(exc).partition(" - at `$")
+            path = at.rstrip("`").lstrip(".") or "config"
+            raise invalid(f"{path}: {text}") from None
     if config is None:
         raise invalid("config: an endpoint config with served_entities is required")
     raise invalid(f"config: must be an EndpointConfig or a mapping, got {type(config).__name__}")

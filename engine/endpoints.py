@@ -16,6 +16,7 @@ Each record holds its config as a nested (map-encoded) EndpointConfig: configs g
 fields over time, and a map decodes old and new shapes alike. `payload_rows` counts the
 log, kept in the same transaction as the rows, so payload_count is one read.
 """
+
 from __future__ import annotations
 
 import base64
@@ -206,8 +207,13 @@ class LmdbEndpointStore(EndpointStore):
             b.txn.put(NEXT_ENDPOINT_ID, u64(ep + 1), db=self._db["meta"])
             t = now_ms()
             rec = EndpointRecord(
-                name=name, uid=uuid.uuid4().hex, creator=creator, creation_time=t,
-                last_updated_time=t, config_version=1, config=checked,
+                name=name,
+                uid=uuid.uuid4().hex,
+                creator=creator,
+                creation_time=t,
+                last_updated_time=t,
+                config_version=1,
+                config=checked,
             )
             b.txn.put(u64(ep), ENDPOINT.encode(rec), db=self._db["endpoints"])
             b.txn.put(key, u64(ep), db=self._db["endpoint_names"])

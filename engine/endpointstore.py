@@ -53,6 +53,7 @@ Errors: RESOURCE_DOES_NOT_EXIST (404) for an unknown endpoint ("Endpoint 'x' doe
 exist."); RESOURCE_ALREADY_EXISTS for a taken name; INVALID_PARAMETER_VALUE for bad
 arguments, naming the field.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -158,9 +159,7 @@ class PayloadRecord(msgspec.Struct, kw_only=True):
 
 class EndpointStore(ABC):
     @abstractmethod
-    def create_endpoint(
-        self, name: str, config: EndpointConfig | Mapping, creator: str = ""
-    ) -> Endpoint:
+    def create_endpoint(self, name: str, config: EndpointConfig | Mapping, creator: str = "") -> Endpoint:
         """A new endpoint at config_version 1. `config` may be a mapping of the JSON
         shape. RESOURCE_ALREADY_EXISTS ("Endpoint 'x' already exists.") if the name is
         taken."""
