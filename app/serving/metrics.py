@@ -3,7 +3,9 @@
 A small registry of our own instead of prometheus_client: that package is not a
 dependency (the appliance installs offline from one bundle), and the serving hot path
 needs only three operations, each a few hundred nanoseconds here: find a label set's
-child (one dict lookup), bump a counter, observe a histogram.
+child (one dict lookup), bump a counter, observe a histogram. Values that already live
+elsewhere (the batchers' queues and batch counts) are not pushed at all: a metric's `fn`
+reads them at scrape time, from one snapshot per render (Registry.on_render).
 
 Thread safety. Each child (one label set) owns a lock, taken around its read-modify-write.
 `self._value += n` is several bytecodes (load, add, store); CPython 3.11 happens not to
@@ -23,7 +25,7 @@ import re
 import threading
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from typing import Any
 
 __all__ = [
@@ -74,6 +76,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._metrics: dict[str, _Metric] = {}
+        self._hooks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
     def register(self, metric: _Metric) -> None:
@@ -85,10 +88,22 @@ class Registry:
     def get(self, name: str) -> _Metric | None:
         return self._metrics.get(name)
 
+    def on_render(self, hook: Callable[[], None]) -> None:
+        """Call `hook` at the start of every render (before any metric's `fn`): lets
+        several metrics share one snapshot of a source, e.g. the batchers' stats."""
+        with self._lock:
+            self._hooks.append(hook)
+
     def render(self) -> str:
         with self._lock:
             metrics = list(self._metrics.values())
+            hooks = list(self._hooks)
         lines: list[str] = []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception as exc:  # noqa: BLE001 - a scrape survives a bad source
+                lines.append(f"# render hook failed: {_one_line(exc)}")
         for metric in metrics:
             lines.append(f"# HELP {metric.name} {_escape_help(metric.documentation)}")
             lines.append(f"# TYPE {metric.name} {metric.kind}")
@@ -97,14 +112,29 @@ class Registry:
         return "\n".join(lines)
 
 
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".replace("\n", " ")
+
+
+# What a metric's render-time source returns: for an unlabeled metric one value; for a
+# labeled one a mapping, or an iterable of pairs, of label values tuple -> value. A value
+# is a number, or for a histogram (per-bucket counts, not cumulative, +Inf last; sum).
+Source = Callable[[], Any]
+
+
 class _Metric:
-    """One metric family: a name, help text, label names and a child per label set."""
+    """One metric family: a name, help text, label names and a child per label set.
+
+    Values come from children (updated on the hot path) or, when `fn` is set, from `fn`
+    at render time instead: right for values that already live elsewhere (the batchers'
+    queue depths and batch counts), since nothing then happens per request at all.
+    """
 
     kind = "untyped"
     _reserved_labels: frozenset[str] = frozenset()
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
-                 *, registry: Registry | None = None) -> None:
+                 *, registry: Registry | None = None, fn: Source | None = None) -> None:
         if not isinstance(name, str) or not _METRIC_NAME.match(name):
             raise ValueError(f"invalid metric name {name!r}")
         labelnames = tuple(labelnames)
@@ -118,6 +148,7 @@ class _Metric:
         self.name = name
         self.documentation = documentation
         self.labelnames = labelnames
+        self._fn = fn
         self._lock = threading.Lock()
         # normalized (str) label values -> child, in creation order
         self._children: dict[tuple[str, ...], Any] = {}
@@ -129,6 +160,10 @@ class _Metric:
             self._children[()] = self._default
         if registry is not None:
             registry.register(self)
+
+    def set_function(self, fn: Source | None) -> None:
+        """Render from `fn` instead of the children (None: back to the children)."""
+        self._fn = fn
 
     def labels(self, *values: Any, **named: Any) -> Any:
         """The child for one label set (created on first use, then cached).
@@ -164,6 +199,11 @@ class _Metric:
             self._lookup[values] = child
         return child
 
+    def _unlabeled(self, use: str) -> Any:
+        if self._default is None:
+            raise ValueError(f"{self.name} has labels; use .labels(...).{use}")
+        return self._default
+
     def remove_where(self, **labels: Any) -> int:
         """Drop the children whose labels match all of `labels` (an endpoint deleted, say);
         returns how many went. Their series vanish from /metrics."""
@@ -181,19 +221,40 @@ class _Metric:
                     del self._lookup[alias]
         return len(gone)
 
-    def _snapshot(self) -> list[Any]:
-        with self._lock:
-            return list(self._children.values())
-
     def _make_child(self, key: tuple[str, ...]) -> Any:
         raise NotImplementedError
 
+    def _sample_lines(self, labels: str, value: Any, lines: list[str]) -> None:
+        braces = f"{{{labels}}}" if labels else ""
+        lines.append(f"{self.name}{braces} {_format_value(value)}")
+
     def _render(self, lines: list[str]) -> None:
-        name = self.name
-        for child in self._snapshot():
-            labels = child.label_text
-            braces = f"{{{labels}}}" if labels else ""
-            lines.append(f"{name}{braces} {_format_value(child.value)}")
+        fn = self._fn
+        if fn is None:
+            with self._lock:
+                children = list(self._children.values())
+            for child in children:
+                self._sample_lines(child.label_text, child.state(), lines)
+            return
+        # A scrape must not fail because one source is mid-shutdown: the error becomes a
+        # comment line (the format ignores comments) and this metric shows no samples.
+        rendered: list[str] = []
+        try:
+            result = fn()
+            if not self.labelnames:
+                self._sample_lines("", result, rendered)
+            else:
+                items = result.items() if isinstance(result, Mapping) else result
+                for values, value in items:
+                    values = tuple(str(v) for v in values)
+                    if len(values) != len(self.labelnames):
+                        raise ValueError(f"expected {len(self.labelnames)} label values, "
+                                         f"got {values!r}")
+                    self._sample_lines(_label_text(self.labelnames, values), value, rendered)
+        except Exception as exc:  # noqa: BLE001 - any source failure, see above
+            lines.append(f"# {self.name} source failed: {_one_line(exc)}")
+            return
+        lines.extend(rendered)
 
 
 class _CounterChild:
@@ -218,6 +279,9 @@ class _CounterChild:
     def value(self) -> float:
         return self._value
 
+    def state(self) -> float:
+        return self._value
+
 
 class Counter(_Metric):
     """A monotonic count. Name it `..._total` (the exposition format does not add it)."""
@@ -228,24 +292,15 @@ class Counter(_Metric):
         return _CounterChild(_label_text(self.labelnames, key))
 
     def inc(self, amount: float = 1) -> None:
-        if self._default is None:
-            raise ValueError(f"{self.name} has labels; use .labels(...).inc()")
-        self._default.inc(amount)
+        self._unlabeled("inc()").inc(amount)
 
     @property
     def value(self) -> float:
-        if self._default is None:
-            raise ValueError(f"{self.name} has labels; use .labels(...).value")
-        return self._default.value
+        return self._unlabeled("value").value
 
 
-class _GaugeChild:
-    __slots__ = ("_lock", "_value", "label_text")
-
-    def __init__(self, label_text: str) -> None:
-        self.label_text = label_text
-        self._lock = threading.Lock()
-        self._value: float = 0
+class _GaugeChild(_CounterChild):
+    __slots__ = ()
 
     def set(self, value: float) -> None:
         self._value = value  # a single store: nothing to lose to a race
@@ -261,80 +316,27 @@ class _GaugeChild:
     def dec(self, amount: float = 1) -> None:
         self.inc(-amount)
 
-    @property
-    def value(self) -> float:
-        return self._value
-
-
-GaugeFunction = Callable[[], "float | Mapping[tuple[Any, ...], float] | Iterable[tuple[tuple[Any, ...], float]]"]
-
 
 class Gauge(_Metric):
-    """A value that goes up and down: set directly, or read from `fn` at render time.
-
-    `fn` suits values that already live elsewhere (the batchers' queue depths): nothing is
-    written on the hot path, the scrape asks. For an unlabeled gauge fn returns a number;
-    for a labeled one, a mapping or iterable of (label values tuple, value). When fn is
-    set it replaces the children in the output.
-    """
+    """A value that goes up and down: set directly, or read from `fn` at render time."""
 
     kind = "gauge"
-
-    def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
-                 *, registry: Registry | None = None, fn: GaugeFunction | None = None) -> None:
-        super().__init__(name, documentation, labelnames, registry=registry)
-        self._fn = fn
-
-    def set_function(self, fn: GaugeFunction | None) -> None:
-        self._fn = fn
 
     def _make_child(self, key: tuple[str, ...]) -> _GaugeChild:
         return _GaugeChild(_label_text(self.labelnames, key))
 
     def set(self, value: float) -> None:
-        self._unlabeled().set(value)
+        self._unlabeled("set()").set(value)
 
     def inc(self, amount: float = 1) -> None:
-        self._unlabeled().inc(amount)
+        self._unlabeled("inc()").inc(amount)
 
     def dec(self, amount: float = 1) -> None:
-        self._unlabeled().inc(-amount)
+        self._unlabeled("dec()").inc(-amount)
 
     @property
     def value(self) -> float:
-        return self._unlabeled().value
-
-    def _unlabeled(self) -> _GaugeChild:
-        if self._default is None:
-            raise ValueError(f"{self.name} has labels; use .labels(...)")
-        return self._default
-
-    def _render(self, lines: list[str]) -> None:
-        fn = self._fn
-        if fn is None:
-            super()._render(lines)
-            return
-        # A scrape must not fail because one source is mid-shutdown: the error becomes a
-        # comment line (the format ignores comments) and this gauge shows no samples.
-        try:
-            result = fn()
-            if not self.labelnames:
-                rendered = [f"{self.name} {_format_value(result)}"]
-            else:
-                items = result.items() if isinstance(result, Mapping) else result
-                rendered = []
-                for values, value in items:
-                    values = tuple(str(v) for v in values)
-                    if len(values) != len(self.labelnames):
-                        raise ValueError(f"expected {len(self.labelnames)} label values, "
-                                         f"got {values!r}")
-                    labels = _label_text(self.labelnames, values)
-                    rendered.append(f"{self.name}{{{labels}}} {_format_value(value)}")
-        except Exception as exc:  # noqa: BLE001 - any source failure, see above
-            reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")
-            lines.append(f"# {self.name} source failed: {reason}")
-            return
-        lines.extend(rendered)
+        return self._unlabeled("value").value
 
 
 class _HistogramChild:
@@ -358,30 +360,35 @@ class _HistogramChild:
         finally:
             lock.release()
 
-    def snapshot(self) -> tuple[list[int], float]:
-        """Cumulative bucket counts (the last is +Inf, the count) and the sum, taken
-        together so that a scrape never shows a count that disagrees with its buckets."""
+    def state(self) -> tuple[list[int], float]:
+        """Per-bucket counts and the sum, copied together so that a scrape never shows a
+        count that disagrees with its buckets."""
         lock = self._lock
         lock.acquire()
         try:
-            counts, total = list(self._counts), self._sum
+            return list(self._counts), self._sum
         finally:
             lock.release()
-        running = 0
-        for i, c in enumerate(counts):
-            running += c
-            counts[i] = running
-        return counts, total
+
+    def snapshot(self) -> tuple[list[int], float]:
+        """Cumulative bucket counts (the last is +Inf, i.e. the count) and the sum."""
+        counts, total = self.state()
+        return list(accumulate(counts)), total
 
 
 class Histogram(_Metric):
-    """Observations counted into cumulative `le` buckets, with their sum and count."""
+    """Observations counted into cumulative `le` buckets, with their sum and count.
+
+    A render-time `fn` gives, per label set, (per-bucket counts with +Inf last, sum): the
+    shape the batchers' stats keep (`batch_rows_counts`, `batch_rows_sum`).
+    """
 
     kind = "histogram"
     _reserved_labels = frozenset({"le"})
 
     def __init__(self, name: str, documentation: str, labelnames: Iterable[str] = (),
-                 *, buckets: Iterable[float], registry: Registry | None = None) -> None:
+                 *, buckets: Iterable[float], registry: Registry | None = None,
+                 fn: Source | None = None) -> None:
         bounds = [float(b) for b in buckets]
         if bounds and bounds[-1] == _INF:
             bounds.pop()
@@ -393,32 +400,31 @@ class Histogram(_Metric):
             raise ValueError(f"{name}: bucket bounds must increase strictly, got {bounds}")
         self.buckets: tuple[float, ...] = (*bounds, _INF)
         self._le = tuple(_format_value(b) for b in self.buckets)
-        super().__init__(name, documentation, labelnames, registry=registry)
+        super().__init__(name, documentation, labelnames, registry=registry, fn=fn)
 
     def _make_child(self, key: tuple[str, ...]) -> _HistogramChild:
         return _HistogramChild(_label_text(self.labelnames, key), self.buckets)
 
     def observe(self, value: float) -> None:
-        if self._default is None:
-            raise ValueError(f"{self.name} has labels; use .labels(...).observe()")
-        self._default.observe(value)
+        self._unlabeled("observe()").observe(value)
 
     def snapshot(self) -> tuple[list[int], float]:
-        if self._default is None:
-            raise ValueError(f"{self.name} has labels; use .labels(...).snapshot()")
-        return self._default.snapshot()
+        return self._unlabeled("snapshot()").snapshot()
 
-    def _render(self, lines: list[str]) -> None:
+    def _sample_lines(self, labels: str, value: Any, lines: list[str]) -> None:
+        counts, total = value
+        if len(counts) != len(self.buckets):
+            raise ValueError(f"expected {len(self.buckets)} bucket counts (+Inf last), "
+                             f"got {len(counts)}")
         name = self.name
-        for child in self._snapshot():
-            counts, total = child.snapshot()
-            labels = child.label_text
-            prefix = f"{labels}," if labels else ""
-            for le, count in zip(self._le, counts):
-                lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {count}')
-            braces = f"{{{labels}}}" if labels else ""
-            lines.append(f"{name}_sum{braces} {_format_value(total)}")
-            lines.append(f"{name}_count{braces} {counts[-1]}")
+        prefix = f"{labels}," if labels else ""
+        running = 0
+        for le, count in zip(self._le, counts):
+            running += count
+            lines.append(f'{name}_bucket{{{prefix}le="{le}"}} {running}')
+        braces = f"{{{labels}}}" if labels else ""
+        lines.append(f"{name}_sum{braces} {_format_value(total)}")
+        lines.append(f"{name}_count{braces} {running}")
 
 
 # Request latency in seconds: 100 us (the target p50 is 500 us) up to 10 s.
@@ -441,10 +447,15 @@ class ServingMetrics:
     Labels: endpoint, served_entity, version (the served entity's name and the model
     version that answered). A request refused before routing (404 endpoint, 400 body,
     415, 413, 429) has served_entity="" and version="".
+
+    Pushed on the request path: observe_request (requests, errors, latency),
+    observe_shadow, observe_model_load, payload_dropped. Pulled at scrape time from the
+    batchers (set_batcher_stats): queue depth, queued rows, workers and the batch-size
+    histogram, so batching costs nothing extra per request. observe_batch pushes batch
+    sizes instead, for a batcher without stats; use one or the other.
     """
 
-    def __init__(self, registry: Registry | None = None, *,
-                 queue_depth: GaugeFunction | None = None) -> None:
+    def __init__(self, registry: Registry | None = None) -> None:
         r = self.registry = registry if registry is not None else Registry()
         self.requests = Counter(
             "cairn_serving_requests_total",
@@ -465,7 +476,15 @@ class ServingMetrics:
         self.queue_depth = Gauge(
             "cairn_serving_queue_depth",
             "Requests waiting in a served version's queue when scraped.",
-            _ENTITY, fn=queue_depth, registry=r)
+            _ENTITY, registry=r)
+        self.queue_rows = Gauge(
+            "cairn_serving_queue_rows",
+            "Rows waiting in a served version's queue (the bound that gives 429).",
+            _ENTITY, registry=r)
+        self.workers = Gauge(
+            "cairn_serving_workers",
+            "Worker threads a served version's batcher runs (grows with its queue).",
+            _ENTITY, registry=r)
         self.shadow_requests = Counter(
             "cairn_serving_shadow_requests_total",
             "Copies of requests sent to a shadow entity (answers logged, never returned).",
@@ -480,10 +499,47 @@ class ServingMetrics:
             _ENTITY, buckets=MODEL_LOAD_BUCKETS, registry=r)
         # (endpoint, entity, version, status) -> the three children one request touches
         self._request_children: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        self._batcher_stats: Callable[[], Iterable[tuple[tuple[Any, ...], Mapping]]] | None
+        self._batcher_stats = None
+        self._hooked = False
+        self._render_local = threading.local()
 
-    def set_queue_depth(self, fn: GaugeFunction | None) -> None:
-        """fn() -> {(endpoint, served_entity, version): depth} or pairs of the same."""
-        self.queue_depth.set_function(fn)
+    def set_batcher_stats(self, fn: Callable[[], Iterable[tuple[tuple[Any, ...], Mapping]]]
+                          | None) -> None:
+        """Read the batchers at each scrape: fn() yields ((endpoint, served_entity,
+        version), batcher.stats()) per live batcher. fn runs once per render (a render
+        hook); the gauges and the histogram read that one snapshot. None: stop."""
+        self._batcher_stats = fn
+        if fn is None:
+            for metric in (self.queue_depth, self.queue_rows, self.workers, self.batch_rows):
+                metric.set_function(None)
+            return
+        if not self._hooked:
+            self.registry.on_render(self._take_batcher_snapshot)
+            self._hooked = True
+
+        def field(*names: str) -> Source:
+            def read() -> list[tuple[tuple[Any, ...], Any]]:
+                snapshot = getattr(self._render_local, "batchers", None)
+                if snapshot is None:
+                    raise RuntimeError("no batcher stats this render")
+                if len(names) == 1:
+                    return [(labels, stats[names[0]]) for labels, stats in snapshot]
+                return [(labels, tuple(stats[n] for n in names)) for labels, stats in snapshot]
+            return read
+
+        self.queue_depth.set_function(field("queue_requests"))
+        self.queue_rows.set_function(field("queue_rows"))
+        self.workers.set_function(field("workers"))
+        self.batch_rows.set_function(field("batch_rows_counts", "batch_rows_sum"))
+
+    def _take_batcher_snapshot(self) -> None:
+        # Thread-local: two concurrent scrapes each render from their own snapshot.
+        local = self._render_local
+        local.batchers = None
+        fn = self._batcher_stats
+        if fn is not None:
+            local.batchers = list(fn())
 
     def observe_request(self, endpoint: str, served_entity: str, version: Any,
                         status: int, latency_s: float) -> None:
@@ -524,6 +580,7 @@ class ServingMetrics:
         for key in [k for k in list(self._request_children) if k[0] == endpoint]:
             self._request_children.pop(key, None)
         for metric in (self.requests, self.errors, self.latency, self.batch_rows,
+                       self.queue_depth, self.queue_rows, self.workers,
                        self.shadow_requests, self.payload_log_dropped, self.model_load):
             metric.remove_where(endpoint=endpoint)
 

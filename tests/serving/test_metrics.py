@@ -129,7 +129,8 @@ def samples_of(families: dict, name: str) -> dict[tuple, float]:
 # --- tests -----------------------------------------------------------------------------
 
 def test_serving_metrics_render_parses():
-    m = ServingMetrics(queue_depth=lambda: {("iris", "champion", 3): 5})
+    m = ServingMetrics()
+    m.queue_depth.set_function(lambda: {("iris", "champion", 3): 5})
     m.observe_request("iris", "champion", 3, 200, 0.0004)
     m.observe_request("iris", "champion", 3, 200, 0.002)
     m.observe_request("iris", "champion", 3, 503, 0.00005)
@@ -145,6 +146,8 @@ def test_serving_metrics_render_parses():
         "cairn_serving_request_latency_seconds": "histogram",
         "cairn_serving_batch_rows": "histogram",
         "cairn_serving_queue_depth": "gauge",
+        "cairn_serving_queue_rows": "gauge",
+        "cairn_serving_workers": "gauge",
         "cairn_serving_shadow_requests_total": "counter",
         "cairn_serving_payload_log_dropped_total": "counter",
         "cairn_serving_model_load_seconds": "histogram",
@@ -384,3 +387,82 @@ def test_histogram_accepts_explicit_inf_bucket():
 def test_the_strict_parser_rejects_bad_expositions(text):
     with pytest.raises(AssertionError):
         parse(text)
+
+
+def test_batcher_stats_feed_queue_gauges_and_batch_histogram():
+    import numpy as np
+
+    from app.serving.batcher import Batcher
+
+    release = threading.Event()
+
+    def run(feeds):
+        release.wait(5)
+        return {"y": feeds["x"] * 2}
+
+    batcher = Batcher(run, max_batch_rows=64, max_workers=1, name="iris/champion")
+    m = ServingMetrics()
+    calls = []
+
+    def source():
+        calls.append(1)
+        return [(("iris", "champion", "3"), batcher.stats())]
+
+    m.set_batcher_stats(source)
+    try:
+        blocked = threading.Thread(target=batcher.submit_sync,
+                                   args=({"x": np.ones((1, 2), np.float32)}, 1))
+        blocked.start()
+        while batcher.stats()["busy_workers"] < 1:
+            threading.Event().wait(0.001)
+        queued = [threading.Thread(target=batcher.submit_sync,
+                                   args=({"x": np.ones((3, 2), np.float32)}, 3))
+                  for _ in range(4)]
+        for t in queued:
+            t.start()
+        while batcher.stats()["queue_requests"] < 4:
+            threading.Event().wait(0.001)
+        fams = parse(m.render())
+        assert len(calls) == 1  # one snapshot per render, shared by four metrics
+        entity = (("endpoint", "iris"), ("served_entity", "champion"), ("version", "3"))
+        assert samples_of(fams, "cairn_serving_queue_depth") == {
+            ("cairn_serving_queue_depth", entity): 4}
+        assert samples_of(fams, "cairn_serving_queue_rows") == {
+            ("cairn_serving_queue_rows", entity): 12}
+        assert samples_of(fams, "cairn_serving_workers") == {("cairn_serving_workers", entity): 1}
+        release.set()
+        for t in (blocked, *queued):
+            t.join(5)
+        fams = parse(m.render())
+        count = samples_of(fams, "cairn_serving_batch_rows_count")
+        total = samples_of(fams, "cairn_serving_batch_rows_sum")
+        assert count[("cairn_serving_batch_rows_count", entity)] == batcher.stats()["batches"]
+        assert total[("cairn_serving_batch_rows_sum", entity)] == 13
+        assert samples_of(fams, "cairn_serving_queue_depth")[
+            ("cairn_serving_queue_depth", entity)] == 0
+    finally:
+        release.set()
+        batcher.close()
+
+    def broken():
+        raise RuntimeError("manager reloading")
+
+    m.set_batcher_stats(broken)
+    text = m.render()
+    assert "# render hook failed: RuntimeError: manager reloading" in text
+    assert "# cairn_serving_queue_depth source failed" in text
+    parse(text)
+    m.set_batcher_stats(None)  # back to pushed values
+    m.observe_batch("iris", "champion", 3, 8)
+    fams = parse(m.render())
+    assert samples_of(fams, "cairn_serving_batch_rows_count") == {
+        ("cairn_serving_batch_rows_count", entity): 1}
+    assert samples_of(fams, "cairn_serving_queue_depth") == {}
+
+
+def test_histogram_source_with_wrong_bucket_count_fails_alone():
+    r = Registry()
+    Histogram("h", "h", ("a",), buckets=[1, 2], fn=lambda: {("x",): ([1, 2], 3.0)}, registry=r)
+    text = r.render()
+    assert "# h source failed: ValueError: expected 3 bucket counts" in text
+    parse(text)
