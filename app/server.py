@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from engine import Engine
 from engine.artifacts import ArtifactStore
+from engine.endpointstore import EndpointStore
 from engine.registration import Registrar
 from engine.registrystore import RegistryStore
 from engine.store import TrackingStore
@@ -19,6 +20,7 @@ from engine.store import TrackingStore
 from .address import DEFAULT_HOST, DEFAULT_PORT
 from .controllers.artifacts import ArtifactController
 from .controllers.catalogs import CatalogController, SchemaController
+from .controllers.endpoints import EndpointController
 from .controllers.experiments import ExperimentController
 from .controllers.loggedmodels import LoggedModelController, RunOutputsController
 from .controllers.metrics import MetricController
@@ -84,6 +86,9 @@ def create_app(engine: Engine) -> Litestar:
     def provide_registrar() -> Registrar | None:
         return engine.registrar
 
+    def provide_endpoints() -> EndpointStore:
+        return engine.endpoints
+
     # The server is the long-lived owner of the data directory: it finishes versions a
     # crash left pending.
     engine.registrar.resume_pending()
@@ -103,6 +108,7 @@ def create_app(engine: Engine) -> Litestar:
             ModelVersionController,
             CatalogController,
             SchemaController,
+            EndpointController,
         ],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
@@ -110,6 +116,7 @@ def create_app(engine: Engine) -> Litestar:
             "engine": Provide(provide_engine, sync_to_thread=False),
             "registry": Provide(provide_registry, sync_to_thread=False),
             "registrar": Provide(provide_registrar, sync_to_thread=False),
+            "endpoints": Provide(provide_endpoints, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BODY,

@@ -1,0 +1,106 @@
+"""/api/2.0/serving-endpoints: serving endpoints in Databricks' REST shape, plus Cairn's
+payload log reader.
+
+  POST   /api/2.0/serving-endpoints                 {name, config} -> the endpoint
+  GET    /api/2.0/serving-endpoints                 -> {"endpoints": [...]} (by name)
+  GET    /api/2.0/serving-endpoints/{name}          -> the endpoint
+  PUT    /api/2.0/serving-endpoints/{name}/config   the config itself -> the endpoint
+  DELETE /api/2.0/serving-endpoints/{name}          -> {}
+  GET    /api/2.0/serving-endpoints/{name}/payloads?start_time_ms&end_time_ms&max_results
+         &page_token -> {"payloads": [...], "next_page_token": ...} (Cairn's: the log
+         Databricks keeps in an inference table; oldest first, end exclusive)
+
+As in Databricks, `config_version` is inside `config`, and create, get and update answer
+with the endpoint itself. `state.config_update` is always NOT_UPDATING: a config is
+applied in one transaction (the Databricks SDK's waiters read this field). Readiness of
+the served models is the runtime's to report, not the store's, so `state.ready` is absent.
+
+Configs arrive as plain JSON objects and are checked by the store, so every error names
+the field the same way over HTTP, in the CLI and in the SDK. Databricks fields Cairn does
+not use (tags, rate_limits, ai_gateway, route_optimized, auto_capture_config's table
+names) are accepted and ignored, as a protobuf parser ignores unknown fields.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, delete, get, post, put
+from litestar.params import JSONBody
+
+from engine.endpointstore import Endpoint, EndpointStore
+from engine.errors import invalid
+
+from ..registrywire import page_out, required
+
+
+class CreateEndpoint(msgspec.Struct):
+    name: str | None = None
+    config: dict[str, Any] | None = None
+
+
+def endpoint_out(ep: Endpoint) -> dict:
+    config = msgspec.to_builtins(ep.config)
+    config["config_version"] = ep.config_version
+    return {
+        "name": ep.name,
+        "id": ep.id,
+        "creator": ep.creator,
+        "creation_timestamp": ep.creation_timestamp,
+        "last_updated_timestamp": ep.last_updated_timestamp,
+        "config": config,
+        "state": {"config_update": "NOT_UPDATING"},
+    }
+
+
+def _config(body: Any) -> dict:
+    if not isinstance(body, dict):
+        raise invalid("config: a JSON object with served_entities is required")
+    # Databricks' EndpointCoreConfigInput may repeat the endpoint's name: the path names it.
+    return {k: v for k, v in body.items() if k != "name"}
+
+
+class EndpointController(Controller):
+    path = "/api/2.0/serving-endpoints"
+    tags = ("serving-endpoints",)
+
+    @post("/", status_code=200, sync_to_thread=True)
+    def create(self, endpoints: EndpointStore, data: JSONBody[CreateEndpoint]) -> dict:
+        name = required(data.name, "name")
+        if data.config is None:
+            raise invalid("config: a JSON object with served_entities is required")
+        return endpoint_out(endpoints.create_endpoint(name, _config(data.config)))
+
+    @get("/", sync_to_thread=False)
+    def list_endpoints(self, endpoints: EndpointStore) -> dict:
+        return {"endpoints": [endpoint_out(ep) for ep in endpoints.list_endpoints()]}
+
+    @get("/{name:str}", sync_to_thread=False)
+    def get_endpoint(self, endpoints: EndpointStore, name: str) -> dict:
+        return endpoint_out(endpoints.get_endpoint(name))
+
+    @put("/{name:str}/config", status_code=200, sync_to_thread=True)
+    def update_config(self, endpoints: EndpointStore, name: str, data: JSONBody[Any]) -> dict:
+        return endpoint_out(endpoints.update_config(name, _config(data)))
+
+    @delete("/{name:str}", status_code=200, sync_to_thread=True)
+    def delete_endpoint(self, endpoints: EndpointStore, name: str) -> dict:
+        endpoints.delete_endpoint(name)
+        return {}
+
+    # Up to 10,000 records decoded per page: in a thread, so the event loop keeps serving.
+    @get("/{name:str}/payloads", sync_to_thread=True)
+    def payloads(
+        self,
+        endpoints: EndpointStore,
+        name: str,
+        start_time_ms: int | None = None,
+        end_time_ms: int | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> dict:
+        page = endpoints.read_payloads(
+            name, start_ms=start_time_ms, end_ms=end_time_ms, max_results=max_results, page_token=page_token or None
+        )
+        return page_out("payloads", [msgspec.to_builtins(r) for r in page.items], page.next_page_token)
