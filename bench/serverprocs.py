@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 HEALTH_POLL_S = 0.02
 START_TIMEOUT_S = {"cairn": 60.0, "mlflow": 180.0}
 STOP_TIMEOUT_S = 20.0
-_CAIRN_URL = re.compile(r"at (http://127\.0\.0\.1:\d+)")
+_CAIRN_URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
 
 
 def _proc_stat(pid: int) -> tuple[int, int, str] | None:
@@ -77,9 +77,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _health(url: str) -> bool:
+def _health(url: str, path: str = "/health") -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+        with urllib.request.urlopen(f"{url}{path}", timeout=2) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -162,23 +162,31 @@ def start_server(side: str, data: Path, mlflow_jobs: bool = False) -> Server:
             "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
         ]  # fmt: skip
         url = f"http://127.0.0.1:{port}"
+    return launch(side, cmd, url, log, _server_env(side, mlflow_jobs), START_TIMEOUT_S[side])
+
+
+def launch(
+    side: str, cmd: list[str], url: str | None, log: Path, env: dict[str, str],
+    timeout_s: float, health_path: str = "/health",
+) -> Server:
+    """Start `cmd` and wait until `health_path` answers 200; time that. `url` None: read
+    it from the process's output (Cairn prints its URL once the socket is bound)."""
     with open(log, "ab") as out:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, cwd=REPO, env=_server_env(side, mlflow_jobs), stdout=out,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     server = Server(side, proc, url or "", 0.0, log)
-    deadline = t0 + START_TIMEOUT_S[side]
+    deadline = t0 + timeout_s
     try:
         while time.perf_counter() < deadline:
             if proc.poll() is not None:
                 break
-            if url is None:  # cairn prints its URL once the socket is bound
+            if url is None:
                 m = _CAIRN_URL.search(log.read_text(errors="replace"))
                 if m:
                     url = server.url = m.group(1)
-            if url is not None and _health(url):
+            if url is not None and _health(url, health_path):
                 server.ready_s = time.perf_counter() - t0
                 return server
             time.sleep(HEALTH_POLL_S)
@@ -187,4 +195,4 @@ def start_server(side: str, data: Path, mlflow_jobs: bool = False) -> Server:
         raise
     server.stop()
     tail = log.read_text(errors="replace")[-2000:]
-    raise RuntimeError(f"{side} server did not answer /health:\n{tail}")
+    raise RuntimeError(f"{side} server did not answer {health_path}:\n{tail}")

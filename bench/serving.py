@@ -1,0 +1,241 @@
+"""Model serving, side by side: `cairn models serve` against `mlflow models serve
+--env-manager local`, serving the same model, driven by the same bounded load generator
+over loopback, plus raw in-process ONNX Runtime as the ceiling.
+
+    .venv/bin/python bench/serving.py [--quick] [--json PATH] [--only NAME,...]
+
+The model: RandomForestClassifier (100 trees, depth 10, 20 features, fixed seed), saved
+once with `mlflow.sklearn.save_model` (cloudpickle); both servers load that directory
+(Cairn converts it to ONNX and verifies it on load). Workloads:
+
+  c1, c8, c64   single-row `dataframe_split` requests at concurrency 1, 8, 64: req/s
+                (ratio against MLflow; the table also prints p50 and p99)
+  rows64        64-row requests at concurrency 8: rows/s, against raw in-process ONNX
+                Runtime on the same rows (one caller, the same session settings as
+                serving: one intra-op thread) -- the ceiling
+  ready         process start to 200 from /ping (median of starts)
+  rss           the server's resident memory after the run (its process tree)
+
+Targets (issue 5): c64 >= 100x MLflow's req/s with p99 <= 10 ms; c1 p50 <= 0.5 ms;
+rows64 >= 50% of raw ONNX Runtime; ready <= 1 s; RSS >= 3x smaller. Every load loop is
+bounded in count and time. The exit code is 0 even when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+if str(BENCH) not in sys.path:
+    sys.path.insert(0, str(BENCH))
+
+from loadgen import run_load
+from report import Measure, Workload, _guard, _ratio, _tmpdir, conditions, finish, print_table
+from serverprocs import REPO, _free_port, _server_env, launch
+
+BASELINE_NAME = "mlflow-models-serve"
+SIDES = ("cairn", "mlflow")
+WORKLOADS = (
+    Workload("c1", "req/s", True, 1.0),
+    Workload("c8", "req/s", True, 1.0),
+    Workload("c64", "req/s", True, 100.0),
+    Workload("rows64", "rows/s", True, 0.5),
+    Workload("ready", "s", False, 4.2),
+    Workload("rss", "MiB", False, 3.0),
+)
+N_FEATURES = 20
+
+
+@dataclass(frozen=True)
+class Sizes:
+    requests: dict[str, tuple[int, int]]  # workload -> (cairn, mlflow) request budget
+    seconds: float  # per workload and side
+    starts: int
+
+
+FULL = Sizes({"c1": (3000, 300), "c8": (20000, 600), "c64": (40000, 1200), "rows64": (4000, 300)}, 20.0, 3)
+QUICK = Sizes({"c1": (800, 100), "c8": (4000, 200), "c64": (8000, 400), "rows64": (800, 100)}, 6.0, 2)
+CONCURRENCY = {"c1": 1, "c8": 8, "c64": 64, "rows64": 8}
+
+
+def make_model(folder: Path):
+    """Train the model and save it as an MLflow model directory; return (model, X)."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(20261127)
+    X = rng.normal(size=(2000, N_FEATURES)).astype(np.float32)
+    y = ((X[:, 0] + X[:, 1] * X[:, 2] - X[:, 3]) > 0).astype(np.int64)
+    model = RandomForestClassifier(n_estimators=100, max_depth=10, random_state=0, n_jobs=1).fit(X, y)
+    mlflow.sklearn.save_model(
+        model, folder, serialization_format="cloudpickle", input_example=X[:5],
+        pip_requirements=["scikit-learn"],  # inference would run the model in a subprocess
+    )  # fmt: skip
+    return model, X
+
+
+def body_for(X, rows: int) -> bytes:
+    # The model was saved with a numpy input example (a tensor signature), so both
+    # servers take positional rows in MLflow's `inputs` format.
+    return json.dumps({"inputs": X[:rows].tolist()}).encode()
+
+
+def start(side: str, model_dir: Path, root: Path):
+    log = root / f"{side}.{time.monotonic_ns()}.log"
+    env = _server_env(side, mlflow_jobs=False)
+    env["OMP_NUM_THREADS"] = "1"  # both sides: no BLAS/OpenMP thread pools fighting the server
+    # mlflow models serve execs `uvicorn` through the shell: the venv's bin must be on PATH.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    if side == "cairn":
+        data = root / "cairn-data"
+        cmd = [sys.executable, "-m", "app.cli", "--data", str(data), "models", "serve", "-m", str(model_dir), "--port", "0"]
+        return launch(side, cmd, None, log, env, 120.0, "/ping")
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model_dir),
+        "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port),
+    ]  # fmt: skip
+    return launch(side, cmd, f"http://127.0.0.1:{port}", log, env, 180.0, "/ping")
+
+
+def raw_onnx_rows_per_s(model_dir: Path, X, seconds: float) -> Measure:
+    """The ceiling: the converted model in an in-process session, 64-row batches, one
+    caller, the serving session settings."""
+    import numpy as np
+
+    from engine.modeldir import LocalModelDir
+    from engine.modelpackage import prepare_version
+    from engine.predictor import OnnxPredictor
+
+    prepared = prepare_version(LocalModelDir(model_dir))
+    pred = OnnxPredictor(prepared.onnx, signature=prepared.signature)
+    feeds = pred.feeds(np.asarray(X[:64]))
+    for _ in range(20):
+        pred.run(feeds)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min(seconds, 5.0) and n < 20000:
+        pred.run(feeds)
+        n += 1
+    dt = time.perf_counter() - t0
+    return Measure(n * 64 / dt, f"{n:,} x 64 rows")
+
+
+def _load(url: str, body: bytes, conc: int, budget: int, seconds: float, rows: int) -> Measure:
+    res = run_load(url, "/invocations", body, concurrency=conc, max_requests=budget, max_seconds=seconds)
+    if res.errors:
+        return Measure(error=f"{res.errors} errors ({res.statuses}) {res.first_error}")
+    m = Measure(res.rate * rows, f"{res.requests:,} req, c{conc}")
+    m.notes.append(f"p50 {res.p50:.2f} ms, p99 {res.p99:.2f} ms")
+    return m
+
+
+def run_side(side: str, sizes: Sizes, names: set[str], model_dir: Path, X, root: Path, progress) -> dict[str, Measure]:
+    k = SIDES.index(side)
+    out: dict[str, Measure] = {}
+    readies: list[float] = []
+    progress(f"{side}: starting server")
+    try:
+        server = start(side, model_dir, root)
+    except Exception as exc:  # noqa: BLE001 (reported in the table)
+        err = traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[-1]
+        return {n: Measure(error=f"{side} server: {err[:300]}") for n in names}
+    readies.append(server.ready_s)
+    try:
+        one, many = body_for(X, 1), body_for(X, 64)
+        for name in ("c1", "c8", "c64", "rows64"):
+            if name in names:
+                progress(f"{side}: {name}")
+                rows = 64 if name == "rows64" else 1
+                out[name] = _guard(
+                    _load, server.url, many if rows == 64 else one, CONCURRENCY[name],
+                    sizes.requests[name][k], sizes.seconds, rows,
+                )  # fmt: skip
+        if "rss" in names:
+            mib, nproc = server.rss_mib()
+            out["rss"] = Measure(mib, f"after run, {nproc} process{'es' if nproc > 1 else ''}")
+    finally:
+        server.stop()
+    if "ready" in names:
+        for i in range(1, sizes.starts):
+            progress(f"{side}: restart {i} for ready")
+            try:
+                again = start(side, model_dir, root)
+            except Exception as exc:  # noqa: BLE001
+                out["ready"] = Measure(error=f"restart: {exc}")
+                break
+            readies.append(again.ready_s)
+            again.stop()
+        else:
+            out["ready"] = Measure(statistics.median(readies), f"{len(readies)} starts")
+            out["ready"].notes.append("starts (s): " + ", ".join(f"{r:.2f}" for r in readies))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smaller budgets (about two minutes)")
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument("--only", metavar="NAMES", help="comma-separated workloads")
+    args = ap.parse_args(argv)
+    selected = list(WORKLOADS)
+    if args.only:
+        only = {s.strip() for s in args.only.split(",") if s.strip()}
+        unknown = only - {w.name for w in WORKLOADS}
+        if unknown:
+            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+        selected = [w for w in WORKLOADS if w.name in only]
+    names = {w.name for w in selected}
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    sys.path.insert(0, str(REPO))
+    sizes = QUICK if args.quick else FULL
+    t_start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"  .. {time.perf_counter() - t_start:5.1f}s {msg}", file=sys.stderr, flush=True)
+
+    before = conditions()
+    results: dict[str, dict[str, Measure]] = {}
+    with _tmpdir("serving") as root:
+        progress("training and saving the model")
+        _, X = make_model(root / "model")
+        for side in SIDES:
+            results[side] = run_side(side, sizes, names, root / "model", X, root, progress)
+        raw = raw_onnx_rows_per_s(root / "model", X, sizes.seconds) if "rows64" in names else None
+    after = conditions()
+    c, b = results["cairn"], results["mlflow"]
+    missing = Measure(error="not run")
+    rows = []
+    for w in selected:
+        cm = c.get(w.name, missing)
+        bm = (raw or missing) if w.name == "rows64" else b.get(w.name, missing)
+        rows.append((w, cm, bm, _ratio(w, cm, bm)))
+    print(
+        f"\nserving workloads, {'quick' if args.quick else 'full'} run (baseline: mlflow models serve "
+        "--env-manager local; rows64 against raw in-process ONNX Runtime; ratio > 1 = Cairn better)"
+    )
+    print(f"machine before: {before}")
+    print(f"machine after:  {after}\n")
+    print_table(rows)
+    print()
+    for w in selected:
+        for side in SIDES:
+            m = results[side].get(w.name)
+            if m is not None and (m.notes or m.error):
+                print(f"  {w.name:<7} {side:<7} {m.error or '; '.join(m.notes)}")
+    if "rows64" in names and "rows64" in b:
+        print(f"  rows64  mlflow  {b['rows64'].value or 0:,.0f} rows/s ({'; '.join(b['rows64'].notes)})")
+    finish(rows, time.perf_counter() - t_start, args.json, BASELINE_NAME)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
