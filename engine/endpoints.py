@@ -27,7 +27,7 @@ from collections.abc import Sequence
 
 import msgspec
 
-from .endpointconfig import as_config, check_config, check_endpoint_name
+from .endpointconfig import check_config, check_endpoint_name
 from .endpointstore import (
     READ_PAYLOADS_DEFAULT,
     READ_PAYLOADS_MAX,
@@ -233,7 +233,7 @@ class LmdbEndpointStore(EndpointStore):
         return out
 
     def update_config(self, name, config) -> Endpoint:
-        checked = check_config(as_config(config))
+        checked = check_config(config)
 
         def op(b: Batch) -> EndpointRecord:
             eid, rec = self._get(b.txn, name)
@@ -287,7 +287,8 @@ class LmdbEndpointStore(EndpointStore):
 
         def op(b: Batch) -> None:
             eid = b.txn.get(name_key, db=db["endpoint_names"])
-            if eid is None:
+            current = b.txn.get(eid, db=db["endpoints"]) if eid is not None else None
+            if current is None:
                 return  # deleted before this batch committed: its log is gone too
             raw = b.txn.get(NEXT_PAYLOAD_SEQ, db=db["meta"])
             seq = read_u64(raw) if raw else 1
@@ -295,10 +296,10 @@ class LmdbEndpointStore(EndpointStore):
             for ts, value in rows:
                 put(eid + ts + u64(seq), value, db=db["payload_logs"])
                 seq += 1
-            b.txn.put(NEXT_PAYLOAD_SEQ, u64(seq), db=db["meta"])
-            rec = ENDPOINT.decode(b.txn.get(eid, db=db["endpoints"]))
+            put(NEXT_PAYLOAD_SEQ, u64(seq), db=db["meta"])
+            rec = ENDPOINT.decode(current)
             rec.payload_rows += len(rows)
-            b.txn.put(eid, ENDPOINT.encode(rec), db=db["endpoints"])
+            put(eid, ENDPOINT.encode(rec), db=db["endpoints"])
 
         self._env.write_async(op)
 
