@@ -21,6 +21,7 @@ from engine.registryentities import Lineage, ModelVersion, Stage, VersionStatus
 from engine.registrystore import SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX
 
 from . import tables
+from .address import DEFAULT_HOST, DEFAULT_MODEL_PORT
 
 # `register` waits this long for a version to finish unless --timeout says otherwise.
 REGISTER_TIMEOUT_S = 300
@@ -285,6 +286,46 @@ def _short_source(source_type: str, source: str) -> str:
     return f"{source_type or 'unknown'}"
 
 
+# -- serving ---------------------------------------------------------------------------
+def cmd_serve(args) -> int:
+    """Serve one model over MLflow's scoring protocol until interrupted (app/serving)."""
+    from .serving.modelserver import serve_model  # the web stack loads only to serve
+
+    def ready(url: str) -> None:
+        print(f"Cairn is serving {args.model_uri} at {url}", flush=True)
+        print(f"  curl {url}/invocations -H 'Content-Type: application/json' -d '{{\"inputs\": [[...]]}}'", flush=True)
+
+    # Unset tuning flags keep serve_model's defaults (the help repeats them: importing the
+    # serving stack to read them would slow every other command).
+    tuning = {k: getattr(args, k) for k in ("max_batch_rows", "max_wait_ms", "max_queue_rows", "max_body_bytes")}
+    serve_model(
+        args.model_uri, args.host, args.port, data_dir=args.data, ready=ready,
+        **{k: v for k, v in tuning.items() if v is not None},
+    )
+    return 0
+
+
+def _add_serve(ms) -> None:
+    p = ms.add_parser("serve", help="serve one model over MLflow's scoring protocol (/invocations)")
+    p.set_defaults(handler=cmd_serve, needs_store=False)
+    p.add_argument("-m", "--model-uri", required=True, metavar="URI",
+                   help="models:/NAME@ALIAS, models:/NAME/N, runs:/RUN/PATH, an .onnx file or a model folder")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("-p", "--port", type=int, default=DEFAULT_MODEL_PORT,
+                   help=f"port (default {DEFAULT_MODEL_PORT}, as mlflow models serve; 0 picks a free one)")
+    p.add_argument("--max-batch-rows", type=int, metavar="N",
+                   help="rows of queued requests run as one model call (default 64)")
+    p.add_argument("--max-wait-ms", type=float, metavar="MS",
+                   help="hold a batch open this long for more rows (default 0: never wait)")
+    p.add_argument("--max-queue-rows", type=int, metavar="N",
+                   help="queued rows beyond which requests get 429 (default 4096)")
+    p.add_argument("--max-body-bytes", type=int, metavar="N",
+                   help="larger request bodies get 413 (default 16 MiB)")
+    # Accepted so `mlflow models serve` command lines work unchanged: an ONNX model needs
+    # no Python environment.
+    p.add_argument("--env-manager", help=argparse.SUPPRESS)
+
+
 # -- catalogs and schemas --------------------------------------------------------------
 def cmd_catalogs_list(eng, args) -> int:
     cats = eng.registry.list_catalogs()
@@ -376,6 +417,7 @@ def add_commands(sub) -> None:
     p = _add(ms, "delete", cmd_delete, "delete a model (with its versions) or one version")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--version", metavar="N", help="delete only this version")
+    _add_serve(ms)
 
     cats = sub.add_parser("catalogs", help="registry catalogs")
     cs = cats.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -89,6 +89,10 @@ class FeedBuilder:
         ):
             return self.feeds(rows)  # positional: one table is the whole input
         width = len(columns)
+        if isinstance(rows, np.ndarray):  # already one array (a CSV of numbers)
+            if rows.ndim != 2 or rows.shape[1] != width:
+                raise invalid(f"A table with {width} columns needs rows of {width} values, got shape {list(rows.shape)}")
+            return self.feeds({c: rows[:, i] for i, c in enumerate(columns)})
         for i, row in enumerate(rows):
             if not isinstance(row, (list, tuple)) or len(row) != width:
                 got = f"{len(row)} values" if isinstance(row, (list, tuple)) else _shown(row)
