@@ -174,8 +174,15 @@ class PayloadLogger:
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
         cap = self.max_payload_bytes
-        request, request_size, cut_request = truncate_payload(request, cap)
-        response, response_size, cut_response = truncate_payload(response, cap)
+        # Inline the common case (a bytes body under the cap): a call costs ~0.4 us here.
+        if request.__class__ is bytes and len(request) <= cap:
+            request_size, cut_request = len(request), False
+        else:
+            request, request_size, cut_request = truncate_payload(request, cap)
+        if response.__class__ is bytes and len(response) <= cap:
+            response_size, cut_response = len(response), False
+        else:
+            response, response_size, cut_response = truncate_payload(response, cap)
         size = request_size + response_size
         item = (request_id, client_request_id, timestamp_ms, status_code, latency_ms,
                 served_entity_name, model_name, model_version, request, response,
