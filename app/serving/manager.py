@@ -166,6 +166,9 @@ class EndpointManager:
     # -- the request path ----------------------------------------------------------------
     async def invoke(self, name: str, content_type: str | None, body: bytes, headers: dict[bytes, bytes]) -> Reply:
         t0 = time.perf_counter()
+        # One id per request: logged with its payload (and its shadow copy's), sent back
+        # in x-request-id so a client can find its row in the payload log.
+        rid = uuid.uuid4().hex
         ep = self._live.get(name)
         if ep is None:
             try:
@@ -178,7 +181,7 @@ class EndpointManager:
         try:
             parsed = parse_request(content_type, body, ent.signature)
         except ScoringError as exc:
-            return self._answer(ep, ent, t0, Reply(exc.status, exc.body()), body, headers)
+            return self._answer(ep, ent, t0, Reply(exc.status, exc.body()), body, headers, rid)
         for attempt in (0, 1):
             try:
                 outputs = await ent.batcher.submit(parsed.feeds, parsed.rows)
@@ -194,23 +197,27 @@ class EndpointManager:
                     429, error_body("RESOURCE_EXHAUSTED", str(exc)),
                     [(b"retry-after", str(max(1, round(exc.retry_after_s))).encode())],
                 )
-                return self._answer(ep, ent, t0, reply, body, headers)
+                return self._answer(ep, ent, t0, reply, body, headers, rid)
             except CairnError as exc:
-                return self._answer(ep, ent, t0, Reply(400, error_body(exc.error_code, exc.message)), body, headers)
+                return self._answer(ep, ent, t0, Reply(400, error_body(exc.error_code, exc.message)), body, headers, rid)
         reply = Reply(200, format_response(outputs, ent.signature))
-        self._maybe_shadow(ep, content_type, body, headers)
-        return self._answer(ep, ent, t0, reply, body, headers)
+        self._maybe_shadow(ep, content_type, body, headers, rid)
+        return self._answer(ep, ent, t0, reply, body, headers, rid)
 
-    def _answer(self, ep: LiveEndpoint, ent: LiveEntity, t0: float, reply: Reply, body: bytes, headers, shadow=False) -> Reply:
+    def _answer(
+        self, ep: LiveEndpoint, ent: LiveEntity, t0: float, reply: Reply, body: bytes, headers, rid: str,
+        shadow: bool = False,
+    ) -> Reply:
         latency = time.perf_counter() - t0
         if shadow:
             self.metrics.observe_shadow(ep.name, ent.name, ent.version, reply.status)
         else:
             reply.headers.extend(ent.headers)
+            reply.headers.append((b"x-request-id", rid.encode()))
             self.metrics.observe_request(ep.name, ent.name, ent.version, reply.status, latency)
         if ep.logger is not None:
             ep.logger.offer(
-                uuid.uuid4().hex,
+                rid,
                 status_code=reply.status,
                 latency_ms=latency * 1000.0,
                 request=body,
@@ -227,7 +234,7 @@ class EndpointManager:
         self.metrics.observe_request(name, "", "", status, time.perf_counter() - t0)
         return Reply(status, error_body(code, message))
 
-    def _maybe_shadow(self, ep: LiveEndpoint, content_type, body: bytes, headers) -> None:
+    def _maybe_shadow(self, ep: LiveEndpoint, content_type, body: bytes, headers, rid: str) -> None:
         target = ep.router.shadow_for()
         if target is None:
             return
@@ -245,7 +252,7 @@ class EndpointManager:
                 reply = Reply(429, error_body("RESOURCE_EXHAUSTED", str(exc)))
             except (CairnError, BatcherClosed) as exc:
                 reply = Reply(400, error_body("INVALID_PARAMETER_VALUE", str(exc)))
-            self._answer(ep, ent, t0, reply, body, headers, shadow=True)
+            self._answer(ep, ent, t0, reply, body, headers, rid, shadow=True)
 
         # Fire and forget: the primary reply never waits for the shadow's answer.
         task = asyncio.get_running_loop().create_task(shadow())
@@ -312,6 +319,7 @@ class EndpointManager:
         with self._lock:
             if fresh is None:
                 self._live.pop(name, None)
+                self.metrics.forget(name)
             else:
                 self._live[name] = fresh
         # Requests that chose `old` a moment ago still reach its queues; close it later.
