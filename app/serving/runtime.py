@@ -111,7 +111,10 @@ class ServedModel:
             ok, reason = cuda_status()
             if ok:
                 try:
-                    predictor = OnnxPredictor(data, self._signature, providers=[CUDA_EP, CPU_EP])
+                    # TF32 matmuls (ORT's CUDA default on Ampere and later) drift ~1e-3
+                    # from the CPU answer the registry verified; serve full float32.
+                    cuda = (CUDA_EP, {"use_tf32": "0"})
+                    predictor = OnnxPredictor(data, self._signature, providers=[cuda, CPU_EP])
                 except Exception as exc:  # e.g. an operator CUDA cannot place
                     reason = f"CUDA provider failed for this model: {exc}"
                 else:
