@@ -41,16 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.serving.batcher import Batcher  # noqa: E402
-from app.serving.runtime import ServedModel  # noqa: E402
+from app.serving.batcher import Batcher
+from app.serving.runtime import ServedModel
 
 N_FEATURES = 20
 RUN_LIMIT_S = 60.0  # no single run may take longer
 
 
 def build_model() -> tuple[bytes, np.ndarray]:
-    from sklearn.ensemble import RandomForestRegressor
     from skl2onnx import to_onnx
+    from sklearn.ensemble import RandomForestRegressor
 
     rng = np.random.default_rng(12345)
     X = rng.normal(size=(5000, N_FEATURES)).astype(np.float32)

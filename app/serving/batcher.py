@@ -31,7 +31,8 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,7 @@ class BatcherClosed(RuntimeError):
 
 
 class _Request:
-    __slots__ = ("feeds", "rows", "key", "future", "loop", "done", "result", "error")
+    __slots__ = ("done", "error", "feeds", "future", "key", "loop", "result", "rows")
 
     def __init__(self, feeds: Feeds, rows: int, key: Any, future=None, loop=None, done=None):
         self.feeds = feeds
@@ -75,7 +76,7 @@ class _Request:
 
 
 class _Worker:
-    __slots__ = ("wake", "thread")
+    __slots__ = ("thread", "wake")
 
     def __init__(self):
         self.wake = threading.Lock()
@@ -241,10 +242,10 @@ class Batcher:
                     if self._closed:
                         return None
                     self._idle.append(worker)
-                    if not self._wait(worker, self.idle_shrink_s) and not self._queue:
-                        if len(self._workers) > self.min_workers:
-                            self._workers.discard(worker)
-                            return None
+                    woken = self._wait(worker, self.idle_shrink_s)
+                    if not woken and not self._queue and len(self._workers) > self.min_workers:
+                        self._workers.discard(worker)  # idle for idle_shrink_s: shrink
+                        return None
                     continue
                 if (
                     not gathered
@@ -301,7 +302,7 @@ class Batcher:
             try:
                 feeds = {n: np.concatenate([r.feeds[n] for r in batch], axis=0) for n in first}
                 out = self.run_fn(feeds)
-            except Exception:
+            except Exception:  # noqa: BLE001 (any model error: retried per request below)
                 out = None  # isolate the culprit: each request alone
             if out is not None and self.batchable is None:
                 self.batchable = all(_batch_major(v, rows) for v in out.values())
@@ -331,7 +332,7 @@ class Batcher:
         try:
             req.result = self.run_fn(req.feeds)
             return 0
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (the request's answer, never the worker's death)
             req.error = exc
             return 1
 

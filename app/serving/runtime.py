@@ -28,7 +28,8 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +78,7 @@ class ServedModel:
         signature: OnnxSignature | None = None,
         workload_type: str = CPU,
         name: str = "",
-    ) -> "ServedModel":
+    ) -> ServedModel:
         """A ServedModel with its session open. Raises CairnError (400) when ONNX Runtime
         cannot load the model."""
         model = cls(source, signature, workload_type, name)
@@ -115,7 +116,7 @@ class ServedModel:
                     # from the CPU answer the registry verified; serve full float32.
                     cuda = (CUDA_EP, {"use_tf32": "0"})
                     predictor = OnnxPredictor(data, self._signature, providers=[cuda, CPU_EP])
-                except Exception as exc:  # e.g. an operator CUDA cannot place
+                except Exception as exc:  # noqa: BLE001 (any CUDA failure: serve on CPU, say why)
                     reason = f"CUDA provider failed for this model: {exc}"
                 else:
                     if CUDA_EP in predictor.providers:
@@ -212,7 +213,7 @@ def _probe(provider: str) -> tuple[bool, str]:
             session = ort.InferenceSession(_tiny_model(), session_options(), providers=[provider])
             session.run(None, {"x": np.ones((1, 2), np.float32)})
             providers = session.get_providers()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a provider that fails is the answer sought)
             providers, error = [], str(exc)
         else:
             error = ""
@@ -230,9 +231,8 @@ def _preload_pip_cuda() -> None:
 
     if importlib.util.find_spec("nvidia") is None or not hasattr(ort, "preload_dlls"):
         return
-    with _captured():
-        with contextlib.suppress(Exception):
-            ort.preload_dlls()
+    with _captured(), contextlib.suppress(Exception):
+        ort.preload_dlls()
 
 
 def _tiny_model() -> bytes:
@@ -291,7 +291,7 @@ def _captured():
 _REASONS = (
     re.compile(r"Failed to load library \S+ with error: (.+)"),  # a missing .so
     re.compile(r"(CUDA failure \d+: [^;\n]+)"),  # no device, a driver too old
-    re.compile(r"^EP Error:? (.+?)\s+(?:when )?using \[", re.S | re.M),  # raised, then ORT's own fallback
+    re.compile(r"^EP Error:? (.+?)\s+(?:when )?using \[", re.DOTALL | re.MULTILINE),  # raised, then ORT's own fallback
     re.compile(r"\[E:onnxruntime:[^\]]*\] (.+)"),
 )
 

@@ -14,8 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from skl2onnx import to_onnx
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from app.serving.batcher import Batcher, BatcherClosed, Overloaded
 from app.serving.runtime import ServedModel
@@ -86,8 +86,8 @@ def queued(batcher: Batcher, n: int) -> None:
 
 def same(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k])
+    for k, value in a.items():
+        np.testing.assert_array_equal(value, b[k])
 
 
 def slices(X, sizes):
@@ -268,7 +268,7 @@ def test_workers_grow_under_load_and_shrink_when_idle(regressor, data):
         for i in range(6):
             futs.append(pool.submit(batcher.submit_sync, {"X": X[i:i + 1]}, 1))
             if i < 3:  # each request finds every worker busy: one more worker each
-                wait_until(lambda: len(gate.calls) == i + 1, f"{i + 1} running batches")
+                wait_until(lambda i=i: len(gate.calls) == i + 1, f"{i + 1} running batches")
         wait_until(lambda: batcher.stats()["queue_requests"] == 3, "3 queued requests")
         stats = batcher.stats()
         assert stats["workers"] == 3 and stats["busy_workers"] == 3  # capped at max_workers
@@ -344,7 +344,7 @@ def test_max_wait_gathers_rows(regressor, data):
         for i in range(5):
             futs.append(pool.submit(batcher.submit_sync, {"X": X[i:i + 1]}, 1))
             if i < 4:  # the fifth fills the batch, which then runs at once
-                wait_until(lambda: batcher.stats()["queue_requests"] == i + 1, "the request to queue")
+                wait_until(lambda i=i: batcher.stats()["queue_requests"] == i + 1, "the request to queue")
         for i, fut in enumerate(futs):
             same(fut.result(BOUND_S), regressor.run({"X": X[i:i + 1]}))
     batcher.close()

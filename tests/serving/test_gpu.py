@@ -30,9 +30,9 @@ def cuda():
 
 @pytest.fixture(scope="module")
 def mlp():
+    from skl2onnx import to_onnx
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
-    from skl2onnx import to_onnx
 
     rng = np.random.default_rng(7)
     X = rng.normal(size=(1000, N_FEATURES)).astype(np.float32)

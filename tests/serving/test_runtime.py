@@ -9,12 +9,18 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
-from sklearn.ensemble import RandomForestRegressor
 from skl2onnx import to_onnx
+from sklearn.ensemble import RandomForestRegressor
 
 from app.serving import runtime
 from app.serving.batcher import Batcher
-from app.serving.runtime import CPU_EP, CUDA_EP, ServedModel, cuda_status, provider_report
+from app.serving.runtime import (
+    CPU_EP,
+    CUDA_EP,
+    ServedModel,
+    cuda_status,
+    provider_report,
+)
 from engine.errors import CairnError
 
 
@@ -146,29 +152,32 @@ def test_provider_report():
         assert detail and (ok or "loads" not in detail.split(":")[0]), (provider, detail)
 
 
+# What ONNX Runtime prints when a provider does not load, as seen on real machines.
+MISSING_LIBRARY = (
+    "\x1b[1;31m2026-01-01 [E:onnxruntime:Default, provider_bridge_ort.cc:2458 operator()] "
+    "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& "
+    "onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library "
+    "/x/libonnxruntime_providers_cuda.so with error: libcudnn.so.9: cannot open shared object file: "
+    "No such file or directory\n\x1b[m\n"
+)
+NO_DEVICE = (
+    "[E:onnxruntime:Default, cuda_call.cc:123 CudaCall] CUDA failure 100: no CUDA-capable device "
+    "is detected ; GPU=0 ; hostname=h ; file=x.cc ; line=280 ; expr=cudaSetDevice(info_.device_id);\n"
+)
+FALLBACK_BANNER = (  # raised by the provider, then ORT's Python fallback prints this
+    "*************** EP Error ***************\nEP Error /onnxruntime_src/onnxruntime/python/"
+    "onnxruntime_pybind_state.cc:729 void onnxruntime::python::RegisterTensorRTPluginsAsCustomOps("
+    "PySessionOptions&, const onnxruntime::ProviderOptions&) Please install TensorRT libraries.\n"
+    " when using ['TensorrtExecutionProvider']\nFalling back to ['CPUExecutionProvider'] and retrying.\n"
+)
+
+
 @pytest.mark.parametrize(
-    "printed, reason",
+    ("printed", "reason"),
     [
-        (  # the CUDA libraries are missing (this machine)
-            "\x1b[1;31m2026-01-01 [E:onnxruntime:Default, provider_bridge_ort.cc:2458 operator()] "
-            "/onnxruntime_src/onnxruntime/core/session/provider_bridge_ort.cc:2043 onnxruntime::Provider& "
-            "onnxruntime::ProviderLibrary::Get() [ONNXRuntimeError] : 1 : FAIL : Failed to load library "
-            "/x/libonnxruntime_providers_cuda.so with error: libcudnn.so.9: cannot open shared object file: "
-            "No such file or directory\n\x1b[m\n",
-            "libcudnn.so.9: cannot open shared object file: No such file or directory",
-        ),
-        (  # libraries present, no device
-            "[E:onnxruntime:Default, cuda_call.cc:123 CudaCall] CUDA failure 100: no CUDA-capable device "
-            "is detected ; GPU=0 ; hostname=h ; file=x.cc ; line=280 ; expr=cudaSetDevice(info_.device_id);\n",
-            "CUDA failure 100: no CUDA-capable device is detected",
-        ),
-        (  # raised by the provider, then ORT's Python fallback banner
-            "*************** EP Error ***************\nEP Error /onnxruntime_src/onnxruntime/python/"
-            "onnxruntime_pybind_state.cc:729 void onnxruntime::python::RegisterTensorRTPluginsAsCustomOps("
-            "PySessionOptions&, const onnxruntime::ProviderOptions&) Please install TensorRT libraries.\n"
-            " when using ['TensorrtExecutionProvider']\nFalling back to ['CPUExecutionProvider'] and retrying.\n",
-            "Please install TensorRT libraries.",
-        ),
+        (MISSING_LIBRARY, "libcudnn.so.9: cannot open shared object file: No such file or directory"),
+        (NO_DEVICE, "CUDA failure 100: no CUDA-capable device is detected"),
+        (FALLBACK_BANNER, "Please install TensorRT libraries."),
         ("", "the session came up on CPU (ONNX Runtime gave no reason)"),
     ],
 )
