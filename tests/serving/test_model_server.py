@@ -310,3 +310,42 @@ def test_bad_uri_exits_with_one_line(tmp_path):
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
+
+
+def test_a_model_folder_is_prepared_once_and_kept(tmp_path, numeric):
+    """The folder's conversion runs in a child process and is kept in the data
+    directory by content: the next start loads it without converting."""
+    import mlflow.sklearn
+
+    df, model = numeric
+    folder = tmp_path / "model"
+    mlflow.sklearn.save_model(model, str(folder), input_example=df.head(5), pip_requirements=["scikit-learn"])
+    data = tmp_path / "data"
+    body = '{"dataframe_split": ' + df.head(3).to_json(orient="split") + "}"
+    stamps = []
+    for _ in range(2):
+        proc, url = start(data, f"file://{folder}")
+        try:
+            with httpx.Client(base_url=url, timeout=30) as client:
+                assert predictions(client, body) == model.predict(df.head(3)).tolist()
+        finally:
+            stop(proc)
+        [entry] = (data / "cache" / "prepared-models").iterdir()
+        assert {p.name for p in entry.iterdir()} == {"model.onnx", "signature.msgpack"}
+        stamps.append((entry / "model.onnx").stat().st_mtime_ns)
+    assert stamps[0] == stamps[1]  # the second start did not prepare it again
+
+
+def test_a_folder_cairn_cannot_serve_exits_with_the_reason(tmp_path):
+    folder = tmp_path / "custom"
+    folder.mkdir()
+    (folder / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: my.module\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "--data", str(tmp_path / "d"), "models", "serve", "-m", str(folder)],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr
+    assert "cannot convert" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "d" / "cache" / "prepared-models").exists() or not any(
+        (tmp_path / "d" / "cache" / "prepared-models").iterdir()
+    )
