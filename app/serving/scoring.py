@@ -138,7 +138,13 @@ def _decode_json(body: bytes) -> dict[str, Any]:
     try:
         doc = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
-        raise _bad(f"Invalid input. Ensure that input is a valid JSON formatted string. Error: {exc}") from None
+        # MLflow reads bodies with Python's json, which also takes the NaN, Infinity and
+        # -Infinity tokens json.dumps writes for missing or infinite values; msgspec does
+        # not, so a body it refuses gets a second reading (only then: it is slower).
+        try:
+            doc = json.loads(body)
+        except (ValueError, RecursionError):
+            raise _bad(f"Invalid input. Ensure that input is a valid JSON formatted string. Error: {exc}") from None
     if not isinstance(doc, dict):
         kind = "a list" if isinstance(doc, list) else f"a {type(doc).__name__}"
         raise _bad(f"{REQUIRED_INPUT_FORMAT}. Received {kind}.")

@@ -191,6 +191,15 @@ def test_params_and_client_request_id_pass_through(numeric):
     assert (err.status, err.error_code) == (400, "BAD_REQUEST") and "params" in err.message
 
 
+def test_nan_and_infinity_tokens_are_read_as_mlflow_reads_them(numeric, tensor):
+    # json.dumps writes NaN/Infinity for float('nan')/inf; MLflow's server accepts them.
+    parsed = parse_request(JSON, json.dumps({"inputs": [[float("nan"), 1.0, float("inf")]]}).encode(),
+                           numeric[2].signature)
+    x = parsed.feeds["X"]
+    assert np.isnan(x[0, 0]) and x[0, 2] == np.inf
+    assert parse_request(JSON, b'{"inputs": [[-Infinity, 0, 1]]}', tensor.signature).feeds["x"][0, 0] == -np.inf
+
+
 def test_feeds_are_typed_per_signature(numeric, mixed):
     parsed = parse_request(JSON, b'{"inputs": [[1, 2, 3], [4, 5, 6]]}', numeric[2].signature)
     x = parsed.feeds["X"]
