@@ -20,6 +20,8 @@ Modules: scoring (protocol), runtime (sessions: CUDA when it really loads, else 
 load/unload for scale-to-zero), batcher (queues and workers), router (traffic split),
 metrics (counters and histograms), payloadlog (inference tables writer), manager (the
 live endpoints: builds them from the endpoint store, follows alias moves and config
-updates without dropping a request in flight), invocations (the ASGI routes).
+updates without dropping a request in flight), invocations (the ASGI routes of one
+served model), modelserver (`cairn models serve -m URI`: one model on its own uvicorn,
+no endpoint store; MLflow folders are prepared once and kept under DATA/cache).
 Endpoint configuration and payload logs are stored by the engine (engine/endpoints.py).
 """
