@@ -10,8 +10,8 @@ session, one intra-op thread, no spinning), on the CPU.
 Sides:
   raw inline     session.run in the calling thread (the ceiling at concurrency 1; it
                  blocks the event loop, so no server can do this)
-  raw thread     the event loop hands session.run to a thread pool (run_in_executor):
-                 serving without a batcher
+  raw thread     the event loop hands the batcher's run_fn (ServedModel.run: the same
+                 session.run) to a thread pool (run_in_executor): serving without a batcher
   raw threads    N OS threads each calling session.run (the ceiling at concurrency N)
   batcher        N asyncio clients awaiting Batcher.submit (defaults: no wait window,
                  max_batch_rows 64, workers up to the cores)
@@ -81,7 +81,7 @@ def raw_inline(session, rows, n: int) -> dict:
     return summary("raw inline", 1, lat, time.perf_counter() - start)
 
 
-def raw_thread(session, rows, n: int) -> dict:
+def raw_thread(run_fn, rows, n: int) -> dict:
     async def main():
         loop = asyncio.get_running_loop()
         lat = []
@@ -89,7 +89,7 @@ def raw_thread(session, rows, n: int) -> dict:
             start = time.perf_counter()
             for i in range(n):
                 t = time.perf_counter()
-                await loop.run_in_executor(pool, session.run, None, rows[i % len(rows)])
+                await loop.run_in_executor(pool, run_fn, rows[i % len(rows)])
                 lat.append(time.perf_counter() - t)
             return summary("raw thread", 1, lat, time.perf_counter() - start)
 
@@ -208,7 +208,7 @@ def main() -> None:
 
     results = [
         raw_inline(session, rows, n1),
-        raw_thread(session, rows, n1),
+        raw_thread(served.run, rows, n1),
         batcher_async(served, rows, n1, 1),
         batcher_sync(served, rows, n1),
     ]

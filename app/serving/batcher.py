@@ -202,11 +202,7 @@ class Batcher:
                 batch = self._next_batch(worker)
                 if batch is None:
                     return
-                try:
-                    self._run(batch)
-                finally:
-                    with self._lock:
-                        self._busy -= 1
+                self._run(batch)
         finally:
             with self._lock:
                 self._workers.discard(worker)
@@ -316,8 +312,10 @@ class Batcher:
                     req.result = {k: v[offset:end] for k, v in out.items()}
                     offset = end
         elapsed = time.perf_counter() - start
-        # Counters before answers: a caller that has its answer sees it counted.
+        # Bookkeeping before answers: a caller that has its answer sees it counted, and
+        # the woken event loop does not wait for this thread to finish it (GIL).
         with self._lock:
+            self._busy -= 1
             self._batches += 1
             self._rows += rows
             self._requests += len(batch)
