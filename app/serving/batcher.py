@@ -76,12 +76,13 @@ class _Request:
 
 
 class _Worker:
-    __slots__ = ("thread", "wake")
+    __slots__ = ("fresh", "thread", "wake")
 
     def __init__(self):
         self.wake = threading.Lock()
         self.wake.acquire()  # held while the worker is not on the idle stack
         self.thread: threading.Thread | None = None
+        self.fresh = True  # started, not yet looked at the queue
 
 
 class Batcher:
@@ -117,6 +118,7 @@ class Batcher:
         self._gatherer: _Worker | None = None  # the worker holding a max_wait window open
         self._workers: set[_Worker] = set()
         self._busy = 0
+        self._starting = 0  # spawned workers that will look at the queue first thing
         self._closed = False
         self._drain = True
         # Counters (written under the lock by workers, read by stats()).
@@ -179,6 +181,8 @@ class Batcher:
         """Under the lock, with work queued: wake an idle worker, or add one."""
         if self._idle:
             self._idle.pop().wake.release()
+        elif self._starting:
+            pass  # a worker on its way in will take it
         elif len(self._workers) < self.max_workers and not self._closed:
             self._spawn()
 
@@ -194,6 +198,7 @@ class Batcher:
             target=self._work, args=(worker,), name=f"cairn-batch-{self.name or id(self)}", daemon=True
         )
         self._workers.add(worker)
+        self._starting += 1
         worker.thread.start()
 
     def _work(self, worker: _Worker) -> None:
@@ -232,6 +237,9 @@ class Batcher:
     def _next_batch(self, worker: _Worker) -> list[_Request] | None:
         gathered = False
         with self._lock:
+            if worker.fresh:
+                worker.fresh = False
+                self._starting -= 1
             while True:
                 self._drop_abandoned()
                 if not self._queue:
