@@ -28,6 +28,7 @@ from .controllers.modelversions import ModelVersionController
 from .controllers.registeredmodels import RegisteredModelController
 from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
+from .serving.endpointroutes import LazyManager, endpoint_routes
 
 # JSON requests are small; artifact uploads stream and set their own limit.
 MAX_JSON_BODY = 16 * 1024 * 1024
@@ -92,6 +93,9 @@ def create_app(engine: Engine) -> Litestar:
     # The server is the long-lived owner of the data directory: it finishes versions a
     # crash left pending.
     engine.registrar.resume_pending()
+    # Serving endpoints are built on their first request and kept in step with the
+    # store by the manager's poller (started on first use, stopped with the app).
+    serving = LazyManager(engine)
 
     return Litestar(
         route_handlers=[
@@ -109,7 +113,9 @@ def create_app(engine: Engine) -> Litestar:
             CatalogController,
             SchemaController,
             EndpointController,
+            *endpoint_routes(serving),
         ],
+        on_shutdown=[serving.close],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "artifacts": Provide(provide_artifacts, sync_to_thread=False),

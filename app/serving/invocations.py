@@ -25,12 +25,20 @@ import msgspec
 
 from engine.errors import BAD_REQUEST, INTERNAL_ERROR, CairnError
 
+from .asgi import (
+    DEFAULT_MAX_BODY_BYTES,
+    Disconnected,
+    Refused,
+    error_body,
+    header,
+    read_body,
+    respond,
+)
 from .batcher import Batcher, BatcherClosed, Overloaded
-from .scoring import ScoringError, error_body, format_response, parse_request
+from .scoring import ScoringError, format_response, parse_request
 
 log = logging.getLogger("cairn.serving")
 
-DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 # Bodies (and answers) larger than this are parsed (formatted) in a thread: a 16 MiB
 # JSON body takes ~100 ms to decode, which would stall every other request on the loop.
 INLINE_BYTES = 256 * 1024
@@ -39,7 +47,6 @@ ENDPOINT_NOT_FOUND = "ENDPOINT_NOT_FOUND"
 TEMPORARILY_UNAVAILABLE = "TEMPORARILY_UNAVAILABLE"
 REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 
-_JSON = b"application/json"
 _GET_ROUTES = ("/ping", "/health", "/version")
 _ROUTES = {"/invocations": ("POST",), **{p: ("GET", "HEAD") for p in _GET_ROUTES}}
 
@@ -49,13 +56,6 @@ def cairn_version() -> str:
         return version("cairn")
     except PackageNotFoundError:
         return "0.0.0"
-
-
-class _Refused(Exception):
-    """An answer other than 200, raised from anywhere in a request's handling."""
-
-    def __init__(self, status: int, code: str, message: str, headers: list | None = None):
-        self.status, self.code, self.message, self.headers = status, code, message, headers or []
 
 
 def create_model_server(
@@ -77,8 +77,8 @@ def create_model_server(
     version_doc = msgspec.json.encode({"version": cairn_version(), "model_uri": model_uri, **(version_info or {})})
 
     async def invocations(scope, receive) -> bytes:
-        body = await _read_body(scope, receive, max_body_bytes)
-        content_type = _header(scope, b"content-type")
+        body = await read_body(scope, receive, max_body_bytes)
+        content_type = header(scope, b"content-type")
         if len(body) > INLINE_BYTES:
             parsed = await asyncio.to_thread(parse_request, content_type, body, signature)
         else:
@@ -87,9 +87,9 @@ def create_model_server(
             outputs = await batcher.submit(parsed.feeds, parsed.rows)
         except Overloaded as exc:
             retry = str(max(1, math.ceil(exc.retry_after_s))).encode()
-            raise _Refused(429, REQUEST_LIMIT_EXCEEDED, str(exc), [(b"retry-after", retry)]) from None
+            raise Refused(429, REQUEST_LIMIT_EXCEEDED, str(exc), [(b"retry-after", retry)]) from None
         except BatcherClosed:
-            raise _Refused(503, TEMPORARILY_UNAVAILABLE, "The server is shutting down",
+            raise Refused(503, TEMPORARILY_UNAVAILABLE, "The server is shutting down",
                            [(b"retry-after", b"1")]) from None
         if parsed.rows > INLINE_ROWS:
             return await asyncio.to_thread(format_response, outputs, signature)
@@ -103,9 +103,9 @@ def create_model_server(
         allowed = _ROUTES.get(path)
         try:
             if allowed is None:
-                raise _Refused(404, ENDPOINT_NOT_FOUND, f"No route for {method} {scope['path']}")
+                raise Refused(404, ENDPOINT_NOT_FOUND, f"No route for {method} {scope['path']}")
             if method not in allowed:
-                raise _Refused(405, BAD_REQUEST, f"Method {method} is not allowed on {path}",
+                raise Refused(405, BAD_REQUEST, f"Method {method} is not allowed on {path}",
                                [(b"allow", ", ".join(allowed).encode())])
             if path == "/invocations":
                 body = await invocations(scope, receive)
@@ -113,19 +113,19 @@ def create_model_server(
                 body = version_doc
             else:  # /ping, /health: the app exists only once the model has loaded
                 body = b"\n"
-        except _Refused as exc:
-            await _respond(send, exc.status, error_body(exc.code, exc.message), exc.headers)
+        except Refused as exc:
+            await respond(send, exc.status, error_body(exc.code, exc.message), exc.headers)
         except ScoringError as exc:
-            await _respond(send, exc.status, exc.body())
+            await respond(send, exc.status, exc.body())
         except CairnError as exc:  # the model refused the input (ONNX Runtime's words)
-            await _respond(send, exc.http_status, error_body(exc.error_code, exc.message))
-        except _Disconnected:
+            await respond(send, exc.http_status, error_body(exc.error_code, exc.message))
+        except Disconnected:
             return
         except Exception:
             log.exception("unhandled error on %s %s", method, path)
-            await _respond(send, 500, error_body(INTERNAL_ERROR, f"Internal error while handling {path}"))
+            await respond(send, 500, error_body(INTERNAL_ERROR, f"Internal error while handling {path}"))
         else:
-            await _respond(send, 200, body, head=method == "HEAD")
+            await respond(send, 200, body, head=method == "HEAD")
 
     async def lifespan(receive, send) -> None:
         while True:
@@ -147,51 +147,6 @@ def create_model_server(
 
     app.batcher = batcher  # for the caller that closes it, and for tests
     return app
-
-
-class _Disconnected(Exception):
-    """The client went away before its body arrived: nobody to answer."""
-
-
-async def _read_body(scope, receive, limit: int) -> bytes:
-    declared = _header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)  # refused before reading a byte of it
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > limit:  # chunked uploads declare no length: count as it comes
-                raise _too_large(limit)
-            chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _too_large(limit: int) -> _Refused:
-    # MLflow has no code for 413 (its REQUEST_LIMIT_EXCEEDED means 429): BAD_REQUEST.
-    return _Refused(413, BAD_REQUEST, f"The request body is larger than the limit of {limit} bytes")
-
-
-def _header(scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
-
-
-async def _respond(send, status: int, body: bytes, headers: list | None = None, head: bool = False) -> None:
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", _JSON), (b"content-length", str(len(body)).encode()), *(headers or ())],
-    })
-    await send({"type": "http.response.body", "body": b"" if head else body})
 
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "cairn_version", "create_model_server"]

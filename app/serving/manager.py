@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.endpointstore import Endpoint, PayloadRecord, ServedEntity
-from engine.errors import CairnError, not_found
+from engine.errors import CairnError
 from engine.modelloading import version_onnx
 
 from .batcher import Batcher, BatcherClosed, Overloaded
@@ -45,6 +45,8 @@ IDLE_UNLOAD_S = 30.0
 ROUTING_KEY_HEADER = b"x-cairn-routing-key"
 CLIENT_REQUEST_ID_HEADER = b"x-client-request-id"
 JSON = b"application/json"
+# MLflow's code for 429 (databricks.proto), as `cairn models serve` answers.
+REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 
 
 @dataclass
@@ -194,7 +196,7 @@ class EndpointManager:
                 ent = ep.entities.get(ent.name) or ent
             except Overloaded as exc:
                 reply = Reply(
-                    429, error_body("RESOURCE_EXHAUSTED", str(exc)),
+                    429, error_body(REQUEST_LIMIT_EXCEEDED, str(exc)),
                     [(b"retry-after", str(max(1, round(exc.retry_after_s))).encode())],
                 )
                 return self._answer(ep, ent, t0, reply, body, headers, rid)
@@ -202,11 +204,11 @@ class EndpointManager:
                 return self._answer(ep, ent, t0, Reply(400, error_body(exc.error_code, exc.message)), body, headers, rid)
         reply = Reply(200, format_response(outputs, ent.signature))
         self._maybe_shadow(ep, content_type, body, headers, rid)
-        return self._answer(ep, ent, t0, reply, body, headers, rid)
+        return self._answer(ep, ent, t0, reply, body, headers, rid, client_id=parsed.client_request_id or "")
 
     def _answer(
         self, ep: LiveEndpoint, ent: LiveEntity, t0: float, reply: Reply, body: bytes, headers, rid: str,
-        shadow: bool = False,
+        shadow: bool = False, client_id: str = "",
     ) -> Reply:
         latency = time.perf_counter() - t0
         if shadow:
@@ -222,7 +224,7 @@ class EndpointManager:
                 latency_ms=latency * 1000.0,
                 request=body,
                 response=reply.body,
-                client_request_id=headers.get(CLIENT_REQUEST_ID_HEADER, b"").decode("utf-8", "replace"),
+                client_request_id=client_id or headers.get(CLIENT_REQUEST_ID_HEADER, b"").decode("utf-8", "replace"),
                 served_entity_name=ent.name,
                 model_name=ent.model_name,
                 model_version=ent.version,
@@ -249,7 +251,7 @@ class EndpointManager:
             except ScoringError as exc:
                 reply = Reply(exc.status, exc.body())
             except Overloaded as exc:
-                reply = Reply(429, error_body("RESOURCE_EXHAUSTED", str(exc)))
+                reply = Reply(429, error_body(REQUEST_LIMIT_EXCEEDED, str(exc)))
             except (CairnError, BatcherClosed) as exc:
                 reply = Reply(400, error_body("INVALID_PARAMETER_VALUE", str(exc)))
             self._answer(ep, ent, t0, reply, body, headers, rid, shadow=True)

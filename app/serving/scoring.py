@@ -37,6 +37,8 @@ from engine.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, CairnError
 from engine.modelsignature import TENSOR, OnnxSignature
 from engine.predictor import FeedBuilder, pyfunc_output
 
+from .asgi import error_body
+
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"
 DF_SPLIT, DF_RECORDS, INSTANCES, INPUTS = "dataframe_split", "dataframe_records", "instances", "inputs"
@@ -384,10 +386,6 @@ def format_response(
         return json.dumps({"predictions": doc}).encode()
     body = {k: _jsonable(v) for k, v in pred.items()} if isinstance(pred, dict) else pred
     return _encoder.encode({"predictions": body})
-
-
-def error_body(error_code: str, message: str) -> bytes:
-    return msgspec.json.encode({"error_code": error_code, "message": message})
 
 
 __all__ = [

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,49 +27,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 REPO = Path(__file__).resolve().parents[2]
-_URL = re.compile(r"at (http://127\.0\.0\.1:\d+)")
 JSON = {"Content-Type": "application/json"}
-
-
-def start(data_dir: Path, uri: str, *flags: str, timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
-    """Start the server as a user would and read the URL it prints once listening."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data", str(data_dir), "models", "serve", "-m", uri, "--port", "0", *flags],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:  # keep reading for the server's whole life: a full pipe stalls it
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line is None:
-            break
-        seen.append(line)
-        if m := _URL.search(line):
-            return proc, m.group(1)
-    stop(proc)
-    raise RuntimeError("cairn models serve did not start:\n" + "".join(seen))
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # -- models and servers -----------------------------------------------------------------
@@ -123,25 +78,30 @@ def data_dir(tmp_path_factory, mixed):
     return path
 
 
+SERVE = ("models", "serve")
+
+
 @pytest.fixture(scope="module")
-def registry_server(data_dir):
-    proc, url = start(data_dir, "models:/scoring-mixed@champion")
+def registry_server(data_dir, session_launch):
+    proc, url = session_launch(data_dir, "-m", "models:/scoring-mixed@champion", command=SERVE, timeout=90)
     with httpx.Client(base_url=url, timeout=30) as client:
         yield client
-    stop(proc)
+    session_launch.stop(proc)
 
 
 @pytest.fixture(scope="module")
-def mlflow_dir_server(tmp_path_factory, numeric):
+def mlflow_dir_server(tmp_path_factory, numeric, session_launch):
     import mlflow.sklearn
 
     df, model = numeric
     folder = tmp_path_factory.mktemp("mlflow-model") / "model"
     mlflow.sklearn.save_model(model, str(folder), input_example=df.head(5), pip_requirements=["scikit-learn"])
-    proc, url = start(tmp_path_factory.mktemp("empty-data"), str(folder), "--max-body-bytes", "4096")
+    proc, url = session_launch(
+        tmp_path_factory.mktemp("empty-data"), "-m", str(folder), "--max-body-bytes", "4096", command=SERVE, timeout=90
+    )
     with httpx.Client(base_url=url, timeout=30) as client:
         yield client
-    stop(proc)
+    session_launch.stop(proc)
 
 
 def table_bodies(df: pd.DataFrame) -> dict[str, dict]:
@@ -191,13 +151,13 @@ def test_mlflow_client_side_helpers_score(mlflow_dir_server, registry_server, nu
         assert predictions(client, body) == expected
 
 
-def test_onnx_file(tmp_path, numeric):
+def test_onnx_file(tmp_path, numeric, launch):
     from engine.onnxconvert import convert_sklearn
 
     df, model = numeric
     path = tmp_path / "numeric.onnx"
     path.write_bytes(convert_sklearn(model, df)[0])
-    proc, url = start(tmp_path / "data", str(path))
+    proc, url = launch(tmp_path / "data", "-m", str(path), command=SERVE, timeout=90)
     try:
         with httpx.Client(base_url=url, timeout=30) as client:
             sample = df.head(5)
@@ -206,7 +166,7 @@ def test_onnx_file(tmp_path, numeric):
             assert predictions(client, sample.to_csv(index=False), "text/csv") == expected
             assert client.get("/version").json()["model_uri"] == str(path)
     finally:
-        stop(proc)
+        launch.stop(proc)
 
 
 # -- other routes -----------------------------------------------------------------------
@@ -280,10 +240,13 @@ def test_body_limit_is_413(mlflow_dir_server, numeric):
     assert predictions(mlflow_dir_server, json.dumps({"inputs": small.to_numpy().tolist()})) == model.predict(small).tolist()
 
 
-def test_a_full_queue_is_429_with_retry_after_and_the_server_recovers(data_dir, mixed):
+def test_a_full_queue_is_429_with_retry_after_and_the_server_recovers(data_dir, mixed, launch):
     # One queued row at most, and a worker that holds each batch open 300 ms: requests
     # arriving meanwhile find the queue full.
-    proc, url = start(data_dir, "models:/scoring-mixed/1", "--max-queue-rows", "1", "--max-wait-ms", "300")
+    proc, url = launch(
+        data_dir, "-m", "models:/scoring-mixed/1", "--max-queue-rows", "1", "--max-wait-ms", "300",
+        command=SERVE, timeout=90,
+    )
     df, pipe = mixed
     body = json.dumps({"dataframe_records": json.loads(df.head(1).to_json(orient="records"))})
     try:
@@ -301,7 +264,7 @@ def test_a_full_queue_is_429_with_retry_after_and_the_server_recovers(data_dir, 
             assert int(busy.headers["retry-after"]) >= 1
             assert predictions(client, body) == pipe.predict(df.head(1)).tolist()
     finally:
-        stop(proc)
+        launch.stop(proc)
 
 
 def test_bad_uri_exits_with_one_line(tmp_path):
@@ -312,7 +275,7 @@ def test_bad_uri_exits_with_one_line(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
 
 
-def test_a_model_folder_is_prepared_once_and_kept(tmp_path, numeric):
+def test_a_model_folder_is_prepared_once_and_kept(tmp_path, numeric, launch):
     """The folder's conversion runs in a child process and is kept in the data
     directory by content: the next start loads it without converting."""
     import mlflow.sklearn
@@ -324,12 +287,12 @@ def test_a_model_folder_is_prepared_once_and_kept(tmp_path, numeric):
     body = '{"dataframe_split": ' + df.head(3).to_json(orient="split") + "}"
     stamps = []
     for _ in range(2):
-        proc, url = start(data, f"file://{folder}")
+        proc, url = launch(data, "-m", f"file://{folder}", command=SERVE, timeout=90)
         try:
             with httpx.Client(base_url=url, timeout=30) as client:
                 assert predictions(client, body) == model.predict(df.head(3)).tolist()
         finally:
-            stop(proc)
+            launch.stop(proc)
         [entry] = (data / "cache" / "prepared-models").iterdir()
         assert {p.name for p in entry.iterdir()} == {"model.onnx", "signature.msgpack"}
         stamps.append((entry / "model.onnx").stat().st_mtime_ns)
