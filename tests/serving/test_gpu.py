@@ -1,7 +1,8 @@
 """The CUDA provider, on a machine where it really loads a session (skipped elsewhere,
 with ONNX Runtime's reason): an MLP exported to ONNX runs on CUDA, gives the CPU's
-answer within 1e-4, and batching raises its throughput. Run on a GPU machine with
-`pytest -m gpu -s` to see the figures."""
+answer within 1e-4, and batching forms multi-row batches on it. The throughput gain is
+printed (run on a GPU machine with `pytest -m gpu -s`), not asserted: speed is proven in
+bench/, never by a timed assertion in a test."""
 from __future__ import annotations
 
 import asyncio
@@ -78,7 +79,7 @@ def _throughput(served: ServedModel, X: np.ndarray, max_batch_rows: int) -> tupl
     return REQUESTS / elapsed, batcher.stats()
 
 
-def test_batching_raises_gpu_throughput(mlp):
+def test_batching_forms_batches_on_cuda(mlp):
     onnx_bytes, X = mlp
     gpu = ServedModel.load(onnx_bytes, workload_type="GPU")
     assert gpu.provider == CUDA_EP, gpu.provider_reason
@@ -92,4 +93,3 @@ def test_batching_raises_gpu_throughput(mlp):
         f"({batched / unbatched:.1f}x, mean batch {mean_batch:.1f} rows, workers {stats['workers']})"
     )
     assert stats["max_batch_requests"] > 1
-    assert batched > unbatched
