@@ -98,6 +98,7 @@ class LiveEndpoint:
         self.stamp = (ep.id, ep.config_version)
         cfg = ep.config
         self.entities: dict[str, LiveEntity] = {}
+        self.logger: PayloadLogger | None = None  # before any load: close() reads it
         try:
             for spec in cfg.served_entities:
                 self.entities[spec.name] = LiveEntity(ep.name, spec, registry, engine)
@@ -110,7 +111,6 @@ class LiveEndpoint:
         shadow = (cfg.shadow.served_entity_name, cfg.shadow.fraction) if cfg.shadow else None
         self.router = Router(routes, shadow)
         capture = cfg.auto_capture_config
-        self.logger: PayloadLogger | None = None
         if capture is not None and capture.enabled:
             self.logger = PayloadLogger(
                 functools.partial(store.log_payloads, ep.name),
@@ -136,13 +136,17 @@ class LiveEndpoint:
 
 
 class EndpointManager:
-    def __init__(self, engine, metrics: ServingMetrics | None = None, poll_s: float = POLL_S):
+    def __init__(
+        self, engine, metrics: ServingMetrics | None = None, poll_s: float = POLL_S,
+        idle_unload_s: float = IDLE_UNLOAD_S,
+    ):
         self.engine = engine
         self.store = engine.endpoints
         self.registry = engine.registry
         self.metrics = metrics or ServingMetrics()
         self.metrics.set_batcher_stats(self._batcher_stats)
         self.poll_s = poll_s
+        self.idle_unload_s = idle_unload_s
         self._live: dict[str, LiveEndpoint] = {}
         self._building: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
@@ -332,7 +336,7 @@ class EndpointManager:
     def _unload_idle(self, ep: LiveEndpoint) -> None:
         now = time.monotonic()
         for ent in ep.entities.values():
-            if ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > IDLE_UNLOAD_S:
+            if ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > self.idle_unload_s:
                 ent.model.unload()
 
     def _batcher_stats(self):
