@@ -24,11 +24,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/tracking.py
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/serving.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/tracking.py --quick
 	$(BIN)/python bench/server.py --quick
 	$(BIN)/python bench/registry.py --quick
+	$(BIN)/python bench/serving.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info
