@@ -180,8 +180,11 @@ class EndpointManager:
             try:
                 ep = await asyncio.to_thread(self.live, name)
             except CairnError as exc:
-                status = 404 if exc.error_code == "RESOURCE_DOES_NOT_EXIST" else 503
-                return self._refused(name, status, exc.error_code, exc.message, t0)
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    # Counted under endpoint="": any name can be asked for, and each one
+                    # kept as a label would grow /metrics (and its memory) without bound.
+                    return self._refused("", 404, exc.error_code, exc.message, t0)
+                return self._refused(name, 503, exc.error_code, exc.message, t0)
         key = headers.get(ROUTING_KEY_HEADER)
         ent = ep.entities[ep.router.choose(key)]
         try:
@@ -271,6 +274,9 @@ class EndpointManager:
         ep = self._live.get(name)
         if ep is not None:
             return ep
+        # An unknown name is refused before it gets a build lock: locks for every name
+        # ever asked for would pile up.
+        self.store.get_endpoint(name)
         with self._lock:
             lock = self._building.setdefault(name, threading.Lock())
         with lock:  # concurrent first requests build once
@@ -325,6 +331,7 @@ class EndpointManager:
         with self._lock:
             if fresh is None:
                 self._live.pop(name, None)
+                self._building.pop(name, None)
                 self.metrics.forget(name)
             else:
                 self._live[name] = fresh
@@ -357,4 +364,4 @@ class EndpointManager:
         return out
 
 
-__all__ = ["EndpointManager", "Reply", "PayloadRecord"]
+__all__ = ["EndpointManager", "PayloadRecord", "Reply"]

@@ -445,8 +445,9 @@ class ServingMetrics:
     """The serving metrics of one process, and the calls the request path makes.
 
     Labels: endpoint, served_entity, version (the served entity's name and the model
-    version that answered). A request refused before routing (404 endpoint, 400 body,
-    415, 413, 429) has served_entity="" and version="".
+    version that answered). A request refused before routing (400 body, 415, 413, 429)
+    has served_entity="" and version=""; one for an endpoint that does not exist also
+    has endpoint="" (the manager's choice: a name nobody created is not a label).
 
     Pushed on the request path: observe_request (requests, errors, latency),
     observe_shadow, observe_model_load, payload_dropped. Pulled at scrape time from the
