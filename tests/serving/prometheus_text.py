@@ -1,5 +1,5 @@
 """A strict parser of Prometheus' text exposition format 0.0.4, for the tests that read
-/metrics (test_metrics.py on the registry itself, test_endpoints_serving.py on a real
+/metrics (test_prometheus_metrics.py on the registry itself, test_endpoints_serving.py on a real
 `cairn server`).
 
 prometheus_client is not installed in the venv (and is not a dependency), so the tests
