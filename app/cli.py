@@ -28,6 +28,8 @@ from engine.store import MAX_RESULTS_SEARCH_RUNS, TrackingStore
 
 from . import tables
 from .address import DEFAULT_HOST, DEFAULT_PORT
+from .doctor import add_command as add_doctor_command
+from .endpointscli import add_commands as add_endpoint_commands
 from .modelscli import add_commands as add_registry_commands
 
 DEMO_EXPERIMENT = "cairn-demo"
@@ -488,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     _server_flags(server)
     server.set_defaults(handler=cmd_server, needs_store=False)
     add_registry_commands(sub)  # models, catalogs, schemas (app/modelscli.py)
+    add_endpoint_commands(sub)  # endpoints (app/endpointscli.py)
+    add_doctor_command(sub)  # doctor (app/doctor.py)
     return parser
 
 

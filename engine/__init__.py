@@ -67,6 +67,19 @@ class Engine:
     def flush(self) -> None:
         self.env.flush()
 
+    def storage_info(self) -> dict[str, int]:
+        """What `cairn doctor` reports: the stored schema version (and the newest this
+        Cairn reads), the LMDB map's size and the bytes its pages use."""
+        with self.env.read() as txn:
+            raw = txn.get(_SCHEMA_KEY, db=self.env.dbs["meta"])
+        info, stat = self.env.env.info(), self.env.env.stat()
+        return {
+            "schema_version": read_u32(raw) if raw else 0,
+            "supported_schema_version": SCHEMA_VERSION,
+            "map_size": info["map_size"],
+            "used_bytes": (info["last_pgno"] + 1) * stat["psize"],
+        }
+
     def close(self) -> None:
         """Release one holder; the last one commits what is queued and closes."""
         with _open_lock:
