@@ -152,7 +152,7 @@ def test_concurrent_increments_add_up_exactly():
     c = Counter("hits_total", "hits", ("k",), registry=r)
     h = Histogram("obs", "obs", ("k",), buckets=[0.5], registry=r)
     g = Gauge("level", "level", ("k",), registry=r)
-    threads_n, per_thread = 8, 20_000
+    threads_n, per_thread = 8, 4_000
     start = threading.Barrier(threads_n + 1)
     stop = threading.Event()
 
