@@ -25,7 +25,6 @@ means Cairn is better. The exit code is 0 even when a target is missed.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -39,7 +38,19 @@ BENCH = Path(__file__).resolve().parent
 if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
-from report import Measure, Workload, _guard, _median_ms, _rate, _ratio, _tmpdir, conditions, finish, print_table
+from report import (
+    Measure,
+    Workload,
+    _guard,
+    _median_ms,
+    _rate,
+    _ratio,
+    _tmpdir,
+    bench_args,
+    conditions,
+    finish,
+    print_table,
+)
 from serverprocs import start_server
 
 BASELINE_NAME = "mlflow-server-sqlite"
@@ -173,18 +184,7 @@ def _expect(got, want) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    ap.add_argument("--only", metavar="NAMES", help="comma-separated workloads")
-    args = ap.parse_args(argv)
-    selected = list(WORKLOADS)
-    if args.only:
-        only = {s.strip() for s in args.only.split(",") if s.strip()}
-        unknown = only - {w.name for w in WORKLOADS}
-        if unknown:
-            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
-        selected = [w for w in WORKLOADS if w.name in only]
+    args, selected = bench_args(__doc__, WORKLOADS, "smaller sizes (about a minute)", argv)
     names = {w.name for w in selected}
 
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"

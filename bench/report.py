@@ -230,6 +230,28 @@ def print_table(
         print(line(cells), file=out)
 
 
+def bench_args(doc: str, workloads, quick_help: str, argv: list[str] | None = None):
+    """The flags every side-by-side bench takes: --quick, --json PATH, --only NAMES.
+    Returns (args, the selected workloads in table order)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    ap.add_argument(
+        "--only", metavar="NAMES", help="comma-separated workloads (" + ", ".join(w.name for w in workloads) + ")"
+    )
+    args = ap.parse_args(argv)
+    selected = list(workloads)
+    if args.only:
+        only = {x.strip() for x in args.only.split(",") if x.strip()}
+        unknown = only - {w.name for w in workloads}
+        if unknown:
+            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
+        selected = [w for w in workloads if w.name in only]
+    return args, selected
+
+
 def finish(rows, elapsed: float, json_path: str | None, baseline_name: str) -> None:
     """The closing lines every bench prints, and its --json file."""
     met = sum(_met(w, c, r) for w, c, _, r in rows)

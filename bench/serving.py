@@ -23,7 +23,6 @@ bounded in count and time. The exit code is 0 even when a target is missed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -38,7 +37,17 @@ if str(BENCH) not in sys.path:
     sys.path.insert(0, str(BENCH))
 
 from loadgen import run_load
-from report import Measure, Workload, _guard, _ratio, _tmpdir, conditions, finish, print_table
+from report import (
+    Measure,
+    Workload,
+    _guard,
+    _ratio,
+    _tmpdir,
+    bench_args,
+    conditions,
+    finish,
+    print_table,
+)
 from serverprocs import REPO, _free_port, _server_env, launch
 
 BASELINE_NAME = "mlflow-models-serve"
@@ -181,18 +190,7 @@ def run_side(side: str, sizes: Sizes, names: set[str], model_dir: Path, X, root:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller budgets (about two minutes)")
-    ap.add_argument("--json", metavar="PATH", help="also write the results as JSON")
-    ap.add_argument("--only", metavar="NAMES", help="comma-separated workloads")
-    args = ap.parse_args(argv)
-    selected = list(WORKLOADS)
-    if args.only:
-        only = {s.strip() for s in args.only.split(",") if s.strip()}
-        unknown = only - {w.name for w in WORKLOADS}
-        if unknown:
-            ap.error(f"unknown workload(s): {', '.join(sorted(unknown))}")
-        selected = [w for w in WORKLOADS if w.name in only]
+    args, selected = bench_args(__doc__, WORKLOADS, "smaller budgets (about two minutes)", argv)
     names = {w.name for w in selected}
     os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
     sys.path.insert(0, str(REPO))
