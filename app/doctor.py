@@ -70,9 +70,11 @@ def check_data_dir(path: Path) -> list[Check]:
         return [Check("data directory", FAIL, f"{path} is a file, not a directory",
                       "move the file away, or give another directory with --data or $CAIRN_HOME")]
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
-    if not os.access(existing, os.W_OK | os.X_OK):
-        checks.append(Check("data directory", FAIL, f"{existing} is not writable by this user",
-                            "fix its permissions (chown/chmod), or give another directory with --data"))
+    refused = _unwritable(existing)
+    if refused:
+        checks.append(Check("data directory", FAIL, f"{existing} is not writable: {refused}",
+                            "fix its permissions (chown/chmod, chattr -i, a read-only mount), or give another "
+                            "directory with --data"))
     elif path.exists():
         checks.append(Check("data directory", OK, str(path)))
     else:
@@ -90,6 +92,21 @@ def check_data_dir(path: Path) -> list[Check]:
     else:
         checks.append(Check("free space", OK, f"{_size(free)} free"))
     return checks
+
+
+def _unwritable(directory: Path) -> str:
+    """Why files cannot be created in `directory`, or "" when they can. A real temporary
+    file, not just os.access: root passes access() on a read-only mount or an immutable
+    directory, and LMDB would fail there all the same."""
+    import tempfile
+
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "permission denied for this user"
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".cairn-doctor-"):
+            return ""
+    except OSError as exc:
+        return exc.strerror or str(exc)
 
 
 def open_store(path: Path) -> tuple[engine.Engine | None, Check]:
