@@ -31,8 +31,8 @@ from . import tables
 LOGS_DEFAULT_LIMIT = 100
 
 
-def _time(ms: int | None) -> str:
-    return datetime.fromtimestamp(ms / 1000).isoformat(sep=" ", timespec="milliseconds") if ms else ""
+def _time(ms: int | None, timespec: str = "seconds") -> str:
+    return datetime.fromtimestamp(ms / 1000).isoformat(sep=" ", timespec=timespec) if ms else ""
 
 
 def _json(obj: object) -> None:
@@ -69,16 +69,16 @@ def _read_config(path: str, name: str) -> dict:
     return {k: v for k, v in doc.items() if k not in ("name", "config_version")}
 
 
-def _flags_given(args) -> bool:
-    return any(getattr(args, k) is not None for k in _ENTITY_FLAGS) or args.payload_logging is not None \
-        or args.sampling is not None
-
-
 # flag -> field of a served entity
 _ENTITY_FLAGS = {
     "model": "entity_name", "version": "entity_version", "alias": "entity_alias",
     "workload_type": "workload_type", "max_batch_rows": "max_batch_rows", "max_wait_ms": "max_wait_ms",
 }
+
+
+def _flags_given(args) -> bool:
+    flags = (*_ENTITY_FLAGS, "payload_logging", "sampling")
+    return any(getattr(args, k) is not None for k in flags)
 
 
 def _capture(args) -> dict | None:
@@ -108,7 +108,7 @@ def _config_from_flags(args, current: Endpoint | None) -> dict:
         entities = current.config.served_entities
         if len(entities) != 1:
             raise CairnError(f"endpoint {current.name!r} serves {len(entities)} entities: update it with --config FILE")
-        spec = {k: v for k, v in msgspec.to_builtins(entities[0]).items()}
+        spec = msgspec.to_builtins(entities[0])
         if any(getattr(args, k) is not None for k in ("model", "version", "alias")):
             spec.pop("name", None)  # the default name says model and version: let it follow
             if args.version is not None or args.alias is not None:
@@ -183,7 +183,7 @@ def cmd_list(eng, args) -> int:
     if args.json:
         _json({"endpoints": [endpoint_doc(ep) for ep in eps]})
         return 0
-    rows = [[ep.name, _serves(ep), ep.config_version, _logging(ep), _time(ep.last_updated_timestamp)[:19]]
+    rows = [[ep.name, _serves(ep), ep.config_version, _logging(ep), _time(ep.last_updated_timestamp)]
             for ep in eps]
     print(tables.render(["NAME", "SERVES", "CONFIG", "PAYLOAD LOG", "UPDATED"], rows, max_cell=80))
     if not eps:
@@ -203,8 +203,8 @@ def cmd_show(eng, args) -> int:
         ("name", ep.name),
         ("id", ep.id),
         ("creator", ep.creator),
-        ("created", _time(ep.creation_timestamp)[:19]),
-        ("updated", _time(ep.last_updated_timestamp)[:19]),
+        ("created", _time(ep.creation_timestamp)),
+        ("updated", _time(ep.last_updated_timestamp)),
         ("config version", ep.config_version),
         ("invocations", f"POST /serving-endpoints/{ep.name}/invocations"),
         ("payload log", _logging(ep) + (f", up to {capture.max_payload_bytes} bytes per body" if capture and
@@ -216,7 +216,7 @@ def cmd_show(eng, args) -> int:
     for e in cfg.served_entities:
         shadow = cfg.shadow is not None and cfg.shadow.served_entity_name == e.name
         rows.append([
-            e.name, e.entity_name, e.entity_alias and f"@{e.entity_alias}" or e.entity_version,
+            e.name, e.entity_name, f"@{e.entity_alias}" if e.entity_alias else e.entity_version,
             f"shadow {cfg.shadow.fraction:g}" if shadow else f"{share.get(e.name, 0)}%",
             e.workload_type, e.max_batch_rows, e.max_wait_ms, e.max_queue_rows, e.max_workers or "cores",
             "yes" if e.scale_to_zero_enabled else "no",
@@ -279,7 +279,7 @@ def cmd_logs(eng, args) -> int:
         _json({"payloads": records})
         return 0
     rows = [
-        [_time(r.timestamp_ms), r.status_code, round(r.latency_ms, 2), r.served_entity_name,
+        [_time(r.timestamp_ms, "milliseconds"), r.status_code, round(r.latency_ms, 2), r.served_entity_name,
          f"{r.model_name}/{r.model_version}" if r.model_name else "", "yes" if r.shadow else "",
          r.request_id, r.client_request_id, r.response if r.status_code >= 400 else ""]
         for r in records
