@@ -23,7 +23,12 @@ from pathlib import Path
 import msgspec
 
 import engine
-from engine.endpointstore import READ_PAYLOADS_MAX, Endpoint, PayloadRecord
+from engine.endpointstore import (
+    DEFAULT_MAX_BATCH_ROWS,
+    READ_PAYLOADS_MAX,
+    Endpoint,
+    PayloadRecord,
+)
 from engine.errors import CairnError
 
 from . import tables
@@ -316,7 +321,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alias", metavar="ALIAS", help="follow this alias as it moves (e.g. champion)")
     p.add_argument("--workload-type", type=str.upper, choices=["CPU", "GPU"],
                    help="GPU runs on CUDA where it loads (cairn doctor says whether), else CPU")
-    p.add_argument("--max-batch-rows", type=int, metavar="N", help="rows run as one model call (default 64)")
+    p.add_argument("--max-batch-rows", type=int, metavar="N", help=f"rows run as one model call (default {DEFAULT_MAX_BATCH_ROWS})")
     p.add_argument("--max-wait-ms", type=float, metavar="MS", help="hold a batch open for more rows (default 0)")
     p.add_argument("--payload-logging", action=argparse.BooleanOptionalAction, default=None,
                    help="log requests and responses (read them with `cairn endpoints logs`)")

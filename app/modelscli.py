@@ -16,6 +16,7 @@ from datetime import datetime
 import msgspec
 
 import engine
+from engine.endpointstore import DEFAULT_MAX_BATCH_ROWS
 from engine.errors import CairnError
 from engine.registryentities import Lineage, ModelVersion, Stage, VersionStatus
 from engine.registrystore import SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX
@@ -314,7 +315,7 @@ def _add_serve(ms) -> None:
     p.add_argument("-p", "--port", type=int, default=DEFAULT_MODEL_PORT,
                    help=f"port (default {DEFAULT_MODEL_PORT}, as mlflow models serve; 0 picks a free one)")
     p.add_argument("--max-batch-rows", type=int, metavar="N",
-                   help="rows of queued requests run as one model call (default 64)")
+                   help=f"rows of queued requests run as one model call (default {DEFAULT_MAX_BATCH_ROWS})")
     p.add_argument("--max-wait-ms", type=float, metavar="MS",
                    help="hold a batch open this long for more rows (default 0: never wait)")
     p.add_argument("--max-queue-rows", type=int, metavar="N",

@@ -65,6 +65,11 @@ import msgspec
 from .entities import Page
 
 MAX_ENDPOINT_NAME_LENGTH = 63
+# Rows a worker takes into one model call. Larger than the common request so that a busy
+# queue of 64-row requests runs in fewer calls: measured on the bench's RandomForest,
+# 256 gave ~20% more rows/s than 64 at concurrency 8, 1,024 none (the batch then waits
+# on the slowest part); with no wait window it never delays a lone request.
+DEFAULT_MAX_BATCH_ROWS = 256
 MAX_SERVED_ENTITIES = 15
 READ_PAYLOADS_DEFAULT = 100
 READ_PAYLOADS_MAX = 10_000
@@ -81,7 +86,7 @@ class ServedEntity(msgspec.Struct, kw_only=True):
     entity_alias: str = ""  # Cairn's: follow the alias as it moves
     workload_type: str = "CPU"
     scale_to_zero_enabled: bool = False
-    max_batch_rows: int = 64
+    max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
     max_wait_ms: float = 0.0
     max_queue_rows: int = 4096
     max_workers: int = 0  # 0: the cores available

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from engine.endpointstore import DEFAULT_MAX_BATCH_ROWS
+
 Feeds = dict[str, np.ndarray]
 RunFn = Callable[[Feeds], dict[str, Any]]
 
@@ -90,7 +92,7 @@ class Batcher:
         self,
         run_fn: RunFn,
         *,
-        max_batch_rows: int = 64,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
         max_wait_ms: float = 0.0,
         max_queue_rows: int = 4096,
         max_workers: int = 0,

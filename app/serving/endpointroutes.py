@@ -22,7 +22,15 @@ from litestar.types import Receive, Scope, Send
 
 from engine.errors import INTERNAL_ERROR
 
-from .asgi import DEFAULT_MAX_BODY_BYTES, Disconnected, Refused, error_body, header, read_body, respond
+from .asgi import (
+    DEFAULT_MAX_BODY_BYTES,
+    Disconnected,
+    Refused,
+    error_body,
+    header,
+    read_body,
+    respond,
+)
 
 log = logging.getLogger("cairn.serving")
 # Prometheus' text exposition format (metrics.CONTENT_TYPE, without importing it early).

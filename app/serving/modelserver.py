@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlparse
 import msgspec
 
 import engine
+from engine.endpointstore import DEFAULT_MAX_BATCH_ROWS
 from engine.errors import CairnError
 from engine.modelloading import load_model, resolve_version
 from engine.modelsignature import OnnxSignature
@@ -38,7 +39,6 @@ from ..address import DEFAULT_HOST, DEFAULT_MODEL_PORT
 from .batcher import Batcher
 from .invocations import DEFAULT_MAX_BODY_BYTES, create_model_server
 
-DEFAULT_MAX_BATCH_ROWS = 64
 DEFAULT_MAX_QUEUE_ROWS = 4096
 
 

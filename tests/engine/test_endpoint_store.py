@@ -14,6 +14,7 @@ import pytest
 import engine
 from engine import endpoints as endpoints_module
 from engine.endpointstore import (
+    DEFAULT_MAX_BATCH_ROWS,
     AutoCaptureConfig,
     EndpointConfig,
     PayloadRecord,
@@ -84,7 +85,7 @@ def test_create_get_list_normalizes_the_config(eng):
     assert se.name == "iris-1" and se.entity_version == "1" and se.entity_alias == ""
     assert (se.workload_type, se.max_batch_rows, se.max_wait_ms, se.max_queue_rows, se.max_workers) == (
         "CPU",
-        64,
+        DEFAULT_MAX_BATCH_ROWS,
         0.0,
         4096,
         0,
