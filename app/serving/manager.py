@@ -40,6 +40,8 @@ log = logging.getLogger("cairn.serving")
 POLL_S = 0.25
 # How long a replaced endpoint keeps taking requests that already chose it.
 RETIRE_GRACE_S = 2.0
+# How long a failed build's error is answered before the next request tries again.
+RETRY_BUILD_S = 1.0
 # An idle scale-to-zero entity unloads its session after this long.
 IDLE_UNLOAD_S = 30.0
 ROUTING_KEY_HEADER = b"x-cairn-routing-key"
@@ -149,6 +151,8 @@ class EndpointManager:
         self.idle_unload_s = idle_unload_s
         self._live: dict[str, LiveEndpoint] = {}
         self._building: dict[str, threading.Lock] = {}
+        # name -> ((id, config_version), when, error) of the last failed build
+        self._failed: dict[str, tuple[tuple[str, int], float, CairnError]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -281,9 +285,23 @@ class EndpointManager:
             lock = self._building.setdefault(name, threading.Lock())
         with lock:  # concurrent first requests build once
             ep = self._live.get(name)
-            if ep is None:
-                ep = self._build(self.store.get_endpoint(name))
-                self._live[name] = ep
+            if ep is not None:
+                return ep
+            endpoint = self.store.get_endpoint(name)
+            # A build that failed is not retried by every request of a burst: the same
+            # answer for RETRY_BUILD_S, unless the endpoint's config changed meanwhile.
+            failed = self._failed.get(name)
+            if failed is not None and failed[0] == (endpoint.id, endpoint.config_version) and (
+                time.monotonic() - failed[1] < RETRY_BUILD_S
+            ):
+                raise failed[2]
+            try:
+                ep = self._build(endpoint)
+            except CairnError as exc:
+                self._failed[name] = ((endpoint.id, endpoint.config_version), time.monotonic(), exc)
+                raise
+            self._failed.pop(name, None)
+            self._live[name] = ep
             return ep
 
     def _build(self, endpoint: Endpoint) -> LiveEndpoint:
