@@ -1,0 +1,342 @@
+"""The Models screen driven by Textual's Pilot against a real data directory: `iris` in
+main.default (v1 from an autologged run with its dataset, v2 from a plain logged model)
+and `prod.vision.digits` (two versions) in a created catalog and schema. Tests assert on
+the screen's typed messages and the store's state first, the widgets second."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual.app import App
+from textual.widgets import Checkbox, DataTable, Input, RadioButton, Tree
+
+import engine
+from engine.errors import CairnError
+from tui.screens.models import (
+    AliasDeleted,
+    AliasSet,
+    BackendFailed,
+    LineageLoaded,
+    ModelsLoaded,
+    ModelsScreen,
+    StageChanged,
+    TransitionsLoaded,
+    VersionsLoaded,
+)
+from tui.screens.modelwidgets import ConfirmModal, LineageModal, StageModal
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    import cairn
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    path = tmp_path_factory.mktemp("tui-models") / "data"
+    X, y = load_iris(return_X_y=True)
+    cairn.set_tracking_dir(path)
+    try:
+        cairn.set_experiment("iris-exp")
+        cairn.autolog()
+        with cairn.start_run(run_name="logreg") as run:
+            model = LogisticRegression(max_iter=300).fit(X, y)
+        cairn.autolog(disable=True)
+        with cairn.start_run(run_name="plain"):
+            info = cairn.sklearn.log_model(model, "model", input_example=X[:5])
+        assert cairn.register_model(f"runs:/{run.info.run_id}/model", "iris").status == "READY"
+        assert cairn.register_model(info.model_uri, "iris").status == "READY"
+        eng = engine.open(path)
+        eng.registry.create_catalog("prod")
+        eng.registry.create_schema("prod.vision")
+        eng.registry.create_schema("prod.empty")
+        for _ in range(2):
+            assert cairn.register_model(info.model_uri, "prod.vision.digits").status == "READY"
+        eng.registry.transition_model_version_stage("prod.vision.digits", "1", "Production")
+        eng.close()
+    finally:
+        cairn.set_tracking_dir(None)
+    return path, run.info.run_id
+
+
+@pytest.fixture
+def eng(data):
+    opened = engine.open(data[0])
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def registry(eng):
+    return eng.registry
+
+
+@pytest.fixture
+def backend(eng):
+    """LocalBackend once the foundation has it; the store has the same methods."""
+    try:
+        from tui.backend import LocalBackend
+    except ImportError:
+        return eng.registry
+    return LocalBackend(eng)
+
+
+class Harness(App):
+    """The smallest app that shows the screen (the real one adds navigation)."""
+
+    def __init__(self, backend) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def on_mount(self) -> None:
+        self.push_screen(ModelsScreen(self.backend))
+
+
+def run_ui(backend, scenario) -> list:
+    """Runs `scenario(pilot, screen, messages)` in a headless app; returns the messages."""
+    messages: list = []
+
+    async def main() -> None:
+        app = Harness(backend)
+        async with app.run_test(size=(140, 40), message_hook=messages.append) as pilot:
+            await until(pilot, lambda: any(isinstance(m, ModelsLoaded) for m in messages), "the model tree")
+            await scenario(pilot, app.screen, messages)
+
+    asyncio.run(main())
+    return messages
+
+
+async def until(pilot, check, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await pilot.pause(0.02)
+
+
+def of(messages, kind) -> list:
+    return [m for m in messages if isinstance(m, kind)]
+
+
+async def open_model(pilot, screen: ModelsScreen, messages, name: str) -> None:
+    """Moves the tree's cursor to the model and presses Enter, as a user would."""
+    tree = screen.query_one("#model-tree", Tree)
+    node = next(n for n in walk(tree.root) if n.data == ("model", name))
+    tree.focus()
+    tree.move_cursor(node)
+    await pilot.press("enter")
+    await until(pilot, lambda: screen.model is not None and screen.model.full_name == name
+                and screen.query_one("#versions", DataTable).row_count == len(screen.versions) > 0,
+                f"the versions of {name}")
+    assert of(messages, VersionsLoaded)
+
+
+def walk(node):
+    for child in node.children:
+        yield child
+        yield from walk(child)
+
+
+def notifications(pilot) -> list[str]:
+    return [n.message for n in pilot.app._notifications]
+
+
+# -- tests --------------------------------------------------------------------------------
+def test_tree_lists_catalogs_schemas_and_models_and_a_model_its_versions(backend, capsys):
+    async def scenario(pilot, screen, messages):
+        loaded = of(messages, ModelsLoaded)[-1].tree
+        shape = {c.name: {s.full_name: [m.full_name for m in ms] for s, ms in schemas} for c, schemas in loaded}
+        assert shape["main"]["main.default"] == ["main.default.iris"]
+        assert shape["prod"] == {"prod.empty": [], "prod.vision": ["prod.vision.digits"]}
+        labels = [str(n.label) for n in walk(screen.query_one("#model-tree", Tree).root)]
+        assert labels[:3] == ["main", "default (1)", "iris"]
+        assert {"prod", "vision (1)", "empty (0)", "digits"} <= set(labels)
+
+        await open_model(pilot, screen, messages, "main.default.iris")
+        assert [v.version for v in screen.versions] == ["2", "1"]
+        table = screen.query_one("#versions", DataTable)
+        assert [str(c.label) for c in table.columns.values()] == [
+            "version", "status", "stage", "aliases", "run id", "created"]
+        assert table.get_row_at(0)[:3] == ["2", "READY", "None"]
+
+        await open_model(pilot, screen, messages, "prod.vision.digits")
+        assert [(v.version, v.current_stage) for v in screen.versions] == [("2", "None"), ("1", "Production")]
+        screen.select_version("1")
+        assert "version 1: READY" in str(screen.query_one("#version-info").render())
+
+    run_ui(backend, scenario)
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""  # Textual owns the terminal: nothing may print
+
+
+def test_set_alias_through_the_modal_and_confirmation(registry, backend):
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "main.default.iris")
+        screen.select_version("1")
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(pilot.app.screen, type(pilot.app.screen)) and
+                    pilot.app.screen.query(Input), "the alias input")
+        pilot.app.screen.query_one(Input).value = "champion"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: of(messages, AliasSet), "AliasSet")
+        msg = of(messages, AliasSet)[-1]
+        assert (msg.name, msg.alias, msg.version) == ("main.default.iris", "champion", "1")
+        assert registry.get_model_version_by_alias("iris", "champion").version == "1"
+        await until(pilot, lambda: screen.versions and "champion" in screen.versions[1].aliases, "the new alias row")
+        assert screen.query_one("#versions", DataTable).get_row_at(1)[3] == "champion"
+
+        # and delete it again: pick it, confirm
+        await pilot.press("d")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "PickAliasModal", "the alias picker")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: of(messages, AliasDeleted), "AliasDeleted")
+        with pytest.raises(CairnError):
+            registry.get_model_version_by_alias("iris", "champion")
+        kinds = [t.kind for t in registry.list_transitions("iris", "1")]
+        assert kinds[-2:] == ["alias_set", "alias_deleted"]
+
+    run_ui(backend, scenario)
+
+
+def test_cancelling_a_confirmation_changes_nothing(registry, backend):
+    before = (registry.get_registered_model("iris").aliases, registry.list_transitions("iris"))
+
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "main.default.iris")
+        await pilot.press("a")
+        await until(pilot, lambda: pilot.app.screen is not screen, "the alias input")
+        pilot.app.screen.query_one(Input).value = "nope"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.press("escape")
+        await until(pilot, lambda: pilot.app.screen is screen, "back on the screen")
+
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(pilot.app.screen, StageModal), "the stage modal")
+        pilot.app.screen.query_one("#stage-staging", RadioButton).value = True
+        await pilot.click("#ok")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.click("#no")
+        await until(pilot, lambda: pilot.app.screen is screen, "back on the screen")
+        await pilot.pause(0.1)
+        assert not of(messages, AliasSet) and not of(messages, StageChanged)
+
+    run_ui(backend, scenario)
+    assert (registry.get_registered_model("iris").aliases, registry.list_transitions("iris")) == before
+    assert registry.get_model_version("iris", "2").current_stage == "None"
+
+
+def test_transition_with_archive_existing_moves_the_stage_and_records_it(registry, backend):
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "prod.vision.digits")
+        screen.select_version("2")
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(pilot.app.screen, StageModal), "the stage modal")
+        modal = pilot.app.screen
+        modal.query_one("#stage-production", RadioButton).value = True
+        modal.query_one("#archive", Checkbox).value = True
+        modal.query_one("#comment", Input).value = "better f1"
+        await pilot.click("#ok")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        assert "archiving" in str(pilot.app.screen.question)
+        await pilot.press("y")
+        await until(pilot, lambda: of(messages, StageChanged), "StageChanged")
+        msg = of(messages, StageChanged)[-1]
+        assert (msg.version.version, msg.version.current_stage, msg.archive_existing_versions) == (
+            "2", "Production", True)
+        await until(pilot, lambda: [v.current_stage for v in screen.versions] == ["Production", "Archived"],
+                    "the refreshed stages")
+        assert screen.selected_version.version == "2"  # the cursor stays on the version
+
+        await pilot.press("h")
+        await until(pilot, lambda: of(messages, TransitionsLoaded), "the history")
+        await until(pilot, lambda: type(pilot.app.screen).__name__ == "HistoryModal", "the history modal")
+        assert pilot.app.screen.query_one(DataTable).row_count == len(of(messages, TransitionsLoaded)[-1].transitions)
+        await pilot.press("escape")
+
+    run_ui(backend, scenario)
+    assert registry.get_model_version("prod.vision.digits", "2").current_stage == "Production"
+    assert registry.get_model_version("prod.vision.digits", "1").current_stage == "Archived"
+    moves = [(t.version, t.from_stage, t.to_stage, t.comment)
+             for t in registry.list_transitions("prod.vision.digits") if t.kind == "stage"]
+    assert ("2", "None", "Production", "better f1") in moves
+    assert any(v == "1" and (f, to) == ("Production", "Archived") for v, f, to, _ in moves)
+
+
+def test_lineage_tree_shows_the_run_and_its_dataset(backend, data):
+    run_id = data[1]
+
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "main.default.iris")
+        screen.select_version("1")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LineageModal), "the lineage modal")
+        lin = of(messages, LineageLoaded)[-1].lineage
+        assert lin.run_id == run_id and lin.datasets
+        tree = pilot.app.screen.query_one("#lineage-tree", Tree)
+        labels = [str(n.label) for n in walk(tree.root)]
+        assert any(f"run logreg ({run_id})" in x and "experiment iris-exp" in x for x in labels)
+        assert "datasets" in labels
+        assert any(f"digest {lin.datasets[0].digest}" in x and "[training]" in x for x in labels)
+        assert any(x.startswith("source ") for x in labels)
+        await pilot.press("escape")
+        await until(pilot, lambda: pilot.app.screen is screen, "the lineage closed")
+
+    run_ui(backend, scenario)
+
+
+class Failing:
+    """A backend whose reads work but whose listing and alias calls fail."""
+
+    def __init__(self, inner, broken: set[str]) -> None:
+        self.inner, self.broken = inner, broken
+
+    def __getattr__(self, name):
+        if name in self.broken:
+            def fail(*args, **kwargs):
+                raise CairnError(f"{name} is down for maintenance", "INTERNAL_ERROR")
+            return fail
+        return getattr(self.inner, name)
+
+
+def test_backend_errors_become_notifications(backend):
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "main.default.iris")
+        await pilot.press("a")
+        await until(pilot, lambda: pilot.app.screen is not screen, "the alias input")
+        pilot.app.screen.query_one(Input).value = "latest"  # reserved: the store refuses it
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: of(messages, BackendFailed), "BackendFailed")
+        assert "latest" in of(messages, BackendFailed)[-1].error
+        await until(pilot, lambda: any("latest" in n for n in notifications(pilot)), "the notification")
+        assert pilot.app.is_running and pilot.app.screen is screen
+
+    run_ui(backend, scenario)
+
+    failing = Failing(backend, {"list_transitions"})
+
+    async def broken(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "main.default.iris")
+        await pilot.press("h")
+        await until(pilot, lambda: any("down for maintenance" in n for n in notifications(pilot)), "notification")
+        assert pilot.app.screen is screen
+
+    run_ui(failing, broken)
+
+    messages: list = []
+
+    async def main() -> None:
+        app = Harness(Failing(backend, {"list_catalogs"}))
+        async with app.run_test(message_hook=messages.append) as pilot:
+            await until(pilot, lambda: of(messages, BackendFailed), "the failed listing")
+            await until(pilot, lambda: notifications(pilot), "the notification")
+            assert "list_catalogs is down" in notifications(pilot)[0] and app.is_running
+
+    asyncio.run(main())
