@@ -31,6 +31,7 @@ from .address import DEFAULT_HOST, DEFAULT_PORT
 from .doctor import add_command as add_doctor_command
 from .endpointscli import add_commands as add_endpoint_commands
 from .modelscli import add_commands as add_registry_commands
+from .uicli import add_command as add_ui_command
 
 DEMO_EXPERIMENT = "cairn-demo"
 # How many metric and param columns `runs list` adds after the fixed ones.
@@ -492,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(sub)  # models, catalogs, schemas (app/modelscli.py)
     add_endpoint_commands(sub)  # endpoints (app/endpointscli.py)
     add_doctor_command(sub)  # doctor (app/doctor.py)
+    add_ui_command(sub)  # ui (app/uicli.py; textual loads only when it runs)
     return parser
 
 

@@ -1,0 +1,82 @@
+"""The Textual app: `create_tui(backend)` is the one factory.
+
+The app owns navigation only. Each top-level area (experiments, models) is a Textual
+mode with its own screen stack, so jumping from a run's detail to the models and back
+keeps where you were. Screens get all their data from the `Backend` (tui/backend.py)
+in thread workers and never touch the engine directly.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from .backend import Backend
+from .screens.experiments import ExperimentsScreen
+from .screens.help import HelpScreen
+from .screens.placeholder import PlaceholderScreen
+
+STYLES = Path(__file__).parent / "styles"
+
+
+def models_screen(backend: Backend) -> Screen:
+    """The Models screen (tui/screens/models.py, built separately), imported only when
+    first shown; until it exists the mode shows a placeholder instead of failing."""
+    try:
+        from .screens.models import ModelsScreen
+    except ImportError:
+        return PlaceholderScreen("Models", "The models screen is not built yet.")
+    return ModelsScreen(backend)
+
+
+class CairnApp(App):
+    TITLE = "Cairn"
+    CSS_PATH = [STYLES / "app.tcss", STYLES / "experiments.tcss", STYLES / "runs.tcss", STYLES / "run.tcss"]
+    BINDINGS = [
+        Binding("e", "show_experiments", "Experiments"),
+        Binding("m", "show_models", "Models"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(self, backend: Backend):
+        super().__init__()
+        self.backend = backend
+        self.sub_title = backend.describe()
+
+    def on_mount(self) -> None:
+        self.add_mode("experiments", lambda: ExperimentsScreen(self.backend))
+        self.add_mode("models", lambda: models_screen(self.backend))
+        self.switch_mode("experiments")
+
+    def action_show_experiments(self) -> None:
+        self.switch_mode("experiments")
+
+    def action_show_models(self) -> None:
+        self.switch_mode("models")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Experiments", "List experiments (e)", self.action_show_experiments)
+        yield SystemCommand("Models", "Registered models (m)", self.action_show_models)
+        yield SystemCommand("Help", "Every key (?)", self.action_help)
+        # The current screen's own actions, so the palette reaches everything a key does.
+        for binding in getattr(screen, "BINDINGS", ()):
+            if isinstance(binding, Binding) and binding.description:
+                action = binding.action
+
+                def run(action: str = action) -> None:
+                    self.call_later(screen.run_action, action)
+
+                yield SystemCommand(binding.description, f"{binding.description} ({binding.key_display or binding.key})", run)
+
+
+def create_tui(backend: Backend) -> CairnApp:
+    return CairnApp(backend)

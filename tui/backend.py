@@ -1,0 +1,330 @@
+"""Where the terminal UI gets its data: the `Backend` protocol and its two implementations.
+
+Screens call only these methods, and get the engine's own entity Structs back, so a
+screen never knows whether it reads a local data directory (`LocalBackend`, the engine
+in-process) or a running Cairn server (`RemoteBackend`, MLflow's REST API over httpx).
+Method names and arguments mirror the engine stores' (engine/store.py,
+engine/registrystore.py); the docstrings here say only what differs or what the UI
+relies on. Every method blocks: screens call them from thread workers.
+
+Errors: both backends raise `engine.errors.CairnError` with MLflow's error codes, so a
+screen shows `exc.message` the same way whichever backend failed (a remote error's
+message is the server's; a connection failure is INVALID_STATE naming the URL).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+from urllib.parse import quote
+
+import msgspec
+
+from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
+from engine.errors import CairnError
+from engine.registryentities import (
+    Catalog,
+    Lineage,
+    ModelVersion,
+    RegisteredModel,
+    Schema,
+    StageTransition,
+)
+
+# A preview is for reading on screen; a 2 GB log file must not be read whole.
+MAX_PREVIEW_BYTES = 64 * 1024
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """The UI's data source. `describe()` says where the data comes from (shown in the
+    title bar)."""
+
+    def describe(self) -> str: ...
+
+    # -- tracking --------------------------------------------------------------------
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = 1000,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        """As TrackingStore.search_experiments."""
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[Run]:
+        """Active runs, as TrackingStore.search_runs; a bad filter raises CairnError
+        INVALID_PARAMETER_VALUE whose message says where it is wrong."""
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point of one metric (all pages), ordered as the store orders them."""
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        """Immediate children of `path`, paths relative to the run's artifact root."""
+
+    def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
+        """The first `limit` bytes of an artifact decoded as UTF-8 (bad bytes
+        replaced), and whether the file was longer."""
+
+    # -- registry --------------------------------------------------------------------
+    def list_catalogs(self) -> list[Catalog]: ...
+
+    def list_schemas(self, catalog: str) -> list[Schema]: ...
+
+    def search_registered_models(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> Page[RegisteredModel]: ...
+
+    def search_model_versions(
+        self,
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> Page[ModelVersion]: ...
+
+    def get_registered_model(self, name: str) -> RegisteredModel: ...
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None: ...
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None: ...
+
+    def transition_model_version_stage(
+        self,
+        name: str,
+        version: str | int,
+        stage: str,
+        archive_existing_versions: bool = False,
+        comment: str = "",
+    ) -> ModelVersion: ...
+
+    def get_lineage(self, name: str, version: str | int) -> Lineage: ...
+
+    def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]: ...
+
+
+class LocalBackend:
+    """The engine of one data directory, in this process."""
+
+    def __init__(self, eng):
+        self.eng = eng
+
+    def describe(self) -> str:
+        return str(self.eng.path)
+
+    def search_experiments(self, view_type=ViewType.ACTIVE_ONLY, max_results=1000, filter_string=None,
+                           order_by=None, page_token=None) -> Page[Experiment]:  # fmt: skip
+        return self.eng.tracking.search_experiments(view_type, max_results, filter_string, order_by, page_token)
+
+    def search_runs(self, experiment_ids, filter_string=None, order_by=None, max_results=1000,
+                    page_token=None) -> Page[Run]:  # fmt: skip
+        return self.eng.tracking.search_runs(
+            list(experiment_ids), filter_string or None, ViewType.ACTIVE_ONLY, max_results,
+            list(order_by) if order_by else None, page_token,
+        )  # fmt: skip
+
+    def get_run(self, run_id: str) -> Run:
+        return self.eng.tracking.get_run(run_id)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        return self.eng.tracking.get_metric_history(run_id, key).items
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self.eng.tracking.list_artifacts(run_id, path)
+
+    def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
+        with self.eng.tracking.open_artifact(run_id, path) as f:
+            data = f.read(limit + 1)
+        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+    def list_catalogs(self) -> list[Catalog]:
+        return self.eng.registry.list_catalogs()
+
+    def list_schemas(self, catalog: str) -> list[Schema]:
+        return self.eng.registry.list_schemas(catalog)
+
+    def search_registered_models(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        return self.eng.registry.search_registered_models(filter_string, max_results, order_by, page_token)
+
+    def search_model_versions(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        return self.eng.registry.search_model_versions(filter_string, max_results, order_by, page_token)
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return self.eng.registry.get_registered_model(name)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
+        self.eng.registry.set_registered_model_alias(name, alias, version)
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self.eng.registry.delete_registered_model_alias(name, alias)
+
+    def transition_model_version_stage(self, name, version, stage, archive_existing_versions=False, comment=""):
+        return self.eng.registry.transition_model_version_stage(
+            name, version, stage, archive_existing_versions=archive_existing_versions, comment=comment
+        )
+
+    def get_lineage(self, name: str, version: str | int) -> Lineage:
+        return self.eng.registry.get_lineage(name, version)
+
+    def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]:
+        return self.eng.registry.list_transitions(name, version)
+
+
+class RemoteBackend:
+    """A running Cairn server, through MLflow's REST API (and Cairn's registry reads)."""
+
+    def __init__(self, url: str, timeout: float = 30.0):
+        import httpx  # only the remote UI needs it
+
+        self.url = url.rstrip("/")
+        self._httpx = httpx
+        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def describe(self) -> str:
+        return self.url
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- transport -------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, params=None, json=None) -> dict:
+        try:
+            resp = self.client.request(method, path, params=params, json=json)
+        except self._httpx.HTTPError as exc:
+            raise CairnError(f"Cannot reach {self.url}: {exc}", "INVALID_STATE") from None
+        try:
+            body = resp.json() if resp.content else {}
+        except ValueError:
+            body = {}
+        if resp.status_code >= 400:
+            raise CairnError(
+                body.get("message") or f"HTTP {resp.status_code} from {path}",
+                body.get("error_code") or "INTERNAL_ERROR",
+            )
+        return body
+
+    def _get(self, path: str, **params) -> dict:
+        return self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    @staticmethod
+    def _as(obj, cls):
+        # strict=False: non-finite metrics arrive as "NaN" / "Infinity" strings.
+        return msgspec.convert(obj, cls, strict=False)
+
+    # -- tracking --------------------------------------------------------------------
+    def describe_view(self, view_type: int) -> str:
+        return {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}[view_type]
+
+    def search_experiments(self, view_type=ViewType.ACTIVE_ONLY, max_results=1000, filter_string=None,
+                           order_by=None, page_token=None) -> Page[Experiment]:  # fmt: skip
+        body = self._call("POST", "/api/2.0/mlflow/experiments/search", json={
+            "view_type": self.describe_view(view_type), "max_results": max_results,
+            "filter": filter_string, "order_by": list(order_by or []), "page_token": page_token,
+        })  # fmt: skip
+        return Page(self._as(body.get("experiments", []), list[Experiment]), body.get("next_page_token"))
+
+    def search_runs(self, experiment_ids, filter_string=None, order_by=None, max_results=1000,
+                    page_token=None) -> Page[Run]:  # fmt: skip
+        body = self._call("POST", "/api/2.0/mlflow/runs/search", json={
+            "experiment_ids": list(experiment_ids), "filter": filter_string or "",
+            "run_view_type": "ACTIVE_ONLY", "max_results": max_results,
+            "order_by": list(order_by or []), "page_token": page_token,
+        })  # fmt: skip
+        return Page(self._as(body.get("runs", []), list[Run]), body.get("next_page_token"))
+
+    def get_run(self, run_id: str) -> Run:
+        return self._as(self._get("/api/2.0/mlflow/runs/get", run_id=run_id)["run"], Run)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        points: list[Metric] = []
+        token = None
+        while True:
+            body = self._get("/api/2.0/mlflow/metrics/get-history", run_id=run_id, metric_key=key,
+                             max_results=25_000, page_token=token)  # fmt: skip
+            points.extend(self._as(body.get("metrics", []), list[Metric]))
+            token = body.get("next_page_token")
+            if not token:
+                return points
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        body = self._get("/api/2.0/mlflow/artifacts/list", run_id=run_id, path=path)
+        return self._as(body.get("files", []), list[FileInfo])
+
+    def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
+        uri = self.get_run(run_id).info.artifact_uri
+        prefix = "mlflow-artifacts:/"
+        if not uri.startswith(prefix):
+            raise CairnError(f"Run {run_id}'s artifacts are not served by {self.url} ({uri})", "INVALID_STATE")
+        where = "/api/2.0/mlflow-artifacts/artifacts/" + quote(f"{uri[len(prefix):].strip('/')}/{path}")
+        data = b""
+        try:
+            with self.client.stream("GET", where) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    body = resp.json() if resp.content else {}
+                    raise CairnError(body.get("message") or f"HTTP {resp.status_code}", body.get("error_code") or "INTERNAL_ERROR")
+                for chunk in resp.iter_bytes():
+                    data += chunk
+                    if len(data) > limit:
+                        break  # leaving the block closes the stream: the rest is never read
+        except self._httpx.HTTPError as exc:
+            raise CairnError(f"Cannot reach {self.url}: {exc}", "INVALID_STATE") from None
+        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+    # -- registry --------------------------------------------------------------------
+    def list_catalogs(self) -> list[Catalog]:
+        return self._as(self._get("/api/2.1/unity-catalog/catalogs").get("catalogs", []), list[Catalog])
+
+    def list_schemas(self, catalog: str) -> list[Schema]:
+        body = self._get("/api/2.1/unity-catalog/schemas", catalog_name=catalog)
+        return self._as(body.get("schemas", []), list[Schema])
+
+    def search_registered_models(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        body = self._get("/api/2.0/mlflow/registered-models/search", filter=filter_string,
+                         max_results=max_results, order_by=list(order_by or []) or None, page_token=page_token)  # fmt: skip
+        return Page(self._as(body.get("registered_models", []), list[RegisteredModel]), body.get("next_page_token"))
+
+    def search_model_versions(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        body = self._get("/api/2.0/mlflow/model-versions/search", filter=filter_string,
+                         max_results=max_results, order_by=list(order_by or []) or None, page_token=page_token)  # fmt: skip
+        return Page(self._as(body.get("model_versions", []), list[ModelVersion]), body.get("next_page_token"))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        body = self._get("/api/2.0/mlflow/registered-models/get", name=name)
+        return self._as(body["registered_model"], RegisteredModel)
+
+    def set_registered_model_alias(self, name: str, alias: str, version: str | int) -> None:
+        self._call("POST", "/api/2.0/mlflow/registered-models/alias",
+                   json={"name": name, "alias": alias, "version": str(version)})  # fmt: skip
+
+    def delete_registered_model_alias(self, name: str, alias: str) -> None:
+        self._call("DELETE", "/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": alias})
+
+    def transition_model_version_stage(self, name, version, stage, archive_existing_versions=False, comment=""):
+        body = self._call("POST", "/api/2.0/mlflow/model-versions/transition-stage", json={
+            "name": name, "version": str(version), "stage": stage,
+            "archive_existing_versions": archive_existing_versions, "comment": comment,
+        })  # fmt: skip
+        return self._as(body["model_version"], ModelVersion)
+
+    def get_lineage(self, name: str, version: str | int) -> Lineage:
+        body = self._get("/api/2.0/mlflow/model-versions/lineage", name=name, version=str(version))
+        return self._as(body["lineage"], Lineage)
+
+    def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]:
+        body = self._get("/api/2.0/mlflow/model-versions/transitions", name=name,
+                         version=str(version) if version is not None else None)  # fmt: skip
+        return self._as(body.get("transitions", []), list[StageTransition])
