@@ -55,6 +55,13 @@ def data(tmp_path_factory):
         for _ in range(2):
             assert cairn.register_model(info.model_uri, "prod.vision.digits").status == "READY"
         eng.registry.transition_model_version_stage("prod.vision.digits", "1", "Production")
+        # a version whose registration fails (its source does not exist)
+        eng.registry.create_registered_model("prod.vision.broken")
+        eng.registry.create_model_version("prod.vision.broken", (path / "missing.onnx").as_uri())
+        deadline = time.monotonic() + 30
+        while eng.registry.get_model_version("prod.vision.broken", "1").status == "PENDING_REGISTRATION":
+            assert time.monotonic() < deadline, "the broken registration never finished"
+            time.sleep(0.05)
         eng.close()
     finally:
         cairn.set_tracking_dir(None)
@@ -148,22 +155,28 @@ def test_tree_lists_catalogs_schemas_and_models_and_a_model_its_versions(backend
         loaded = of(messages, ModelsLoaded)[-1].tree
         shape = {c.name: {s.full_name: [m.full_name for m in ms] for s, ms in schemas} for c, schemas in loaded}
         assert shape["main"]["main.default"] == ["main.default.iris"]
-        assert shape["prod"] == {"prod.empty": [], "prod.vision": ["prod.vision.digits"]}
+        assert shape["prod"] == {"prod.empty": [], "prod.vision": ["prod.vision.broken", "prod.vision.digits"]}
         labels = [str(n.label) for n in walk(screen.query_one("#model-tree", Tree).root)]
         assert labels[:3] == ["main", "default (1)", "iris"]
-        assert {"prod", "vision (1)", "empty (0)", "digits"} <= set(labels)
+        assert {"prod", "vision (2)", "empty (0)", "digits", "broken"} <= set(labels)
 
         await open_model(pilot, screen, messages, "main.default.iris")
         assert [v.version for v in screen.versions] == ["2", "1"]
         table = screen.query_one("#versions", DataTable)
         assert [str(c.label) for c in table.columns.values()] == [
             "version", "status", "stage", "aliases", "run id", "created"]
-        assert table.get_row_at(0)[:3] == ["2", "READY", "None"]
+        assert [str(cell) for cell in table.get_row_at(0)[:3]] == ["2", "READY", "None"]
 
         await open_model(pilot, screen, messages, "prod.vision.digits")
         assert [(v.version, v.current_stage) for v in screen.versions] == [("2", "None"), ("1", "Production")]
         screen.select_version("1")
         assert "version 1: READY" in str(screen.query_one("#version-info").render())
+
+        await open_model(pilot, screen, messages, "prod.vision.broken")
+        failed = screen.versions[0]
+        assert failed.status == "FAILED_REGISTRATION" and failed.status_message
+        assert str(screen.query_one("#versions", DataTable).get_row_at(0)[1]) == "FAILED"
+        assert failed.status_message in str(screen.query_one("#version-info").render())
 
     run_ui(backend, scenario)
     out = capsys.readouterr()

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static, Tree
 
 from engine.registryentities import (
@@ -26,6 +28,7 @@ from engine.registryentities import (
     RegisteredModel,
     Schema,
     StageTransition,
+    VersionStatus,
 )
 
 from .modelwidgets import (
@@ -39,6 +42,9 @@ from .modelwidgets import (
     format_ms,
     short_status,
 )
+
+STATUS_STYLES = {VersionStatus.READY: "green", VersionStatus.PENDING: "yellow", VersionStatus.FAILED: "bold red"}
+PENDING_POLL_S = 2.0
 
 # The tree: per catalog its schemas, per schema its models (by full name).
 ModelTree = list[tuple[Catalog, list[tuple[Schema, list[RegisteredModel]]]]]
@@ -121,6 +127,7 @@ class ModelsScreen(Screen):
         self.model: RegisteredModel | None = None  # the model whose versions are shown
         self.versions: list[ModelVersion] = []  # in the table's row order
         self._loading: str | None = None  # the model name a versions load is running for
+        self._poll: Timer | None = None
 
     # -- layout --------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -241,13 +248,21 @@ class ModelsScreen(Screen):
         table = self.query_one("#versions", DataTable)
         table.clear()
         for mv in message.versions:
-            table.add_row(mv.version, short_status(mv.status), mv.current_stage, ", ".join(mv.aliases),
+            status = Text(short_status(mv.status), style=STATUS_STYLES.get(mv.status, ""))
+            table.add_row(mv.version, status, mv.current_stage, ", ".join(mv.aliases),
                           mv.run_id, format_ms(mv.creation_timestamp), key=mv.version)
         if keep is not None:
             for i, mv in enumerate(message.versions):
                 if mv.version == keep:
                     table.move_cursor(row=i)
         self._show_version()
+        # A version still registering finishes in the background: look again shortly,
+        # so PENDING turns READY / FAILED without the user pressing r.
+        if self._poll is not None:
+            self._poll.stop()
+            self._poll = None
+        if any(mv.status == VersionStatus.PENDING for mv in message.versions):
+            self._poll = self.set_timer(PENDING_POLL_S, self._reload)
 
     def on_alias_set(self, message: AliasSet) -> None:
         self.notify(f"{message.name}@{message.alias} -> version {message.version}", title="Alias set")
