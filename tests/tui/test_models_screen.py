@@ -353,3 +353,27 @@ def test_backend_errors_become_notifications(backend):
             assert "list_catalogs is down" in notifications(pilot)[0] and app.is_running
 
     asyncio.run(main())
+
+
+def test_in_the_real_app_m_opens_the_screen_and_its_keys_reach_it(backend):
+    """Inside create_tui (once the foundation has landed): the app's own keys (e, m, q,
+    ?) must not shadow the screen's, and the modal flow works in the models mode."""
+    tui_app = pytest.importorskip("tui.app")
+    if not hasattr(backend, "describe"):
+        pytest.skip("tui.backend.LocalBackend has not landed")
+    messages: list = []
+
+    async def main() -> None:
+        app = tui_app.create_tui(backend)
+        async with app.run_test(size=(140, 40), message_hook=messages.append) as pilot:
+            await pilot.press("m")
+            await until(pilot, lambda: of(messages, ModelsLoaded), "the model tree")
+            screen = app.screen
+            assert isinstance(screen, ModelsScreen)
+            await open_model(pilot, screen, messages, "prod.vision.digits")
+            await pilot.press("l")
+            await until(pilot, lambda: isinstance(app.screen, LineageModal), "the lineage modal")
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is screen, "back on the models screen")
+
+    asyncio.run(main())
