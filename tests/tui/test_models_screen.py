@@ -312,7 +312,7 @@ class Failing:
     def __getattr__(self, name):
         if name in self.broken:
             def fail(*args, **kwargs):
-                raise CairnError(f"{name} is down for maintenance", "INTERNAL_ERROR")
+                raise CairnError(f"{name} is down for maintenance [retry later]", "INTERNAL_ERROR")
             return fail
         return getattr(self.inner, name)
 
@@ -350,7 +350,7 @@ def test_backend_errors_become_notifications(backend):
         async with app.run_test(message_hook=messages.append) as pilot:
             await until(pilot, lambda: of(messages, BackendFailed), "the failed listing")
             await until(pilot, lambda: notifications(pilot), "the notification")
-            assert "list_catalogs is down" in notifications(pilot)[0] and app.is_running
+            assert "list_catalogs is down for maintenance [retry later]" in notifications(pilot)[0] and app.is_running
 
     asyncio.run(main())
 

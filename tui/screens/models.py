@@ -126,7 +126,7 @@ class ModelsScreen(Screen):
         self.tree_data: ModelTree = []
         self.model: RegisteredModel | None = None  # the model whose versions are shown
         self.versions: list[ModelVersion] = []  # in the table's row order
-        self._loading: str | None = None  # the model name a versions load is running for
+        self._wanted: str | None = None  # the model whose versions were asked for last
         self._poll: Timer | None = None
 
     # -- layout --------------------------------------------------------------------
@@ -238,9 +238,8 @@ class ModelsScreen(Screen):
                     s_node.add_leaf(short, data=("model", model.full_name or model.name))
 
     def on_versions_loaded(self, message: VersionsLoaded) -> None:
-        if self._loading not in (None, message.model.full_name, message.model.name):
-            return  # an older load answering after the user moved on
-        self._loading = None
+        if self._wanted not in (message.model.full_name, message.model.name):
+            return  # an older load answering after the user moved on (threads finish anyway)
         keep = self.selected_version.version if self.selected_version and self.model and (
             self.model.full_name == message.model.full_name) else None
         self.model, self.versions = message.model, message.versions
@@ -265,17 +264,18 @@ class ModelsScreen(Screen):
             self._poll = self.set_timer(PENDING_POLL_S, self._reload)
 
     def on_alias_set(self, message: AliasSet) -> None:
-        self.notify(f"{message.name}@{message.alias} -> version {message.version}", title="Alias set")
+        self.notify(f"{message.name}@{message.alias} -> version {message.version}", title="Alias set", markup=False)
         self._reload()
 
     def on_alias_deleted(self, message: AliasDeleted) -> None:
-        self.notify(f"Deleted alias {message.alias} of {message.name}", title="Alias deleted")
+        self.notify(f"Deleted alias {message.alias} of {message.name}", title="Alias deleted", markup=False)
         self._reload()
 
     def on_stage_changed(self, message: StageChanged) -> None:
         mv = message.version
         extra = " (others in that stage archived)" if message.archive_existing_versions else ""
-        self.notify(f"{mv.name} version {mv.version} is now {mv.current_stage}{extra}", title="Stage changed")
+        self.notify(f"{mv.name} version {mv.version} is now {mv.current_stage}{extra}", title="Stage changed",
+                    markup=False)
         self._reload()
 
     def on_lineage_loaded(self, message: LineageLoaded) -> None:
@@ -285,7 +285,8 @@ class ModelsScreen(Screen):
         self.app.push_screen(HistoryModal(message.name, message.transitions))
 
     def on_backend_failed(self, message: BackendFailed) -> None:
-        self.notify(message.error, title=f"Could not {message.action}", severity="error", timeout=8)
+        # markup=False: messages quote user input (filters, names) that may hold "["
+        self.notify(message.error, title=f"Could not {message.action}", severity="error", timeout=8, markup=False)
 
     # -- selection -------------------------------------------------------------------
     @on(Tree.NodeSelected, "#model-tree")
@@ -300,7 +301,7 @@ class ModelsScreen(Screen):
         self.open_model(name)
 
     def open_model(self, name: str) -> None:
-        self._loading = name
+        self._wanted = name
         self.load_versions(name)
 
     @on(DataTable.RowHighlighted, "#versions")
