@@ -31,9 +31,10 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    import cairn
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
+
+    import cairn
 
     path = tmp_path_factory.mktemp("tui-models") / "data"
     X, y = load_iris(return_X_y=True)

@@ -9,12 +9,12 @@ registry store's method names and signatures (LocalBackend, a remote one, or the
 itself)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
@@ -111,7 +111,7 @@ def error_text(exc: BaseException) -> str:
 class ModelsScreen(Screen):
     CSS_PATH = "../styles/models.tcss"
     TITLE = "Models"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("a", "set_alias", "Set alias"),
         Binding("d", "delete_alias", "Delete alias"),
         Binding("t", "transition", "Stage"),
@@ -120,7 +120,7 @@ class ModelsScreen(Screen):
         Binding("r", "refresh", "Refresh"),
     ]
 
-    def __init__(self, backend: Any, *, name: str | None = None, id: str | None = None) -> None:  # noqa: A002
+    def __init__(self, backend: Any, *, name: str | None = None, id: str | None = None) -> None:
         super().__init__(name=name, id=id)
         self.backend = backend
         self.tree_data: ModelTree = []

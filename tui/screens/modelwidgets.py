@@ -3,12 +3,13 @@ dismiss with a result, so the screen keeps every backend call (and its errors) i
 place. Styles live in tui/styles/models.tcss."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from typing import ClassVar
 
 import msgspec
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import (
@@ -36,14 +37,14 @@ def short_status(status: str) -> str:
 def format_ms(ms: int) -> str:
     if not ms:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 class ConfirmModal(ModalScreen[bool]):
     """Yes / no for anything that changes the registry; Escape and n say no."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape,n", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Confirm")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,n", "answer(False)", "Cancel"), Binding("y", "answer(True)", "Confirm")]
 
     def __init__(self, question: str) -> None:
         super().__init__(classes="models-modal")
@@ -71,7 +72,7 @@ class AliasInputModal(ModalScreen[str | None]):
     """Asks for an alias name; the store validates it (the error becomes a notification)."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, prompt: str) -> None:
         super().__init__(classes="models-modal")
@@ -111,7 +112,7 @@ class PickAliasModal(ModalScreen[str | None]):
     """Picks one of the model's aliases (to delete)."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, aliases: list[tuple[str, str]]) -> None:
         super().__init__(classes="models-modal")
@@ -143,7 +144,7 @@ class StageModal(ModalScreen[StageRequest | None]):
     """Target stage, whether to archive the versions already there, and a comment."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, title: str, current: str) -> None:
         super().__init__(classes="models-modal")
@@ -226,7 +227,7 @@ class LineageModal(ModalScreen[None]):
     """The lineage of one version as an expanded Tree; Escape closes."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape,q,l", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,l", "close", "Close")]
 
     def __init__(self, lineage: Lineage, version: ModelVersion | None) -> None:
         super().__init__(classes="models-modal")
@@ -267,7 +268,7 @@ class HistoryModal(ModalScreen[None]):
     """The model's recorded stage and alias changes, oldest first."""
 
     CSS_PATH = CSS_PATH
-    BINDINGS = [Binding("escape,q,h", "close", "Close")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,h", "close", "Close")]
 
     def __init__(self, name: str, transitions: list[StageTransition]) -> None:
         super().__init__(classes="models-modal")
