@@ -137,7 +137,8 @@ async def open_model(pilot, screen: ModelsScreen, messages, name: str) -> None:
     await until(pilot, lambda: screen.model is not None and screen.model.full_name == name
                 and screen.query_one("#versions", DataTable).row_count == len(screen.versions) > 0,
                 f"the versions of {name}")
-    assert of(messages, VersionsLoaded)
+    if messages is not None:  # None where the app runs without a message hook (snapshots)
+        assert of(messages, VersionsLoaded)
 
 
 def walk(node):
@@ -378,3 +379,109 @@ def test_in_the_real_app_m_opens_the_screen_and_its_keys_reach_it(backend):
             await until(pilot, lambda: app.screen is screen, "back on the models screen")
 
     asyncio.run(main())
+
+
+# -- snapshots on fixed data ---------------------------------------------------------------
+T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC: fixed data draws the same every time
+
+
+class FixedBackend:
+    """The registry methods the screen calls, answering fixed entities (no LMDB, no
+    clock), so a snapshot compares only how the screen draws."""
+
+    def __init__(self) -> None:
+        from engine.entities import Page
+        from engine.registryentities import (
+            Catalog,
+            Lineage,
+            LineageDataset,
+            ModelVersion,
+            RegisteredModel,
+            RegisteredModelAlias,
+            RegisteredModelTag,
+            Schema,
+        )
+
+        self.Page = Page
+        self.catalogs = [Catalog(name="main"), Catalog(name="prod")]
+        self.schemas = {"main": [Schema(name="default", catalog_name="main", full_name="main.default")],
+                        "prod": [Schema(name="vision", catalog_name="prod", full_name="prod.vision")]}
+        self.models = [
+            RegisteredModel(name="iris", full_name="main.default.iris", creation_timestamp=T0,
+                            last_updated_timestamp=T0, description="Iris species classifier",
+                            tags=[RegisteredModelTag("team", "ml")],
+                            aliases=[RegisteredModelAlias("champion", "2")]),
+            RegisteredModel(name="prod.vision.digits", full_name="prod.vision.digits",
+                            creation_timestamp=T0, last_updated_timestamp=T0),
+        ]
+        self.versions = [
+            ModelVersion(name="iris", full_name="main.default.iris", version=v, creation_timestamp=T0 + i * 60_000,
+                         last_updated_timestamp=T0, status=status, status_message=msg, current_stage=stage,
+                         aliases=aliases, run_id=f"{i:032x}" if i < 3 else "",
+                         source=f"runs:/{i:032x}/model" if i < 3 else "file:///tmp/missing.onnx")
+            for i, v, status, msg, stage, aliases in [
+                (3, "3", "FAILED_REGISTRATION", "No ONNX model or MLmodel at file:///tmp/missing.onnx", "None", []),
+                (2, "2", "READY", "", "Production", ["champion"]),
+                (1, "1", "READY", "", "Archived", []),
+            ]
+        ]
+        self.lineage = Lineage(
+            name="iris", version="2", run_id=f"{2:032x}", run_name="logreg", experiment_id="1",
+            experiment_name="iris-exp", source_name="train.py", source_type="LOCAL", git_commit="0" * 40,
+            datasets=[LineageDataset(name="iris", digest="338ea5e1", source_type="local",
+                                     source='{"uri": "file:///data/iris.csv"}', context="training")])
+
+    def list_catalogs(self):
+        return self.catalogs
+
+    def list_schemas(self, catalog):
+        return self.schemas[catalog]
+
+    def search_registered_models(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        return self.Page(self.models)
+
+    def get_registered_model(self, name):
+        return next(m for m in self.models if name in (m.name, m.full_name))
+
+    def search_model_versions(self, filter_string=None, max_results=None, order_by=None, page_token=None):
+        return self.Page(self.versions if "iris" in (filter_string or "") else [])
+
+    def get_lineage(self, name, version):
+        return self.lineage
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def snapshot_app_on_iris(version: str):
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        await until(pilot, lambda: screen.query_one("#model-tree", Tree).root.children, "the model tree")
+        await open_model(pilot, screen, None, "main.default.iris")
+        screen.select_version(version)
+        screen.query_one("#versions", DataTable).focus()
+        await pilot.pause()
+
+    return run_before
+
+
+def test_snapshot_versions_with_a_failed_one(snap_compare, utc):
+    assert snap_compare(Harness(FixedBackend()), terminal_size=(120, 30), run_before=snapshot_app_on_iris("3"))
+
+
+def test_snapshot_lineage(snap_compare, utc):
+    before = snapshot_app_on_iris("2")
+
+    async def run_before(pilot) -> None:
+        await before(pilot)
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LineageModal), "the lineage modal")
+        await pilot.pause()
+
+    assert snap_compare(Harness(FixedBackend()), terminal_size=(120, 30), run_before=run_before)

@@ -248,8 +248,10 @@ class ModelsScreen(Screen):
         table.clear()
         for mv in message.versions:
             status = Text(short_status(mv.status), style=STATUS_STYLES.get(mv.status, ""))
+            # the run id is cut to 12 characters (as git shortens commits) so the table fits
+            # 120 columns; the full one is in the panel below and in the lineage
             table.add_row(mv.version, status, mv.current_stage, ", ".join(mv.aliases),
-                          mv.run_id, format_ms(mv.creation_timestamp), key=mv.version)
+                          mv.run_id[:12], format_ms(mv.creation_timestamp), key=mv.version)
         if keep is not None:
             for i, mv in enumerate(message.versions):
                 if mv.version == keep:
@@ -451,7 +453,7 @@ def version_summary(mv: ModelVersion) -> str:
     lines = [f"version {mv.version}: {mv.status}" + (f" - {mv.status_message}" if mv.status_message else "")]
     if mv.description:
         lines.append(mv.description)
-    lines.append(f"source {mv.source}")
+    lines.append(f"source {mv.source}" + (f"  run {mv.run_id}" if mv.run_id else ""))
     if mv.tags:
         lines.append("tags: " + ", ".join(f"{t.key}={t.value}" for t in mv.tags))
     return "\n".join(lines)

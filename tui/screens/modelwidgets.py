@@ -37,7 +37,7 @@ def short_status(status: str) -> str:
 def format_ms(ms: int) -> str:
     if not ms:
         return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 class ConfirmModal(ModalScreen[bool]):
