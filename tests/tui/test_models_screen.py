@@ -13,6 +13,8 @@ from textual.widgets import Checkbox, DataTable, Input, RadioButton, Tree
 
 import engine
 from engine.errors import CairnError
+from tui.app import create_tui
+from tui.backend import LocalBackend
 from tui.screens.models import (
     AliasDeleted,
     AliasSet,
@@ -83,11 +85,6 @@ def registry(eng):
 
 @pytest.fixture
 def backend(eng):
-    """LocalBackend once the foundation has it; the store has the same methods."""
-    try:
-        from tui.backend import LocalBackend
-    except ImportError:
-        return eng.registry
     return LocalBackend(eng)
 
 
@@ -358,15 +355,12 @@ def test_backend_errors_become_notifications(backend):
 
 
 def test_in_the_real_app_m_opens_the_screen_and_its_keys_reach_it(backend):
-    """Inside create_tui (once the foundation has landed): the app's own keys (e, m, q,
-    ?) must not shadow the screen's, and the modal flow works in the models mode."""
-    tui_app = pytest.importorskip("tui.app")
-    if not hasattr(backend, "describe"):
-        pytest.skip("tui.backend.LocalBackend has not landed")
+    """Inside create_tui: the app's own keys (e, m, q, ?) must not shadow the screen's,
+    and the modal flow works in the models mode."""
     messages: list = []
 
     async def main() -> None:
-        app = tui_app.create_tui(backend)
+        app = create_tui(backend)
         async with app.run_test(size=(140, 40), message_hook=messages.append) as pilot:
             await pilot.press("m")
             await until(pilot, lambda: of(messages, ModelsLoaded), "the model tree")
