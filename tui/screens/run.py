@@ -73,9 +73,9 @@ class RunScreen(Screen):
         super().__init__()
         self.backend = backend
         self.run_id = run_id
-        self.run: Run | None = None
-        self.parent: Run | None = None
-        self.children: list[Run] = []
+        self.loaded: Run | None = None
+        self.parent_run: Run | None = None
+        self.child_runs: list[Run] = []
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -146,7 +146,7 @@ class RunScreen(Screen):
 
     # -- messages ----------------------------------------------------------------------
     def on_run_loaded(self, msg: RunLoaded) -> None:
-        self.run, self.parent, self.children = msg.run, msg.parent, msg.children
+        self.loaded, self.parent_run, self.child_runs = msg.run, msg.parent, msg.children
         run, info = msg.run, msg.run.info
         self.sub_title = info.run_name
         lines = [
@@ -245,8 +245,8 @@ class RunScreen(Screen):
         self.query_one(TabbedContent).active = tab
 
     def action_parent(self) -> None:
-        if self.parent is not None:
-            self.app.push_screen(RunScreen(self.backend, self.parent.info.run_id))
+        if self.parent_run is not None:
+            self.app.push_screen(RunScreen(self.backend, self.parent_run.info.run_id))
 
     def action_back(self) -> None:
         self.app.pop_screen()

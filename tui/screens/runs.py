@@ -229,12 +229,12 @@ class RunsScreen(Screen):
 
     def redraw(self) -> None:
         table = self.query_one(DataTable)
-        keep = self.cursor_run_id()
+        keep, column = self.cursor_run_id(), table.cursor_column
         scroll = table.scroll_y
-        table.clear()
+        table.clear()  # resets the cursor: put it back on the same run and column
         self.append_rows(self.runs)
-        if keep in table.rows:
-            table.move_cursor(row=table.get_row_index(keep), animate=False, scroll=False)
+        row = table.get_row_index(keep) if keep in table.rows else 0
+        table.move_cursor(row=row, column=min(column, len(table.columns) - 1), animate=False, scroll=False)
         table.scroll_y = scroll
 
     def show_status(self) -> None:
