@@ -479,3 +479,18 @@ def test_snapshot_lineage(snap_compare, utc):
         await pilot.pause()
 
     assert snap_compare(Harness(FixedBackend()), terminal_size=(120, 30), run_before=run_before)
+
+
+def test_models_without_full_name_are_placed_by_their_display_name():
+    """A remote server in MLflow's JSON shape may omit full_name: `iris` is
+    main.default.iris, `team.churn` is main.team.churn."""
+    from engine.registryentities import Catalog, RegisteredModel, Schema
+    from tui.screens.models import group_models
+
+    models = [RegisteredModel(name=n, creation_timestamp=0, last_updated_timestamp=0)
+              for n in ("iris", "team.churn", "prod.vision.digits")]
+    tree = group_models([Catalog(name="main")],
+                        {"main": [Schema(name="default", catalog_name="main", full_name="main.default")]}, models)
+    shape = {c.name: {s.full_name: [m.name for m in ms] for s, ms in schemas} for c, schemas in tree}
+    assert shape == {"main": {"main.default": ["iris"], "main.team": ["team.churn"]},
+                     "prod": {"prod.vision": ["prod.vision.digits"]}}

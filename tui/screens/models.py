@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static, Tree
 
+from engine.errors import CairnError
 from engine.registryentities import (
     Catalog,
     Lineage,
@@ -30,6 +31,7 @@ from engine.registryentities import (
     StageTransition,
     VersionStatus,
 )
+from engine.registrynames import parse_model_name
 
 from .modelwidgets import (
     AliasInputModal,
@@ -171,7 +173,7 @@ class ModelsScreen(Screen):
         try:
             model = self.backend.get_registered_model(name)
             page = self.backend.search_model_versions(
-                f"name = '{model.full_name or name}'", 10_000, ["version_number DESC"], None)
+                f"name = '{full_name_of(model)}'", 10_000, ["version_number DESC"], None)
         except Exception as exc:  # noqa: BLE001
             self.post_message(BackendFailed(f"load {name}", error_text(exc)))
             return
@@ -234,14 +236,14 @@ class ModelsScreen(Screen):
             for schema, models in schemas:
                 s_node = c_node.add(f"{schema.name} ({len(models)})", data=("schema", schema.full_name), expand=True)
                 for model in models:
-                    short = (model.full_name or model.name).rsplit(".", 1)[-1]
-                    s_node.add_leaf(short, data=("model", model.full_name or model.name))
+                    full = full_name_of(model)
+                    s_node.add_leaf(full.rsplit(".", 1)[-1], data=("model", full))
 
     def on_versions_loaded(self, message: VersionsLoaded) -> None:
-        if self._wanted not in (message.model.full_name, message.model.name):
+        if self._wanted != full_name_of(message.model):
             return  # an older load answering after the user moved on (threads finish anyway)
         keep = self.selected_version.version if self.selected_version and self.model and (
-            self.model.full_name == message.model.full_name) else None
+            full_name_of(self.model) == full_name_of(message.model)) else None
         self.model, self.versions = message.model, message.versions
         self.query_one("#model-info", Static).update(model_summary(message.model, len(message.versions)))
         table = self.query_one("#versions", DataTable)
@@ -298,7 +300,7 @@ class ModelsScreen(Screen):
         if not data or data[0] != "model":
             return
         name = data[1]
-        if self.model is not None and self.model.full_name == name and not isinstance(event, Tree.NodeSelected):
+        if self.model is not None and full_name_of(self.model) == name and not isinstance(event, Tree.NodeSelected):
             return
         self.open_model(name)
 
@@ -332,7 +334,7 @@ class ModelsScreen(Screen):
 
     def _reload(self) -> None:
         if self.model is not None:
-            self.open_model(self.model.full_name or self.model.name)
+            self.open_model(full_name_of(self.model))
 
     def _need_version(self) -> ModelVersion | None:
         mv = self.selected_version
@@ -349,7 +351,7 @@ class ModelsScreen(Screen):
         mv = self._need_version()
         if mv is None:
             return
-        name = self.model.full_name if self.model else mv.name
+        name = full_name_of(self.model or mv)
 
         def confirmed(yes: bool | None, alias: str) -> None:
             if yes:
@@ -374,7 +376,7 @@ class ModelsScreen(Screen):
 
         def confirmed(yes: bool | None, alias: str) -> None:
             if yes:
-                self.delete_alias(model.full_name or model.name, alias)
+                self.delete_alias(full_name_of(model), alias)
 
         def picked(alias: str | None) -> None:
             if alias:
@@ -387,7 +389,7 @@ class ModelsScreen(Screen):
         mv = self._need_version()
         if mv is None:
             return
-        name = self.model.full_name if self.model else mv.name
+        name = full_name_of(self.model or mv)
 
         def confirmed(yes: bool | None, request: StageRequest) -> None:
             if yes:
@@ -406,13 +408,24 @@ class ModelsScreen(Screen):
     def action_lineage(self) -> None:
         mv = self._need_version()
         if mv is not None:
-            self.load_lineage(self.model.full_name if self.model else mv.name, mv)
+            self.load_lineage(full_name_of(self.model or mv), mv)
 
     def action_history(self) -> None:
         if self.model is None:
             self.notify("Select a model first.", severity="warning")
             return
-        self.load_history(self.model.full_name or self.model.name)
+        self.load_history(full_name_of(self.model))
+
+
+def full_name_of(entity: RegisteredModel | ModelVersion) -> str:
+    """The three-part name, which keys the tree and every call; a server that omits
+    `full_name` (MLflow's JSON shape) still sends the display name, which parses."""
+    if entity.full_name:
+        return entity.full_name
+    try:
+        return parse_model_name(entity.name).full
+    except CairnError:
+        return entity.name
 
 
 def group_models(catalogs: list[Catalog], schemas: dict[str, list[Schema]],
@@ -421,7 +434,7 @@ def group_models(catalogs: list[Catalog], schemas: dict[str, list[Schema]],
     a schema the listing missed (created meanwhile) still gets a node."""
     by_schema: dict[str, list[RegisteredModel]] = {}
     for m in models:
-        full = m.full_name or m.name
+        full = full_name_of(m)
         by_schema.setdefault(full.rsplit(".", 1)[0], []).append(m)
     known = {s.full_name for ss in schemas.values() for s in ss}
     extra: dict[str, list[Schema]] = {}
@@ -434,12 +447,12 @@ def group_models(catalogs: list[Catalog], schemas: dict[str, list[Schema]],
     for cname in names:
         cat = by_name.get(cname) or Catalog(name=cname)
         ss = sorted(schemas.get(cname, []) + extra.get(cname, []), key=lambda s: s.name)
-        tree.append((cat, [(s, sorted(by_schema.get(s.full_name, []), key=lambda m: m.full_name)) for s in ss]))
+        tree.append((cat, [(s, sorted(by_schema.get(s.full_name, []), key=full_name_of)) for s in ss]))
     return tree
 
 
 def model_summary(model: RegisteredModel, count: int) -> str:
-    lines = [f"{model.full_name or model.name}  {count} version(s)"]
+    lines = [f"{full_name_of(model)}  {count} version(s)"]
     if model.description:
         lines.append(model.description)
     if model.aliases:
