@@ -216,8 +216,8 @@ class RemoteBackend:
             )
         return body
 
-    def _get(self, path: str, **params) -> dict:
-        return self._call("GET", path, params={k: v for k, v in params.items() if v is not None})
+    def _get(self, route: str, /, **params) -> dict:
+        return self._call("GET", route, params={k: v for k, v in params.items() if v is not None})
 
     @staticmethod
     def _as(obj, cls):
