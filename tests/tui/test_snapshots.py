@@ -1,0 +1,67 @@
+"""Snapshot of the experiments screen on fixed data: an in-memory backend with fixed
+times, UTC, a fixed terminal size. `pytest --snapshot-update` rewrites the SVG."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine.entities import Experiment, ExperimentTag, Page, Run, RunData, RunInfo
+from tui.app import create_tui
+
+T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
+
+
+class FixedBackend:
+    """Three experiments, a few runs each; only what the experiments screen reads."""
+
+    def __init__(self):
+        self.exps = [
+            Experiment(experiment_id=str(i), name=name, artifact_location=f"mlflow-artifacts:/{i}",
+                       lifecycle_stage="active", creation_time=T0 + i * 3_600_000,
+                       last_update_time=T0 + i * 3_600_000, tags=[ExperimentTag(*t) for t in tags])  # fmt: skip
+            for i, (name, tags) in enumerate([
+                ("Default", []), ("churn", [("team", "growth")]), ("vision", [("team", "cv"), ("gpu", "a100")]),
+            ])  # fmt: skip
+        ]
+        self.runs = {
+            e.experiment_id: [
+                Run(info=RunInfo(run_id=f"{e.experiment_id}{n:031x}", run_uuid=f"{e.experiment_id}{n:031x}",
+                                 run_name=f"run-{n}", experiment_id=e.experiment_id, user_id="", status="FINISHED",
+                                 start_time=T0 + 86_400_000 + n * 60_000, end_time=None,
+                                 artifact_uri="", lifecycle_stage="active"), data=RunData())  # fmt: skip
+                for n in range(int(e.experiment_id) * 3)
+            ]
+            for e in self.exps
+        }
+
+    def describe(self) -> str:
+        return "fixed data"
+
+    def search_experiments(self, *args, **kwargs) -> Page[Experiment]:
+        return Page(list(reversed(self.exps)))
+
+    def search_runs(self, experiment_ids, filter_string=None, order_by=None, max_results=1000, page_token=None):
+        runs = [r for i in experiment_ids for r in self.runs[i]]
+        return Page(sorted(runs, key=lambda r: -r.info.start_time))
+
+
+@pytest.fixture()
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_snapshot_experiments(snap_compare, utc):
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        deadline = time.monotonic() + 10
+        while not (screen.experiments and len(screen.stats) == len(screen.experiments)):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 20), run_before=run_before)
