@@ -113,10 +113,11 @@ def run_ui(backend, scenario) -> list:
     return messages
 
 
-async def until(pilot, check, what: str, timeout: float = 10.0) -> None:
+async def until(pilot, check, what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        # the notifications say why (a BackendFailed) when the wait was in vain
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; {notifications(pilot)}"
         await pilot.pause(0.02)
 
 
@@ -373,6 +374,35 @@ def test_in_the_real_app_m_opens_the_screen_and_its_keys_reach_it(backend):
             await until(pilot, lambda: app.screen is screen, "back on the models screen")
 
     asyncio.run(main())
+
+
+def test_over_a_remote_server(data, registry, launch):
+    """`cairn ui --remote`: the same flow through RemoteBackend and a real `cairn server`
+    on the data directory (the server writes; this process's store sees it)."""
+    from tui.backend import RemoteBackend
+
+    _, url = launch(data[0])
+    remote = RemoteBackend(url)
+
+    async def scenario(pilot, screen, messages):
+        await open_model(pilot, screen, messages, "prod.vision.digits")
+        screen.select_version("1")
+        await pilot.press("a")
+        await until(pilot, lambda: pilot.app.screen is not screen, "the alias input")
+        pilot.app.screen.query_one(Input).value = "remote-pick"
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(pilot.app.screen, ConfirmModal), "the confirmation")
+        await pilot.press("y")
+        await until(pilot, lambda: of(messages, AliasSet), "AliasSet")
+        await pilot.press("l")
+        await until(pilot, lambda: isinstance(pilot.app.screen, LineageModal), "the lineage modal")
+        assert of(messages, LineageLoaded)[-1].lineage.run_id == screen.versions[-1].run_id != ""
+
+    try:
+        run_ui(remote, scenario)
+    finally:
+        remote.close()
+    assert registry.get_model_version_by_alias("prod.vision.digits", "remote-pick").version == "1"
 
 
 # -- snapshots on fixed data ---------------------------------------------------------------
