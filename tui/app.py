@@ -53,7 +53,12 @@ class CairnApp(App):
         self.switch_mode("experiments")
 
     def action_show_experiments(self) -> None:
-        self.switch_mode("experiments")
+        if self.current_mode != "experiments":
+            self.switch_mode("experiments")
+            return
+        # Already there: `e` goes back to the list itself, from a runs or run screen.
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, ExperimentsScreen):
+            self.pop_screen()
 
     def action_show_models(self) -> None:
         self.switch_mode("models")

@@ -187,6 +187,10 @@ async def test_run_detail(backend, tui_data):
         await wait_for(pilot, lambda: "hello from alpha-0" in str(preview.render()))
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("e")  # from deep inside: back to the experiments list
+        assert isinstance(app.screen, ExperimentsScreen)
 
 
 async def test_help_models_and_quit(backend):
@@ -204,5 +208,7 @@ async def test_help_models_and_quit(backend):
             assert isinstance(app.screen, PlaceholderScreen)
         await pilot.press("e")
         assert isinstance(app.screen, ExperimentsScreen)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Experiments", "Models", "Help", "Filter", "Reload"} <= set(titles)
         await pilot.press("q")
     assert app.return_code == 0

@@ -45,7 +45,7 @@ class MetricChart(Vertical):
             yield PlotextPlot(id="chart-plot")
 
     def show(self, key: str, points: list[Metric], total: int) -> None:
-        shown = f" (drawn from {len(points):,} of {total:,} points)" if total > len(points) else f" ({total:,} points)"
+        shown = f" (drawn from {len(points):,} of {total:,} points)" if total > len(points) else f" ({total:,} point{'s' if total != 1 else ''})"
         self.query_one("#chart-title", Static).update(f"[b]{key}[/b]{shown}")
         finite = [p for p in points if p.value == p.value and abs(p.value) != float("inf")]
         plots = self.query("#chart-plot")
