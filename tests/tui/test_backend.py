@@ -10,9 +10,10 @@ from engine.errors import CairnError
 from tui.backend import Backend, LocalBackend, RemoteBackend
 
 
-@pytest.fixture()
-def remote(tui_data, launch):
-    _, url = launch(tui_data[0])
+@pytest.fixture(scope="module")
+def remote(tui_data, session_launch):
+    """One server for the module (each start costs a second or two)."""
+    _, url = session_launch(tui_data[0])
     backend = RemoteBackend(url)
     yield backend
     backend.close()
@@ -92,3 +93,20 @@ def test_remote_registry_reads_and_writes(backend, remote, tui_data):
     assert {"alias_set", "stage"} <= {t.kind for t in backend.list_transitions("tui-backend-model")}
     remote.delete_registered_model_alias("tui-backend-model", "champion")
     assert backend.get_registered_model("tui-backend-model").aliases == []
+
+
+@pytest.mark.anyio
+async def test_screens_over_remote(remote, tui_data):
+    """The same screens, unchanged, over HTTP."""
+    from test_app import SIZE, names, open_experiment  # tests/tui is on sys.path
+    from textual.widgets import DataTable
+
+    from tui.app import create_tui
+
+    app = create_tui(remote)
+    async with app.run_test(size=SIZE) as pilot:
+        runs = await open_experiment(pilot, app, "alpha")
+        assert sorted(names(runs.query_one("#runs", DataTable))) == [
+            "alpha-0", "alpha-1", "alpha-2", "alpha-3", "alpha-child"
+        ]  # fmt: skip
+        assert remote.url in app.sub_title
