@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -34,8 +35,8 @@ def models_screen(backend: Backend) -> Screen:
 
 class CairnApp(App):
     TITLE = "Cairn"
-    CSS_PATH = [STYLES / "app.tcss", STYLES / "experiments.tcss", STYLES / "runs.tcss", STYLES / "run.tcss"]
-    BINDINGS = [
+    CSS_PATH: ClassVar[list[Path]] = [STYLES / "app.tcss", STYLES / "experiments.tcss", STYLES / "runs.tcss", STYLES / "run.tcss"]
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("e", "show_experiments", "Experiments"),
         Binding("m", "show_models", "Models"),
         Binding("question_mark", "help", "Help", key_display="?"),

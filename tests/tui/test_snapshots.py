@@ -19,17 +19,17 @@ class FixedBackend:
         self.exps = [
             Experiment(experiment_id=str(i), name=name, artifact_location=f"mlflow-artifacts:/{i}",
                        lifecycle_stage="active", creation_time=T0 + i * 3_600_000,
-                       last_update_time=T0 + i * 3_600_000, tags=[ExperimentTag(*t) for t in tags])  # fmt: skip
+                       last_update_time=T0 + i * 3_600_000, tags=[ExperimentTag(*t) for t in tags])
             for i, (name, tags) in enumerate([
                 ("Default", []), ("churn", [("team", "growth")]), ("vision", [("team", "cv"), ("gpu", "a100")]),
-            ])  # fmt: skip
+            ])
         ]
         self.runs = {
             e.experiment_id: [
                 Run(info=RunInfo(run_id=f"{e.experiment_id}{n:031x}", run_uuid=f"{e.experiment_id}{n:031x}",
                                  run_name=f"run-{n}", experiment_id=e.experiment_id, user_id="", status="FINISHED",
                                  start_time=T0 + 86_400_000 + n * 60_000, end_time=None,
-                                 artifact_uri="", lifecycle_stage="active"), data=RunData())  # fmt: skip
+                                 artifact_uri="", lifecycle_stage="active"), data=RunData())
                 for n in range(int(e.experiment_id) * 3)
             ]
             for e in self.exps

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from app.cli import build_parser
+
 REPO = Path(__file__).resolve().parents[2]
 
 

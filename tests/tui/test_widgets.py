@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import pytest
+from test_app import (  # tests/tui is on sys.path (rootdir import mode)
+    SIZE,
+    open_experiment,
+    wait_for,
+)
 from textual.widgets import DataTable, SelectionList
 
 from engine.entities import Metric
 from tui.app import create_tui
 from tui.widgets.run import MAX_POINTS, downsample
 from tui.widgets.runs import ColumnPicker
-
-from test_app import SIZE, open_experiment, wait_for  # tests/tui is on sys.path (rootdir import mode)
 
 
 def test_downsample_keeps_ends_and_spikes():

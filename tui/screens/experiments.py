@@ -6,6 +6,7 @@ run's start come after, one experiment at a time, from a second worker.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -51,7 +52,7 @@ class LoadFailed(Message):
 
 
 class ExperimentsScreen(Screen):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "open", "Open runs", show=True),
         Binding("slash", "focus_filter", "Filter", key_display="/"),
         Binding("r", "reload", "Reload"),

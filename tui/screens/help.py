@@ -1,6 +1,8 @@
 """`?`: every key of the app and of each screen, in one list."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -27,7 +29,7 @@ def key_rows() -> list[tuple[str, str, str]]:
 
 
 class HelpScreen(ModalScreen):
-    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close help")]
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape,question_mark,q", "dismiss", "Close help")]
 
     def compose(self) -> ComposeResult:
         lines = ["[b]Keys[/b]", ""]

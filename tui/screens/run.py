@@ -4,6 +4,7 @@ thread workers; a chart's history is downsampled before it is drawn."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from rich.markup import escape
 from textual import on, work
@@ -12,7 +13,15 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane, Tree
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Static,
+    TabbedContent,
+    TabPane,
+    Tree,
+)
 
 from engine.entities import FileInfo, Metric, Run
 from engine.errors import CairnError
@@ -60,7 +69,7 @@ class ArtifactPreview(Message):
 
 
 class RunScreen(Screen):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("escape", "back", "Back"),
         Binding("o", "tab('overview')", "Overview"),
         Binding("p", "tab('params')", "Params"),
@@ -88,11 +97,10 @@ class RunScreen(Screen):
             with TabPane("Metrics", id="metrics"):
                 yield DataTable(id="run-metrics", cursor_type="row")
                 yield MetricChart(id="run-chart")
-            with TabPane("Artifacts", id="artifacts"):
-                with Horizontal():
-                    yield Tree("artifacts", id="run-artifacts")
-                    with VerticalScroll(id="artifact-scroll"):
-                        yield Static("", id="artifact-preview")
+            with TabPane("Artifacts", id="artifacts"), Horizontal():
+                yield Tree("artifacts", id="run-artifacts")
+                with VerticalScroll(id="artifact-scroll"):
+                    yield Static("", id="artifact-preview")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -183,7 +191,7 @@ class RunScreen(Screen):
         for m in sorted(run.data.metrics, key=lambda m: m.key):
             metrics.add_row(m.key, number_text(m.value), str(m.step), when(m.timestamp), key=m.key)
         if run.data.metrics:
-            self.load_history(sorted(m.key for m in run.data.metrics)[0])
+            self.load_history(min(m.key for m in run.data.metrics))
 
     def on_run_failed(self, msg: RunFailed) -> None:
         self.query_one("#run-overview", Static).update(f"[red]{escape(msg.message)}[/red]")

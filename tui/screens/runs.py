@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -71,7 +72,7 @@ class SelectionChanged(Message):
 
 
 class RunsScreen(Screen):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "open_run", "Open run"),
         Binding("space", "toggle_select", "Select for compare"),
         Binding("s", "sort", "Sort by column"),

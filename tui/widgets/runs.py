@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
 from rich.text import Text
 from textual import on
@@ -60,7 +61,7 @@ def run_cells(run: Run, selected: bool, metric_keys: list[str], param_keys: list
 class ColumnPicker(ModalScreen[tuple[list[str], list[str]] | None]):
     """Pick the metric and param columns; dismisses with (metrics, params) or None."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "apply", "Apply")]
 
     def __init__(self, metrics: list[str], params: list[str], chosen_metrics: list[str], chosen_params: list[str]):
         super().__init__()
