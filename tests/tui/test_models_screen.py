@@ -178,6 +178,13 @@ def test_tree_lists_catalogs_schemas_and_models_and_a_model_its_versions(backend
         assert str(screen.query_one("#versions", DataTable).get_row_at(0)[1]) == "FAILED"
         assert failed.status_message in str(screen.query_one("#version-info").render())
 
+        loads = len(of(messages, ModelsLoaded))
+        await pilot.press("r")  # refresh: the tree is rebuilt, the cursor stays on the model
+        await until(pilot, lambda: len(of(messages, ModelsLoaded)) > loads, "the refreshed tree")
+        tree = screen.query_one("#model-tree", Tree)
+        await until(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data == (
+            "model", "prod.vision.broken"), "the cursor back on the model")
+
     run_ui(backend, scenario)
     out = capsys.readouterr()
     assert out.out == "" and out.err == ""  # Textual owns the terminal: nothing may print

@@ -231,13 +231,20 @@ class ModelsScreen(Screen):
         self.tree_data = message.tree
         tree = self.query_one("#model-tree", Tree)
         tree.clear()
+        current = None
         for catalog, schemas in message.tree:
             c_node = tree.root.add(f"{catalog.name}", data=("catalog", catalog.name), expand=True)
             for schema, models in schemas:
                 s_node = c_node.add(f"{schema.name} ({len(models)})", data=("schema", schema.full_name), expand=True)
                 for model in models:
                     full = full_name_of(model)
-                    s_node.add_leaf(full.rsplit(".", 1)[-1], data=("model", full))
+                    leaf = s_node.add_leaf(full.rsplit(".", 1)[-1], data=("model", full))
+                    if self.model is not None and full == full_name_of(self.model):
+                        current = leaf
+        # A refresh keeps the cursor on the open model (its highlight reloads nothing);
+        # reading last_line lays the new nodes out, so the node has its line.
+        if current is not None and tree.last_line >= 0:
+            tree.move_cursor(current)
 
     def on_versions_loaded(self, message: VersionsLoaded) -> None:
         if self._wanted != full_name_of(message.model):
