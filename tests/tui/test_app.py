@@ -7,6 +7,7 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from tui.app import create_tui
+from tui.screens.compare import CompareScreen
 from tui.screens.experiments import ExperimentsScreen
 from tui.screens.placeholder import PlaceholderScreen
 from tui.screens.run import RunScreen
@@ -86,6 +87,15 @@ async def test_runs_sort_filter_select(backend, tui_data):
         await pilot.press("down", "space")
         assert runs.selected == [ids["alpha-2"], ids["alpha-0"]]
         assert table.get_cell(ids["alpha-2"], "sel") == "●"
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.compared)
+        compare = app.screen.query_one("#compare", DataTable)
+        assert [str(c) for c in compare.get_row("metrics.rmse")[1:]] == ["0.9", "0.5 ★"]
+        assert [str(c) for c in compare.get_row("metrics.acc")[1:]] == ["0.1", "0.5 ★"]  # acc: higher is better
+        assert compare.get_row("params.alpha")[1].style == "bold yellow"  # 100 vs 1
+        assert compare.get_row("params.model")[1].style == ""
+        await pilot.press("escape")
+        assert app.screen is runs
         # a bad filter: the error is shown inline, the table keeps its rows
         await pilot.press("slash")
         await pilot.press(*"metrics.rmse <<< 1", "enter")

@@ -14,13 +14,14 @@ def key_rows() -> list[tuple[str, str, str]]:
     """(where, key, what) for the app's and every screen's bindings. Imported here, not
     at module level, because the screens import nothing of the help screen."""
     from ..app import CairnApp
+    from .compare import CompareScreen
     from .experiments import ExperimentsScreen
     from .run import RunScreen
     from .runs import RunsScreen
 
     rows: list[tuple[str, str, str]] = []
     for where, cls in (("everywhere", CairnApp), ("experiments", ExperimentsScreen),
-                       ("runs", RunsScreen), ("run", RunScreen)):  # fmt: skip
+                       ("runs", RunsScreen), ("run", RunScreen), ("compare", CompareScreen)):  # fmt: skip
         for b in cls.BINDINGS:
             if isinstance(b, Binding):
                 rows.append((where, b.key_display or b.key, b.description))

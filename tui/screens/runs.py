@@ -75,6 +75,7 @@ class RunsScreen(Screen):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("enter", "open_run", "Open run"),
         Binding("space", "toggle_select", "Select for compare"),
+        Binding("x", "compare", "Compare selected"),
         Binding("s", "sort", "Sort by column"),
         Binding("c", "pick_columns", "Columns"),
         Binding("slash", "focus_filter", "Filter", key_display="/"),
@@ -307,6 +308,21 @@ class RunsScreen(Screen):
         self.query_one(DataTable).update_cell(rid, "sel", "●" if rid in self.selected else " ")
         self.post_message(SelectionChanged(list(self.selected)))
         self.show_status()
+
+    def action_compare(self) -> None:
+        """2 to 10 selected runs side by side (with one, the cursor's run is added)."""
+        ids = list(self.selected)
+        cursor = self.cursor_run_id()
+        if len(ids) == 1 and cursor and cursor not in ids:
+            ids.append(cursor)
+        if len(ids) < 2:
+            self.notify("Select two runs or more with space first.", severity="warning")
+            return
+        from .compare import MAX_COMPARED, CompareScreen
+
+        if len(ids) > MAX_COMPARED:
+            self.notify(f"Comparing the first {MAX_COMPARED} selected runs.")
+        self.app.push_screen(CompareScreen(self.backend, ids))
 
     def action_open_run(self) -> None:
         rid = self.cursor_run_id()

@@ -1,0 +1,95 @@
+"""Compare 2 to 10 runs: params side by side with the differing ones marked, latest
+metrics with the best value starred. (Overlaid charts are still to come.)"""
+from __future__ import annotations
+
+import math
+import re
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from engine.entities import Run
+from engine.errors import CairnError
+
+from ..backend import Backend
+from ..widgets.runs import number_text
+
+MAX_COMPARED = 10
+# Which way is better is not recorded anywhere; names like these are minimised.
+LOWER_IS_BETTER = re.compile(r"loss|err|rmse|mae|mse|mape|perplexity|time|latency", re.IGNORECASE)
+
+
+class CompareLoaded(Message):
+    def __init__(self, runs: list[Run], message: str = ""):
+        super().__init__()
+        self.runs, self.message = runs, message
+
+
+def best_index(values: list[float | None], key: str) -> int | None:
+    finite = [(v, i) for i, v in enumerate(values) if v is not None and not math.isnan(v)]
+    if len(finite) < 2:
+        return None
+    pick = min if LOWER_IS_BETTER.search(key) else max
+    return pick(finite)[1]
+
+
+class CompareScreen(Screen):
+    BINDINGS: ClassVar[list[Binding]] = [Binding("escape", "back", "Back")]
+
+    def __init__(self, backend: Backend, run_ids: list[str]):
+        super().__init__()
+        self.backend = backend
+        self.run_ids = run_ids[:MAX_COMPARED]
+        self.compared: list[Run] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="compare-note")
+        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True)
+    def load(self) -> None:
+        runs, errors = [], []
+        for rid in self.run_ids:
+            try:
+                runs.append(self.backend.get_run(rid))
+            except CairnError as exc:
+                errors.append(exc.message)
+        self.post_message(CompareLoaded(runs, "; ".join(errors)))
+
+    def on_compare_loaded(self, msg: CompareLoaded) -> None:
+        self.compared = msg.runs
+        table = self.query_one(DataTable)
+        table.add_column("", key="key")
+        for r in msg.runs:
+            table.add_column(r.info.run_name, key=r.info.run_id)
+        params = sorted({p.key for r in msg.runs for p in r.data.params})
+        metrics = sorted({m.key for r in msg.runs for m in r.data.metrics})
+        for k in params:
+            values = [r.data.params_dict.get(k) for r in msg.runs]
+            differs = len(set(values)) > 1
+            style = "bold yellow" if differs else ""
+            table.add_row(Text(f"param {k}", style=style), *(Text(v or "", style=style) for v in values),
+                          key=f"params.{k}")  # fmt: skip
+        for k in metrics:
+            values = [r.data.metrics_dict.get(k) for r in msg.runs]
+            best = best_index(values, k)
+            cells = [Text(number_text(v) + (" ★" if i == best else ""), style="bold green" if i == best else "",
+                          justify="right") for i, v in enumerate(values)]  # fmt: skip
+            table.add_row(Text(f"metric {k}"), *cells, key=f"metrics.{k}")
+        note = f"{len(msg.runs)} runs · differing params in yellow · ★ best value"
+        self.query_one("#compare-note", Static).update(note + (f"\n{msg.message}" if msg.message else ""))
+        table.focus()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
