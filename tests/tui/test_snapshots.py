@@ -6,7 +6,16 @@ import time
 
 import pytest
 
-from engine.entities import Experiment, ExperimentTag, Page, Run, RunData, RunInfo
+from engine.entities import (
+    Experiment,
+    ExperimentTag,
+    Metric,
+    Page,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+)
 from tui.app import create_tui
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
@@ -28,8 +37,9 @@ class FixedBackend:
             e.experiment_id: [
                 Run(info=RunInfo(run_id=f"{e.experiment_id}{n:031x}", run_uuid=f"{e.experiment_id}{n:031x}",
                                  run_name=f"run-{n}", experiment_id=e.experiment_id, user_id="", status="FINISHED",
-                                 start_time=T0 + 86_400_000 + n * 60_000, end_time=None,
-                                 artifact_uri="", lifecycle_stage="active"), data=RunData())
+                                 start_time=T0 + 86_400_000 + n * 60_000, end_time=T0 + 86_400_000 + n * 90_000,
+                                 artifact_uri="", lifecycle_stage="active"),
+                    data=RunData(metrics=[Metric("rmse", 1 / (n + 1), T0, 0)], params=[Param("depth", str(n))]))
                 for n in range(int(e.experiment_id) * 3)
             ]
             for e in self.exps
@@ -62,6 +72,26 @@ def test_snapshot_experiments(snap_compare, utc):
         while not (screen.experiments and len(screen.stats) == len(screen.experiments)):
             assert time.monotonic() < deadline
             await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 20), run_before=run_before)
+
+
+def test_snapshot_runs_sorted(snap_compare, utc):
+    """The runs of `vision`, sorted by rmse (the cursor on its column, then `s`)."""
+
+    async def run_before(pilot) -> None:
+        from tui.screens.runs import RunsScreen
+
+        backend = pilot.app.backend
+        pilot.app.push_screen(RunsScreen(backend, backend.exps[2]))
+        deadline = time.monotonic() + 10
+        while not (isinstance(pilot.app.screen, RunsScreen) and pilot.app.screen.runs and not pilot.app.screen.loading):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        screen = pilot.app.screen
+        screen.sort_by("metrics.rmse")
+        screen.action_toggle_select()
         await pilot.pause()
 
     assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 20), run_before=run_before)

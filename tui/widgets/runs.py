@@ -1,6 +1,7 @@
 """What the runs screen draws: a run's table cells and the column picker."""
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import ClassVar
 
@@ -36,6 +37,11 @@ def duration_text(ms: int | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def running_text(run: Run) -> str:
+    """A live run's time so far; the runs screen's refresh moves it on."""
+    return duration_text(max(0, int(time.time() * 1000) - run.info.start_time)) + "…"
+
+
 def number_text(v: float | None) -> str:
     if v is None:
         return ""
@@ -52,7 +58,7 @@ def run_cells(run: Run, selected: bool, metric_keys: list[str], param_keys: list
         Text(info.status, style=STATUS_STYLE.get(info.status, "")),
         info.run_name,
         start,
-        duration_text(duration_ms(run)),
+        running_text(run) if info.status == "RUNNING" and info.end_time is None else duration_text(duration_ms(run)),
         *(Text(number_text(metrics.get(k)), justify="right") for k in metric_keys),
         *(params.get(k, "") for k in param_keys),
     ]
