@@ -52,8 +52,19 @@ class FixedBackend:
         return Page(list(reversed(self.exps)))
 
     def search_runs(self, experiment_ids, filter_string=None, order_by=None, max_results=1000, page_token=None):
+        if filter_string:  # the run screen's child-run query: none here
+            return Page([])
         runs = [r for i in experiment_ids for r in self.runs[i]]
         return Page(sorted(runs, key=lambda r: -r.info.start_time))
+
+    def get_run(self, run_id: str) -> Run:
+        return next(r for runs in self.runs.values() for r in runs if r.info.run_id == run_id)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        return [Metric(key, 1 / (s + 1), T0 + s, s) for s in range(20)]
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list:
+        return []
 
 
 @pytest.fixture()
@@ -95,3 +106,18 @@ def test_snapshot_runs_sorted(snap_compare, utc):
         await pilot.pause()
 
     assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 20), run_before=run_before)
+
+
+def test_snapshot_run_overview(snap_compare, utc):
+    async def run_before(pilot) -> None:
+        from tui.screens.run import RunScreen
+
+        backend = pilot.app.backend
+        pilot.app.push_screen(RunScreen(backend, backend.runs["2"][3].info.run_id))
+        deadline = time.monotonic() + 10
+        while not (isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.loaded):
+            assert time.monotonic() < deadline
+            await pilot.pause(0.02)
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 24), run_before=run_before)

@@ -180,6 +180,7 @@ class RunScreen(Screen):
         self.query_one("#run-overview", Static).update("\n".join(lines))
         children = self.query_one("#run-children", DataTable)
         children.clear()
+        children.display = bool(msg.children)
         for c in msg.children:
             children.add_row(c.info.run_name, c.info.status, when(c.info.start_time), key=c.info.run_id)
         params = self.query_one("#run-params", DataTable)
