@@ -1,0 +1,247 @@
+"""The Serving screen: the scrape-window arithmetic on fixed Prometheus pages, the screen over
+a local data directory (endpoints and payload logs, no live figures) and over a real
+`cairn server` (figures from its /metrics)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+
+import httpx
+import pytest
+from textual.app import App
+from textual.widgets import DataTable
+
+import engine
+from engine.endpointstore import PayloadRecord
+from tui.backend import LocalBackend, RemoteBackend
+from tui.prometheus import Page, bucket_deltas, parse, quantile
+from tui.screens.serving import PayloadsLoaded, ServingPolled, ServingScreen
+from tui.servingdata import NO_LIVE_METRICS, ServingReader, endpoint_from_json, window
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+LABELS = 'endpoint="ep",served_entity="a",version="1"'
+
+
+def page(requests: int, errors: int, latency: list[int], batches: int, rows: int, at: float) -> Page:
+    """A /metrics page as app/serving/metrics.py renders it; `latency` are the per-bucket
+    (not cumulative) counts of the buckets 0.001, 0.002, 0.004, +Inf."""
+    lines = ["# HELP cairn_serving_requests_total Scoring requests.", "# TYPE cairn_serving_requests_total counter",
+             f'cairn_serving_requests_total{{{LABELS},status_class="2xx"}} {requests - errors}',
+             f'cairn_serving_requests_total{{{LABELS},status_class="5xx"}} {errors}',
+             "# TYPE cairn_serving_errors_total counter",
+             f'cairn_serving_errors_total{{{LABELS},status="503"}} {errors}',
+             "# TYPE cairn_serving_request_latency_seconds histogram"]  # fmt: skip
+    running = 0
+    for le, n in zip(("0.001", "0.002", "0.004", "+Inf"), latency):
+        running += n
+        lines.append(f'cairn_serving_request_latency_seconds_bucket{{{LABELS},le="{le}"}} {running}')
+    lines += [f"cairn_serving_request_latency_seconds_sum{{{LABELS}}} 0.5",
+              f"cairn_serving_request_latency_seconds_count{{{LABELS}}} {running}",
+              "# TYPE cairn_serving_batch_rows histogram",
+              f'cairn_serving_batch_rows_bucket{{{LABELS},le="+Inf"}} {batches}',
+              f"cairn_serving_batch_rows_sum{{{LABELS}}} {rows}",
+              f"cairn_serving_batch_rows_count{{{LABELS}}} {batches}",
+              "# TYPE cairn_serving_queue_depth gauge", f"cairn_serving_queue_depth{{{LABELS}}} 3",
+              "# cairn_serving_workers source failed: RuntimeError: x", ""]  # fmt: skip
+    return Page.from_text("\n".join(lines), at)
+
+
+# -- arithmetic ---------------------------------------------------------------------------
+def test_parse_reads_labels_escapes_and_special_values():
+    samples = parse('# TYPE x counter\nx{a="q\\"uote",b="back\\\\slash\\n"} 1.5e3\ny +Inf\nz NaN 1700000000\nbad line\n')
+    assert [(s.name, s.labels, s.value) for s in samples[:2]] == [
+        ("x", {"a": 'q"uote', "b": "back\\slash\n"}, 1500.0), ("y", {}, math.inf)]
+    assert samples[2].name == "z" and math.isnan(samples[2].value) and len(samples) == 3
+
+
+def test_window_rates_error_rate_quantiles_and_batch_from_deltas():
+    before = page(100, 2, [50, 40, 10, 0], batches=20, rows=200, at=10.0)
+    # 40 more requests in 4 s: 10 in (0, 1ms], 20 in (1, 2ms], 10 in (2, 4ms]; 4 more errors
+    now = page(140, 6, [60, 60, 20, 0], batches=30, rows=360, at=14.0)
+    s = window(before, now)[("ep", "a")]
+    assert (s.requests, s.total, s.errors, s.seconds) == (40, 140, 4, 4.0)
+    assert s.rps == 10.0 and s.error_rate == 0.1
+    # rank 20 of 40: the 10th of the 20 in (1ms, 2ms] -> 1ms + 1ms * 10/20
+    assert s.p50 == pytest.approx(0.0015)
+    # rank 39.6: the 9.6th of the 10 in (2ms, 4ms] -> 2ms + 2ms * 9.6/10
+    assert s.p99 == pytest.approx(0.00392)
+    assert s.mean_batch == 16.0  # 160 rows in 10 batches
+    assert s.queue_depth == 3 and s.versions == {"1"}
+
+    first = window(None, now)[("ep", "a")]  # no previous scrape: the server's whole life
+    assert first.rps is None and first.requests == 140 and first.mean_batch == 12.0
+    idle = window(now, page(140, 6, [60, 60, 20, 0], 30, 360, at=16.0))[("ep", "a")]
+    assert idle.rps == 0 and idle.p50 is None and idle.error_rate is None and idle.mean_batch is None
+
+
+def test_quantile_edges_and_counter_resets():
+    assert quantile(0.5, []) is None and quantile(0.5, [(1.0, 0), (math.inf, 0)]) is None
+    assert quantile(0.5, [(0.1, 0), (math.inf, 8)]) == 0.1  # all above the last bound
+    assert quantile(0.25, [(4.0, 8), (math.inf, 8)]) == 1.0  # the first bucket starts at 0
+    # the server restarted between scrapes: the new histogram is the window
+    assert bucket_deltas({1.0: 2, math.inf: 3}, {1.0: 50, math.inf: 90}) == [(1.0, 2), (math.inf, 3)]
+    restarted = window(page(100, 2, [50, 40, 10, 0], 20, 200, at=0.0), page(5, 0, [5, 0, 0, 0], 1, 5, at=2.0))
+    assert restarted[("ep", "a")].requests == 5 and restarted[("ep", "a")].rps == 2.5
+
+
+def test_endpoint_from_rest_json():
+    ep = endpoint_from_json({"name": "e", "id": "x" * 32, "creation_timestamp": 1, "last_updated_timestamp": 2,
+                             "config": {"served_entities": [{"name": "a", "entity_name": "iris", "entity_version": "1"}],
+                                        "traffic_config": {"routes": [{"served_entity_name": "a", "traffic_percentage": 100}]},
+                                        "config_version": 3},
+                             "state": {"config_update": "NOT_UPDATING"}})  # fmt: skip
+    assert ep.config_version == 3 and ep.config.served_entities[0].entity_name == "iris"
+
+
+# -- the screen -----------------------------------------------------------------------------
+class Harness(App):
+    def __init__(self, backend) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def on_mount(self) -> None:
+        self.push_screen(ServingScreen(self.backend))
+
+
+def run_ui(backend, scenario) -> list:
+    messages: list = []
+
+    async def main() -> None:
+        app = Harness(backend)
+        async with app.run_test(size=(160, 45), message_hook=messages.append) as pilot:
+            await until(pilot, lambda: any(isinstance(m, ServingPolled) for m in messages), "the first poll")
+            await scenario(pilot, app.screen, messages)
+
+    asyncio.run(main())
+    return messages
+
+
+async def until(pilot, check, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        notes = [n.message for n in pilot.app._notifications]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; {notes}"
+        await pilot.pause(0.05)
+
+
+def rows(table: DataTable) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+CONFIG = {
+    "served_entities": [{"name": "a", "entity_name": "iris", "entity_version": "1"},
+                        {"name": "b", "entity_name": "iris", "entity_alias": "champion"},
+                        {"name": "s", "entity_name": "iris", "entity_version": "2"}],
+    "traffic_config": {"routes": [{"served_entity_name": "a", "traffic_percentage": 70},
+                                  {"served_entity_name": "b", "traffic_percentage": 30}]},
+    "shadow": {"served_entity_name": "s", "fraction": 0.1},
+    "auto_capture_config": {"enabled": True, "sampling_fraction": 0.5},
+}  # fmt: skip
+
+
+def test_local_lists_endpoints_config_and_payloads(tmp_path, capsys):
+    eng = engine.open(tmp_path / "data")
+    try:
+        eng.endpoints.create_endpoint("split", CONFIG)
+        eng.endpoints.create_endpoint("other", {"served_entities": [{"entity_name": "iris", "entity_version": 3}]})
+        now = int(time.time() * 1000)
+        eng.endpoints.log_payloads("split", [
+            PayloadRecord(request_id=f"r{i}", timestamp_ms=now - 1000 + i, status_code=500 if i == 2 else 200,
+                          latency_ms=1.25 + i, served_entity_name="a", model_name="iris", model_version="1",
+                          request=json.dumps({"inputs": [[i] * 40]}, indent=2), response=f'{{"predictions": [{i}]}}')
+            for i in range(3)])  # fmt: skip
+        eng.flush()
+        assert ServingReader(LocalBackend(eng)).recent_payloads("split", limit=2)[-1].request_id == "r2"
+
+        async def scenario(pilot, screen, messages):
+            table = screen.query_one("#serving-table", DataTable)
+            assert [str(c.label) for c in table.columns.values()] == ["endpoint", "served entity", "model",
+                                                                      "version", "traffic"]  # no figures
+            assert rows(table) == [["other", "iris-3", "iris", "3", "100%"],
+                                   ["split", "a", "iris", "1", "70%"], ["split", "b", "iris", "@champion", "30%"],
+                                   ["split", "s", "iris", "2", "shadow 10%"]]  # fmt: skip
+            assert NO_LIVE_METRICS in str(screen.query_one("#serving-note").render())
+            screen.select_endpoint("split")
+            await until(pilot, lambda: len(screen.payloads) == 3, "the payload rows")
+            config = str(screen.query_one("#endpoint-config").render())
+            assert "traffic: a 70%, b 30%" in config and "shadow: s (10% of requests)" in config
+            assert "payload logging: on, 50% sampled" in config
+            payloads = rows(screen.query_one("#payload-table", DataTable))
+            assert [r[1] for r in payloads] == ["500", "200", "200"]  # newest first
+            assert payloads[0][2:5] == ["3.2 ms", "a", "1"] and payloads[0][5].startswith('{ "inputs": [ [ 2, 2')
+            assert len(payloads[0][5]) == 60 and payloads[0][6] == '{"predictions": [2]}'
+            # a refresh keeps the cursor on the endpoint
+            polls = len([m for m in messages if isinstance(m, ServingPolled)])
+            await pilot.press("down")
+            await pilot.press("r")
+            await until(pilot, lambda: len([m for m in messages if isinstance(m, ServingPolled)]) > polls, "a refresh")
+            assert screen.query_one("#serving-table", DataTable).cursor_row == 2
+
+        run_ui(LocalBackend(eng), scenario)
+    finally:
+        eng.close()
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""  # Textual owns the terminal
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    import cairn
+
+    path = tmp_path_factory.mktemp("tui-serving") / "data"
+    X, y = load_iris(return_X_y=True)
+    cairn.set_tracking_dir(path)
+    try:
+        with cairn.start_run():
+            info = cairn.sklearn.log_model(LogisticRegression(max_iter=300).fit(X, y), "model", input_example=X[:3])
+        assert cairn.register_model(info.model_uri, "iris").status == "READY"
+    finally:
+        cairn.set_tracking_dir(None)
+        engine.open(path).close()  # released before the server opens it
+    return path, X
+
+
+def test_remote_shows_live_figures(served, launch):
+    path, X = served
+    _, url = launch(path, timeout=90)
+    body = json.dumps({"inputs": X[:4].astype("float32").tolist()})
+    with httpx.Client(base_url=url, timeout=30) as client:
+        r = client.post("/api/2.0/serving-endpoints", json={"name": "live", "config": {
+            "served_entities": [{"name": "v1", "entity_name": "iris", "entity_version": "1"}],
+            "auto_capture_config": {"enabled": True}}})  # fmt: skip
+        assert r.status_code == 200, r.text
+
+        def invoke(n: int) -> None:
+            for _ in range(n):
+                r = client.post("/serving-endpoints/live/invocations", content=body,
+                                headers={"Content-Type": "application/json"})  # fmt: skip
+                assert r.status_code == 200, r.text
+
+        invoke(50)
+        remote = RemoteBackend(url)
+
+        async def scenario(pilot, screen, messages):
+            table = screen.query_one("#serving-table", DataTable)
+            assert [str(c.label) for c in table.columns.values()][5:] == ["requests", "req/s", "p50", "p99",
+                                                                          "errors", "batch"]  # fmt: skip
+            row = rows(table)[0]
+            assert row[:5] == ["live", "v1", "iris", "1", "100%"] and int(row[5]) >= 50
+            assert row[7] != "-" and row[10] == "4.0"  # p50 known, 4 rows per batch
+            # more traffic between two polls gives a rate
+            await asyncio.to_thread(invoke, 20)
+            polls = len([m for m in messages if isinstance(m, ServingPolled)])
+            await until(pilot, lambda: len([m for m in messages if isinstance(m, ServingPolled)]) > polls, "a poll")
+            await until(pilot, lambda: rows(table)[0][6] not in ("-", "0.0"), "a rate")
+            assert int(rows(table)[0][5]) >= 70
+            await until(pilot, lambda: len(screen.payloads) >= 50, "the payload rows")
+            assert rows(screen.query_one("#payload-table", DataTable))[0][1] == "200"
+
+        messages = run_ui(remote, scenario)
+        remote.close()
+        assert any(isinstance(m, PayloadsLoaded) for m in messages)
