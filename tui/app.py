@@ -33,12 +33,23 @@ def models_screen(backend: Backend) -> Screen:
     return ModelsScreen(backend)
 
 
+def serving_screen(backend: Backend) -> Screen:
+    """The Serving screen (tui/screens/serving.py), imported when first shown, as above."""
+    try:
+        from .screens.serving import ServingScreen
+    except ImportError:
+        return PlaceholderScreen("Serving", "The serving screen is not built yet.")
+    return ServingScreen(backend)
+
+
 class CairnApp(App):
     TITLE = "Cairn"
     CSS_PATH: ClassVar[list[Path]] = [STYLES / "app.tcss", STYLES / "experiments.tcss", STYLES / "runs.tcss", STYLES / "run.tcss"]
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("e", "show_experiments", "Experiments"),
         Binding("m", "show_models", "Models"),
+        # Not in the footer (it would change the screens' snapshots); help and palette list it.
+        Binding("s", "show_serving", "Serving", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -51,6 +62,7 @@ class CairnApp(App):
     def on_mount(self) -> None:
         self.add_mode("experiments", lambda: ExperimentsScreen(self.backend))
         self.add_mode("models", lambda: models_screen(self.backend))
+        self.add_mode("serving", lambda: serving_screen(self.backend))
         self.switch_mode("experiments")
 
     def action_show_experiments(self) -> None:
@@ -64,6 +76,9 @@ class CairnApp(App):
     def action_show_models(self) -> None:
         self.switch_mode("models")
 
+    def action_show_serving(self) -> None:
+        self.switch_mode("serving")
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -72,6 +87,7 @@ class CairnApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Experiments", "List experiments (e)", self.action_show_experiments)
         yield SystemCommand("Models", "Registered models (m)", self.action_show_models)
+        yield SystemCommand("Serving", "Endpoints and live serving figures (s)", self.action_show_serving)
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         # The current screen's own actions, so the palette reaches everything a key does.
         for binding in getattr(screen, "BINDINGS", ()):

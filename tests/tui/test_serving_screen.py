@@ -245,3 +245,28 @@ def test_remote_shows_live_figures(served, launch):
         messages = run_ui(remote, scenario)
         remote.close()
         assert any(isinstance(m, PayloadsLoaded) for m in messages)
+
+
+def test_s_opens_the_serving_screen_from_the_app(tmp_path):
+    from textual.widgets import Static
+
+    from tui.app import create_tui
+
+    eng = engine.open(tmp_path / "data")
+
+    async def main() -> None:
+        app = create_tui(LocalBackend(eng))
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("question_mark")
+            assert "Serving" in str(app.screen.query_one("#help-text", Static).render())
+            await pilot.press("escape")
+            await pilot.press("s")
+            assert isinstance(app.screen, ServingScreen)
+            await until(pilot, lambda: "No serving endpoints" in str(app.screen.query_one("#serving-note").render()),
+                        "the empty list")
+            assert "Serving" in {c.title for c in app.get_system_commands(app.screen)}
+
+    try:
+        asyncio.run(main())
+    finally:
+        eng.close()
