@@ -113,14 +113,14 @@ async def test_runs_sort_filter_select(backend, tui_data):
 
 
 async def test_big_experiment_pages_in(backend, monkeypatch):
-    shown: list[float] = []  # when each page was drawn (the pilot's polling adds its own delay)
+    shown: list[int] = []  # rows on screen after each page was drawn, in order
     draw = RunsScreen.on_runs_page
 
-    def timed(self, msg):
+    def counted(self, msg):  # passes through: only records what each page drew
         draw(self, msg)
-        shown.append((time.monotonic(), len(self.runs)))
+        shown.append(len(self.runs))
 
-    monkeypatch.setattr(RunsScreen, "on_runs_page", timed)
+    monkeypatch.setattr(RunsScreen, "on_runs_page", counted)
     app = create_tui(backend)
     async with app.run_test(size=SIZE) as pilot:
         screen = app.screen
@@ -129,20 +129,18 @@ async def test_big_experiment_pages_in(backend, monkeypatch):
         table = screen.query_one("#experiments", DataTable)
         big = next(e.experiment_id for e in screen.experiments if e.name == "big")
         table.move_cursor(row=table.get_row_index(big))
-        start = time.monotonic()
         # Not pilot.press: it returns only once the app is idle, after every page.
         screen.action_open()
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
-        first = time.monotonic() - start
         runs = app.screen
         rows = runs.query_one("#runs", DataTable)
         assert names(rows)[0] == "big-4999"
-        # Drawn at once: the first page alone, before the rest. (The 300 ms is a
-        # bench figure; this bound only catches "waits for all 5,000" on a busy CI box.)
-        assert shown[0][1] == FIRST_PAGE and first < 5.0
+        # Drawn at once: the first page alone, before the rest. (How fast is a bench
+        # figure, never a timed assertion here.)
+        assert shown[0] == FIRST_PAGE
         await wait_for(pilot, lambda: not runs.loading)
         assert len(rows.rows) == 5000 == len(set(rows.rows))
-        assert len(shown) > 2 and shown[-1][1] == 5000
+        assert len(shown) > 2 and shown[-1] == 5000
         assert rows.cursor_row == 0
 
 
