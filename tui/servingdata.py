@@ -33,7 +33,9 @@ NO_LIVE_METRICS = "live metrics need --remote (a running cairn server)"
 # Payload rows shown for the selected endpoint: a screenful, the newest last.
 RECENT_PAYLOADS = 50
 # Windows tried, narrowest first, to find the newest records without reading a whole log.
-_LOOKBACK_MS = (60_000, 3_600_000, 86_400_000, None)
+# A window is widened only when it held fewer than the rows wanted, so the re-reads cost
+# little; the last window read costs at most its rate x its length (1 s on a busy endpoint).
+_LOOKBACK_MS = (1_000, 10_000, 60_000, 3_600_000, 86_400_000, None)
 _PAGE = 1000
 
 
@@ -92,6 +94,7 @@ def window(before: Page | None, now: Page) -> dict[EntityKey, EntityStats]:
     def previous(name: str, labels) -> float | None:
         return before.values.get(name, {}).get(labels) if before is not None else None
 
+    # Requests refused before routing (400, 413, 415, 429) are labelled served_entity="".
     for labels, value in now.values.get(REQUESTS, {}).items():
         s = entry(labels)
         s.total += value
@@ -197,8 +200,8 @@ class ServingReader:
 
     def recent_payloads(self, name: str, limit: int = RECENT_PAYLOADS) -> list[PayloadRecord]:
         """The newest `limit` records, oldest first. The log reads oldest first only, so
-        look back over a minute, then an hour, a day, everything, until `limit` are found:
-        a busy endpoint costs one narrow read, not a scan of its whole log."""
+        look back over a second, then wider windows up to everything, until `limit` are
+        found: a busy endpoint costs one narrow read, not a scan of its whole log."""
         newest: deque[PayloadRecord] = deque(maxlen=limit)
         now_ms = int(time.time() * 1000)
         for lookback in _LOOKBACK_MS:

@@ -40,6 +40,7 @@ LIVE_COLUMNS = ("requests", "req/s", "p50", "p99", "errors", "batch")
 PAYLOAD_COLUMNS = ("time", "status", "latency", "entity", "version", "request", "response")
 # One line per payload cell: a request of 64 rows must not push the table off screen.
 CELL_CHARS = 60
+BEFORE_ROUTING = "(before routing)"
 
 
 class ServingPolled(Message):
@@ -98,7 +99,16 @@ class ServingScreen(Screen):
     def on_mount(self) -> None:
         self.query_one("#serving-table", DataTable).focus()
         self.poll()
-        self.set_interval(REFRESH_S, self.poll)
+        self.set_interval(REFRESH_S, self._tick)
+
+    def _tick(self) -> None:
+        # Another mode in front: no scrapes nobody sees (the next one covers the gap).
+        if self.is_current:
+            self.poll()
+
+    def on_screen_resume(self) -> None:
+        if self.state is not None:  # back from another mode: fresh figures at once
+            self.poll()
 
     # -- workers (threads: the backend blocks) ---------------------------------------
     @work(thread=True, exclusive=True, group="serving-poll")
@@ -168,6 +178,10 @@ class ServingScreen(Screen):
                 if self.reader.live:
                     cells += live_cells(stats)
                 rows.append((f"{ep.name}/{se.name}", cells))
+            refused = state.stats.get((ep.name, "")) if state.stats is not None else None
+            if refused is not None and refused.total:
+                # 400/413/415/429 answered before a served entity was chosen: overload shows here
+                rows.append((f"{ep.name}/", [ep.name, BEFORE_ROUTING, "", "", "", *live_cells(refused)]))
         keys = [k for k, _ in rows]
         if keys == self.row_keys and table.row_count == len(keys):
             # Same rows: change the cells only, so the cursor and scroll stay put.
