@@ -18,6 +18,7 @@ place, so the cursor and the scroll stay where they are.
 from __future__ import annotations
 
 import math
+import threading
 from collections import Counter
 from typing import ClassVar
 
@@ -37,6 +38,8 @@ from ..widgets.runs import ColumnPicker, duration_ms, run_cells
 
 FIRST_PAGE = 200
 PAGE = 1000
+# How long the reader waits for the first page to paint before it reads the rest.
+FIRST_PAINT_WAIT_S = 1.0
 REFRESH_SECONDS = 3.0
 DEFAULT_METRICS = 3
 DEFAULT_PARAMS = 3
@@ -97,6 +100,7 @@ class RunsScreen(Screen):
         self.filter_string = ""
         self.generation = 0
         self.loading = False
+        self.first_drawn = threading.Event()  # set once the first page is on screen
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -117,6 +121,7 @@ class RunsScreen(Screen):
     def load(self) -> None:
         self.generation += 1
         self.loading = True
+        self.first_drawn.clear()
         self.fetch(self.generation, self.filter_string)
 
     @work(thread=True, exclusive=True, group="runs")
@@ -134,6 +139,10 @@ class RunsScreen(Screen):
             if worker.is_cancelled:
                 return
             self.post_message(RunsPage(generation, page.items, first, token is None))
+            if first and token is not None:
+                # Let the first page paint before reading the rest: this thread's decoding
+                # would otherwise hold the GIL the UI needs to draw it (bounded wait).
+                self.first_drawn.wait(FIRST_PAINT_WAIT_S)
             first = False
             if token is None:
                 return
@@ -158,6 +167,8 @@ class RunsScreen(Screen):
         else:
             self.append_rows(msg.runs)
         self.show_status()
+        if msg.first:
+            self.call_after_refresh(self.first_drawn.set)
 
     def on_runs_failed(self, msg: RunsFailed) -> None:
         if msg.generation == self.generation:
