@@ -130,8 +130,13 @@ def entity_version(se: ServedEntity) -> str:
 
 def traffic_of(ep: Endpoint) -> dict[str, str]:
     """served entity name -> its share as shown: "70%", or "shadow 10%"."""
-    shares = {r.served_entity_name: f"{r.traffic_percentage}%" for r in ep.config.traffic_config.routes} \
-        if ep.config.traffic_config else {}
+    cfg = ep.config
+    shares = {r.served_entity_name: f"{r.traffic_percentage}%" for r in cfg.traffic_config.routes} \
+        if cfg.traffic_config else {}
+    shadow = cfg.shadow.served_entity_name if cfg.shadow else None
+    serving = [se.name for se in cfg.served_entities if se.name != shadow]
+    if not shares and len(serving) == 1:
+        shares[serving[0]] = "100%"  # routes may be omitted when one entity takes all traffic
     if ep.config.shadow:
         shares[ep.config.shadow.served_entity_name] = f"shadow {ep.config.shadow.fraction:.0%}"
     return shares

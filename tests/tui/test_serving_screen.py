@@ -46,7 +46,10 @@ def page(requests: int, errors: int, latency: list[int], batches: int, rows: int
               f"cairn_serving_batch_rows_count{{{LABELS}}} {batches}",
               "# TYPE cairn_serving_queue_depth gauge", f"cairn_serving_queue_depth{{{LABELS}}} 3",
               "# cairn_serving_workers source failed: RuntimeError: x", ""]  # fmt: skip
-    return Page.from_text("\n".join(lines), at)
+    text = "\n".join(lines)
+    result = Page.from_text(text, at)
+    result.text = text  # the page itself, for a fake server to serve
+    return result
 
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -277,3 +280,51 @@ def test_s_opens_the_serving_screen_from_the_app(tmp_path):
         asyncio.run(main())
     finally:
         eng.close()
+
+
+class FakeServer:
+    """A RemoteBackend's shape (`client`, `describe`) over httpx.MockTransport: fixed
+    endpoint JSON and a /metrics page the test changes between polls."""
+
+    def __init__(self) -> None:
+        self.metrics = ""
+        self.client = httpx.Client(base_url="http://fake", transport=httpx.MockTransport(self.handle))
+
+    def describe(self) -> str:
+        return "http://fake"
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text=self.metrics)
+        if request.url.path == "/api/2.0/serving-endpoints":
+            return httpx.Response(200, json={"endpoints": [{"name": "ep", "config": {
+                "served_entities": [{"name": "a", "entity_name": "iris", "entity_alias": "champion"}],
+                "config_version": 1}}]})  # fmt: skip
+        if request.url.path.endswith("/payloads"):
+            return httpx.Response(200, json={"payloads": []})
+        return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"})
+
+
+def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
+    from tui.screens import serving
+
+    monkeypatch.setattr(serving, "REFRESH_S", 0.2)
+    fake = FakeServer()
+    refused = '\ncairn_serving_requests_total{endpoint="ep",served_entity="",version="",status_class="4xx"} 7\n'
+    fake.metrics = page(100, 2, [50, 40, 10, 0], batches=20, rows=200, at=0).text + refused
+    text_now = page(140, 6, [60, 60, 20, 0], batches=30, rows=360, at=0).text + refused
+
+    async def scenario(pilot, screen, messages):
+        table = screen.query_one("#serving-table", DataTable)
+        assert rows(table)[0][:7] == ["ep", "a", "iris", "@champion (1)", "100%", "100", "-"]
+        assert rows(table)[1][:6] == ["ep", "(before routing)", "", "", "", "7"]
+        table.move_cursor(row=1)
+        fake.metrics = text_now
+        polls = len([m for m in messages if isinstance(m, ServingPolled)])
+        await until(pilot, lambda: len([m for m in messages if isinstance(m, ServingPolled)]) > polls, "a poll")
+        row = rows(table)[0]
+        assert row[5] == "140" and float(row[6]) > 0 and row[7:] == ["1.5ms", "3.9ms", "10.0%", "16.0"]
+        assert table.cursor_row == 1  # updated in place: the cursor stays
+
+    run_ui(fake, scenario)
+    fake.client.close()

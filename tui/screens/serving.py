@@ -140,8 +140,8 @@ class ServingScreen(Screen):
         elif state.stats is None:
             note.update(state.note)
         else:
-            note.update(f"{len(state.endpoints)} endpoint(s); figures over the last "
-                        f"{window_text(state.stats)}, refreshed every {REFRESH_S:.0f} s")  # fmt: skip
+            note.update(f"{len(state.endpoints)} endpoint(s); figures {window_text(state.stats)}, "
+                        f"refreshed every {REFRESH_S:g} s; requests: total since the server started")  # fmt: skip
         self._fill_table(state)
         endpoint = self.selected_endpoint
         if endpoint is not None:
@@ -249,14 +249,15 @@ def live_cells(stats: EntityStats | None) -> list:
 
 def window_text(stats: dict) -> str:
     seconds = next((s.seconds for s in stats.values() if s.seconds), None)
-    return f"{seconds:.1f} s" if seconds else "server's life (rates after the next refresh)"
+    return f"over the last {seconds:.1f} s" if seconds else "since the server started (rates from the next refresh)"
 
 
 def config_text(ep: Endpoint) -> str:
     cfg = ep.config
-    routes = cfg.traffic_config.routes if cfg.traffic_config else []
-    lines = [f"{ep.name}  config v{ep.config_version}  id {ep.id}"]
-    lines.append("traffic: " + (", ".join(f"{r.served_entity_name} {r.traffic_percentage}%" for r in routes) or "-"))
+    shadow = cfg.shadow.served_entity_name if cfg.shadow else None
+    shares = traffic_of(ep)
+    lines = [f"{ep.name}  config v{ep.config_version}" + (f"  id {ep.id}" if ep.id else "")]
+    lines.append("traffic: " + (", ".join(f"{name} {share}" for name, share in shares.items() if name != shadow) or "-"))
     for se in cfg.served_entities:
         lines.append(f"  {se.name}: {se.entity_name} {entity_version(se)}  {se.workload_type}  "
                      f"batch<={se.max_batch_rows} rows, wait {se.max_wait_ms:g} ms, queue<={se.max_queue_rows}")  # fmt: skip
