@@ -393,7 +393,8 @@ def cmd_server(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start the appliance: demo data on first start, then the server."""
+    """Start the appliance: demo data on first start, then the server; on a terminal,
+    the terminal UI too, in the same process."""
     path, _ = ensure_demo_data(args.data)
     cmd = _program() + (f" --data {shlex.quote(path)}" if args.data else "")
     print(f"Cairn data directory: {path}")
@@ -406,6 +407,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"  {cmd} runs show RUN_ID")
     if args.no_server:
         return 0
+    if not args.no_ui and sys.stdin.isatty() and sys.stdout.isatty():
+        from .upui import run_up  # the server and the UI in one process (app/upui.py)
+
+        return run_up(engine.open(args.data), args.host, args.port)
     return cmd_server(args)
 
 
@@ -483,9 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="train a few scikit-learn models into the 'cairn-demo' experiment"
     )
     demo.set_defaults(handler=cmd_demo, needs_store=False)
-    up = sub.add_parser("up", help="start Cairn: demo data on first start, then the server")
+    up = sub.add_parser("up", help="start Cairn: demo data on first start, then the server (and the UI on a terminal)")
     _server_flags(up)
     up.add_argument("--no-server", action="store_true", help="prepare the data, do not serve")
+    up.add_argument("--no-ui", action="store_true", help="serve only, even on a terminal (the UI runs when stdin and stdout are one)")
     up.set_defaults(handler=cmd_up, needs_store=False)
     server = sub.add_parser("server", help="serve MLflow's REST API (tracking, artifacts)")
     _server_flags(server)

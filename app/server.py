@@ -132,8 +132,9 @@ def create_app(engine: Engine) -> Litestar:
     )
 
 
-def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None) -> None:
-    """Run the server until interrupted. `ready(url)` is called once it accepts connections."""
+def make_server(engine: Engine, host: str, port: int, **options):
+    """The uvicorn Server of create_app(engine) (uvloop + httptools); `options` are
+    further uvicorn.Config settings (`cairn up` with the UI turns its logging off)."""
     import uvicorn
 
     config = uvicorn.Config(
@@ -145,8 +146,14 @@ def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
         lifespan="on",
         log_level="warning",
         access_log=False,
+        **options,
     )
-    server = uvicorn.Server(config)
+    return uvicorn.Server(config)
+
+
+def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None) -> None:
+    """Run the server until interrupted. `ready(url)` is called once it accepts connections."""
+    server = make_server(engine, host, port)
     if ready is not None:
         _call_when_started(server, ready, host, port)
     server.run()

@@ -1,0 +1,126 @@
+"""`cairn up` on a terminal: the server answers while the UI runs, and `q` stops both.
+
+The command runs as a user starts it, under a pseudo-terminal (so it chooses the UI), on
+a port the OS picks; the URL is read from the UI's start-up notification as drawn on that terminal.
+Every wait is bounded, and the child is killed by its PID if it outlives the test.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+import engine
+from app.cli import DEMO_EXPERIMENT
+
+REPO = Path(__file__).resolve().parents[2]
+COLS, ROWS = 120, 40
+# CSI sequences (colours, cursor moves), OSC sequences, and other two-byte escapes.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+_URL = re.compile(r"MLFLOW_TRACKING_URI=(http://127\.0\.0\.1:\d+)")
+
+
+class Terminal:
+    """A child process on a pseudo-terminal, its output collected by a reader thread."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]):
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+        self.master = master
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdin=slave, stdout=slave, stderr=slave,
+                                     start_new_session=True, close_fds=True)  # fmt: skip
+        os.close(slave)  # the child holds its copy; EOF on the master once it exits
+        self._chunks: list[bytes] = []
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = os.read(self.master, 65536)
+            except OSError:  # EIO: the child side closed
+                return
+            if not data:
+                return
+            with self._lock:
+                self._chunks.append(data)
+
+    def text(self) -> str:
+        with self._lock:
+            raw = b"".join(self._chunks)
+        return _ANSI.sub("", raw.decode("utf-8", "replace"))
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = pattern.search(self.text())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern.pattern!r} not shown (exit {self.proc.poll()}):\n{self.text()[-3000:]}")
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # by its PID only
+            self.proc.wait(timeout=10)
+        self._reader.join(timeout=5)
+        os.close(self.master)
+
+
+@pytest.fixture()
+def data_dir(tmp_path):
+    """A data directory that already has the demo experiment, so `up` skips training."""
+    path = tmp_path / "data"
+    eng = engine.open(path)
+    eng.tracking.create_experiment(DEMO_EXPERIMENT)
+    eng.tracking.create_experiment("from-the-test")
+    eng.close()
+    return path
+
+
+def test_up_on_a_terminal_serves_while_the_ui_runs_and_q_stops_both(data_dir):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color",
+           "COLUMNS": str(COLS), "LINES": str(ROWS)}  # fmt: skip
+    env.pop("TEXTUAL", None)  # no devtools
+    term = Terminal([sys.executable, "-m", "app.cli", "--data", str(data_dir), "up", "--port", "0"], env)
+    try:
+        url = term.wait_for(_URL, timeout=25).group(1)
+        with httpx.Client(base_url=url, timeout=5) as client:
+            assert client.get("/health").text == "OK"
+            body = client.post("/api/2.0/mlflow/experiments/search", json={"max_results": 10}).json()
+            assert {e["name"] for e in body["experiments"]} >= {DEMO_EXPERIMENT, "from-the-test"}
+            # A write through the server, acknowledged before the UI quits.
+            made = client.post("/api/2.0/mlflow/experiments/create", json={"name": "made-while-up"})
+            assert made.status_code == 200, made.text
+        # The UI shows the same data: its experiments list lists what the server holds.
+        term.wait_for(re.compile("from-the-test"), timeout=10)
+
+        term.send(b"q")
+        assert term.proc.wait(timeout=15) == 0
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/health", timeout=2)
+    finally:
+        term.close()
+    out = term.text()
+    assert "Traceback" not in out, out[-3000:]
+    assert "Cairn stopped" in out
+    # The process is gone, its LMDB environment closed: the acknowledged write is on disk.
+    with engine.open(data_dir) as eng:
+        assert eng.tracking.get_experiment_by_name("made-while-up") is not None
