@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `cairn up` chooses by the terminal: in one, the server and the terminal UI in one
+# process (quitting the UI stops both); without one (CI, a service), the server only.
 run: $(STAMP)
 	$(BIN)/cairn up
 
