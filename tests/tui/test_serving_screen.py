@@ -286,8 +286,9 @@ class FakeServer:
     """A RemoteBackend's shape (`client`, `describe`) over httpx.MockTransport: fixed
     endpoint JSON and a /metrics page the test changes between polls."""
 
-    def __init__(self) -> None:
+    def __init__(self, payloads: list[dict] | None = None) -> None:
         self.metrics = ""
+        self.payloads = payloads or []
         self.client = httpx.Client(base_url="http://fake", transport=httpx.MockTransport(self.handle))
 
     def describe(self) -> str:
@@ -301,7 +302,7 @@ class FakeServer:
                 "served_entities": [{"name": "a", "entity_name": "iris", "entity_alias": "champion"}],
                 "config_version": 1}}]})  # fmt: skip
         if request.url.path.endswith("/payloads"):
-            return httpx.Response(200, json={"payloads": []})
+            return httpx.Response(200, json={"payloads": self.payloads})
         return httpx.Response(404, json={"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no"})
 
 
@@ -328,3 +329,29 @@ def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
 
     run_ui(fake, scenario)
     fake.client.close()
+
+
+def test_snapshot_serving(snap_compare, monkeypatch):
+    """The screen on a fixed /metrics page and payload log, UTC, no second poll."""
+    from tui.screens import serving
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(serving, "REFRESH_S", 3600)
+    t0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
+    fake = FakeServer([{"request_id": f"r{i}", "timestamp_ms": t0 + i * 250, "status_code": 503 if i == 1 else 200,
+                        "latency_ms": 0.5 + i, "served_entity_name": "a", "model_version": "1",
+                        "request": '{"inputs": [[5.1, 3.5, 1.4, 0.2]]}', "response": '{"predictions": [0]}'}
+                       for i in range(3)])  # fmt: skip
+    fake.metrics = page(140, 6, [60, 60, 20, 0], batches=30, rows=360, at=0).text
+
+    async def run_before(pilot) -> None:
+        await until(pilot, lambda: len(getattr(pilot.app.screen, "payloads", [])) == 3, "the payload rows")
+        await pilot.pause()
+
+    try:
+        assert snap_compare(Harness(fake), terminal_size=(120, 24), run_before=run_before)
+    finally:
+        fake.client.close()
+        monkeypatch.undo()
+        time.tzset()

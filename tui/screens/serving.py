@@ -140,8 +140,7 @@ class ServingScreen(Screen):
         elif state.stats is None:
             note.update(state.note)
         else:
-            note.update(f"{len(state.endpoints)} endpoint(s); figures {window_text(state.stats)}, "
-                        f"refreshed every {REFRESH_S:g} s; requests: total since the server started")  # fmt: skip
+            note.update(f"{len(state.endpoints)} endpoint(s) · {window_text(state.stats)}")
         self._fill_table(state)
         endpoint = self.selected_endpoint
         if endpoint is not None:
@@ -249,7 +248,9 @@ def live_cells(stats: EntityStats | None) -> list:
 
 def window_text(stats: dict) -> str:
     seconds = next((s.seconds for s in stats.values() if s.seconds), None)
-    return f"over the last {seconds:.1f} s" if seconds else "since the server started (rates from the next refresh)"
+    if seconds:
+        return f"requests since the server started; other figures over the last {seconds:.1f} s"
+    return f"figures since the server started; rates after the next refresh ({REFRESH_S:g} s)"
 
 
 def config_text(ep: Endpoint) -> str:
