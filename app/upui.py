@@ -9,7 +9,9 @@ stop, waits for it, and commits what is queued before the process exits.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 import threading
 import time
 
@@ -129,11 +131,16 @@ def run_up(engine: Engine, host: str, port: int) -> int:
     app.sub_title = f"{app.sub_title} · serving {url}"
     log.app = app
 
-    def announce() -> None:
+    def on_start() -> None:
         # Also in the subtitle above; a notification shows it on every screen at start.
         app.notify(f"MLFLOW_TRACKING_URI={url}", title="Serving MLflow's REST API", timeout=ANNOUNCE_SECONDS)
+        # `kill PID` or a dropped SSH session: quit as `q` does, so the server stops and
+        # queued writes are committed, instead of dying mid-write.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, app.exit)
 
-    app.call_later(announce)
+    app.call_later(on_start)
     try:
         app.run()
     finally:

@@ -10,6 +10,8 @@ import fcntl
 import os
 import pty
 import re
+import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -95,11 +97,19 @@ def data_dir(tmp_path):
     return path
 
 
-def test_up_on_a_terminal_serves_while_the_ui_runs_and_q_stops_both(data_dir):
+def start_up(data_dir: Path, *flags: str) -> Terminal:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color",
            "COLUMNS": str(COLS), "LINES": str(ROWS)}  # fmt: skip
     env.pop("TEXTUAL", None)  # no devtools
-    term = Terminal([sys.executable, "-m", "app.cli", "--data", str(data_dir), "up", "--port", "0"], env)
+    return Terminal([sys.executable, "-m", "app.cli", "--data", str(data_dir), "up", *flags], env)
+
+
+def assert_clean(out: str) -> None:
+    assert "Traceback" not in out, out[-3000:]
+
+
+def test_up_on_a_terminal_serves_while_the_ui_runs_and_q_stops_both(data_dir):
+    term = start_up(data_dir, "--port", "0")
     try:
         url = term.wait_for(_URL, timeout=25).group(1)
         with httpx.Client(base_url=url, timeout=5) as client:
@@ -119,8 +129,47 @@ def test_up_on_a_terminal_serves_while_the_ui_runs_and_q_stops_both(data_dir):
     finally:
         term.close()
     out = term.text()
-    assert "Traceback" not in out, out[-3000:]
+    assert_clean(out)
     assert "Cairn stopped" in out
     # The process is gone, its LMDB environment closed: the acknowledged write is on disk.
     with engine.open(data_dir) as eng:
         assert eng.tracking.get_experiment_by_name("made-while-up") is not None
+
+
+def test_sigterm_stops_up_as_q_does(data_dir):
+    term = start_up(data_dir, "--port", "0")
+    try:
+        url = term.wait_for(_URL, timeout=25).group(1)
+        assert httpx.get(f"{url}/health", timeout=5).text == "OK"
+        term.proc.send_signal(signal.SIGTERM)
+        assert term.proc.wait(timeout=15) == 0
+    finally:
+        term.close()
+    assert_clean(term.text())
+    assert "Cairn stopped" in term.text()
+
+
+def test_no_ui_on_a_terminal_serves_only(data_dir):
+    term = start_up(data_dir, "--port", "0", "--no-ui")
+    try:
+        url = term.wait_for(re.compile(r"at (http://127\.0\.0\.1:\d+)"), timeout=25).group(1)
+        assert httpx.get(f"{url}/health", timeout=5).text == "OK"
+        assert "MLFLOW_TRACKING_URI=http" in term.text()  # the server's own line, no UI
+    finally:
+        term.close()
+    assert "\x1b[?1049h" not in b"".join(term._chunks).decode("utf-8", "replace")  # no full-screen UI
+
+
+def test_a_taken_port_is_an_error_before_the_ui_starts(data_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        term = start_up(data_dir, "--port", str(port))
+        try:
+            assert term.proc.wait(timeout=25) == 1
+        finally:
+            term.close()
+    out = term.text()
+    assert_clean(out)
+    assert f"error: the server did not start on 127.0.0.1:{port}" in out, out[-2000:]
