@@ -40,7 +40,7 @@ class ServerLog(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string must not take the server thread down
+        except Exception:  # noqa: BLE001 - a bad format string must not stop the server
             message = str(record.msg)
         app = self.app
         if app is not None and app.is_running:
@@ -77,7 +77,8 @@ class ServerThread(threading.Thread):
     def run(self) -> None:
         try:
             self.server.run()
-        except SystemExit:  # uvicorn's way to give up on startup (port taken): logged already
+        except SystemExit:
+            # uvicorn's way to give up on startup (a taken port): the reason is logged.
             self.failure = self.failure or "the server did not start"
         except BaseException as exc:  # noqa: BLE001 - reported by run_up, not as a traceback
             self.failure = f"{type(exc).__name__}: {exc}"
@@ -95,7 +96,9 @@ class ServerThread(threading.Thread):
     @property
     def url(self) -> str:
         servers = getattr(self.server, "servers", None) or []
-        port = servers[0].sockets[0].getsockname()[1] if servers and servers[0].sockets else self.server.config.port
+        port = self.server.config.port  # as asked, unless it was 0 and the OS picked one
+        if servers and servers[0].sockets:
+            port = servers[0].sockets[0].getsockname()[1]
         return f"http://{self.host}:{port}"
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:

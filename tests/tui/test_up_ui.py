@@ -7,6 +7,7 @@ Every wait is bounded, and the child is killed by its PID if it outlives the tes
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -173,3 +174,25 @@ def test_a_taken_port_is_an_error_before_the_ui_starts(data_dir):
     out = term.text()
     assert_clean(out)
     assert f"error: the server did not start on 127.0.0.1:{port}" in out, out[-2000:]
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("tty", "flags", "ui"), [(True, [], True), (True, ["--no-ui"], False), (False, [], False)])
+def test_up_chooses_the_ui_by_the_terminal(data_dir, monkeypatch, tty, flags, ui):
+    """cmd_up hands over to run_up only when stdin and stdout are a terminal and --no-ui
+    is not given; otherwise it serves as `cairn server` does."""
+    import app.cli
+    import app.upui
+
+    calls = []
+    monkeypatch.setattr(app.upui, "run_up", lambda eng, host, port: calls.append(("ui", port)) or 0)
+    monkeypatch.setattr(app.cli, "cmd_server", lambda args: calls.append(("server", args.port)) or 0)
+    if tty:
+        monkeypatch.setattr(sys, "stdin", _Tty())
+        monkeypatch.setattr(sys, "stdout", _Tty())
+    assert app.cli.main(["--data", str(data_dir), "up", "--port", "5123", *flags]) == 0
+    assert calls == [("ui" if ui else "server", 5123)]
