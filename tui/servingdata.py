@@ -163,8 +163,6 @@ class ServingReader:
         self.backend = backend
         self.store = getattr(getattr(backend, "eng", None), "endpoints", None)
         self.client = None if self.store is not None else getattr(backend, "client", None)
-        if self.store is None and self.client is None:
-            raise TypeError(f"{type(backend).__name__} has neither an engine nor an HTTP client")
         self._last: Page | None = None
 
     @property
@@ -190,6 +188,8 @@ class ServingReader:
 
     # -- reads -----------------------------------------------------------------------
     def endpoints(self) -> list[Endpoint]:
+        if self.store is None and self.client is None:  # e.g. a test's in-memory backend
+            raise CairnError(f"{self.backend.describe()} has no serving endpoints to read", "INVALID_STATE")
         if self.store is not None:
             return self.store.list_endpoints()
         body = self._get("/api/2.0/serving-endpoints").json()

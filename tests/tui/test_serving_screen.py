@@ -355,3 +355,36 @@ def test_snapshot_serving(snap_compare, monkeypatch):
         fake.client.close()
         monkeypatch.undo()
         time.tzset()
+
+
+def test_new_payloads_keep_the_cursor_on_the_record_read(monkeypatch):
+    from tui.screens import serving
+
+    monkeypatch.setattr(serving, "REFRESH_S", 0.2)
+    record = {"status_code": 200, "latency_ms": 1.0, "served_entity_name": "a", "model_version": "1"}
+    fake = FakeServer([{**record, "request_id": f"r{i}", "timestamp_ms": 1000 + i} for i in range(5)])
+
+    async def scenario(pilot, screen, messages):
+        await until(pilot, lambda: len(screen.payloads) == 5, "the payload rows")
+        table = screen.query_one("#payload-table", DataTable)
+        table.move_cursor(row=2)  # r2 (newest first)
+        fake.payloads = fake.payloads[1:] + [{**record, "request_id": "r5", "timestamp_ms": 1005}]
+        await until(pilot, lambda: screen.payloads[-1].request_id == "r5", "the new record")
+        assert table.row_count == 5 and table.cursor_row == 3  # still on r2, one row lower
+
+    run_ui(fake, scenario)
+    fake.client.close()
+
+
+def test_a_backend_without_serving_data_is_a_notification_not_a_crash():
+    class Bare:
+        def describe(self) -> str:
+            return "fixed data"
+
+    async def main() -> None:
+        app = Harness(Bare())
+        async with app.run_test(size=(120, 30)) as pilot:
+            await until(pilot, lambda: pilot.app._notifications, "the notification")
+            assert "has no serving endpoints" in next(iter(pilot.app._notifications)).message
+
+    asyncio.run(main())

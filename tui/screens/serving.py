@@ -152,11 +152,20 @@ class ServingScreen(Screen):
     def on_payloads_loaded(self, message: PayloadsLoaded) -> None:
         if message.endpoint != self.selected_endpoint:
             return  # the cursor moved on while the worker read
-        self.payloads = message.records
+        ids = [r.request_id for r in message.records]
+        if ids == [r.request_id for r in self.payloads]:
+            return  # nothing new: leave the rows (and whoever is reading them) alone
         table = self.query_one("#payload-table", DataTable)
+        row = table.cursor_row
+        # on the newest row the cursor follows the newest; on an older one it stays with it
+        keep = self.payloads[-1 - row].request_id if 0 < row < len(self.payloads) else None
+        self.payloads = message.records
         table.clear()
         for r in reversed(message.records):  # newest first: the row one looks for
             table.add_row(*payload_row(r))
+        if keep in ids:
+            # still on screen: keep the cursor on that record (new ones come in above it)
+            table.move_cursor(row=len(ids) - 1 - ids.index(keep))
 
     def on_serving_failed(self, message: ServingFailed) -> None:
         if self._failed and message.action == "list endpoints":
