@@ -120,11 +120,13 @@ def test_up_on_a_terminal_serves_while_the_ui_runs_and_q_stops_both(data_dir):
             # A write through the server, acknowledged before the UI quits.
             made = client.post("/api/2.0/mlflow/experiments/create", json={"name": "made-while-up"})
             assert made.status_code == 200, made.text
-        # The UI shows the same data: its experiments list lists what the server holds.
-        term.wait_for(re.compile("from-the-test"), timeout=10)
+            # The UI shows the same data: its experiments list lists what the server holds.
+            term.wait_for(re.compile("from-the-test"), timeout=10)
 
-        term.send(b"q")
-        assert term.proc.wait(timeout=15) == 0
+            # Quit while this client still holds a keep-alive connection, as an MLflow
+            # client would: the server must not wait for it.
+            term.send(b"q")
+            assert term.proc.wait(timeout=15) == 0
         with pytest.raises(httpx.TransportError):
             httpx.get(f"{url}/health", timeout=2)
     finally:
