@@ -12,6 +12,7 @@ call has no previous scrape: its figures cover the server's whole life (rate unk
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -157,13 +158,16 @@ def endpoint_from_json(doc: dict) -> Endpoint:
 class ServingReader:
     """Endpoints, payloads and metrics through `backend`: a RemoteBackend's HTTP client
     (its `client` and `url`), or a LocalBackend's engine (`eng.endpoints`). Blocking:
-    call from a thread worker. Not shared between threads (it keeps the last scrape)."""
+    call from thread workers; `poll` is serialized (it keeps the last scrape)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.store = getattr(getattr(backend, "eng", None), "endpoints", None)
         self.client = None if self.store is not None else getattr(backend, "client", None)
         self._last: Page | None = None
+        # Two polls at once (a slow server, a refresh key) would both diff against the same
+        # previous page and then race to replace it: one waits for the other instead.
+        self._poll_lock = threading.Lock()
 
     @property
     def live(self) -> bool:
@@ -228,16 +232,17 @@ class ServingReader:
     def poll(self) -> ServingState:
         """The endpoints and the figures since the previous poll. A failed scrape keeps
         the endpoints on screen with the error as the note."""
-        endpoints = self.endpoints()
-        if not self.live:
-            return ServingState(endpoints, None, NO_LIVE_METRICS)
-        try:
-            page = self.scrape()
-        except CairnError as exc:
-            return ServingState(endpoints, None, f"/metrics: {exc.message}")
-        stats = window(self._last, page)
-        self._last = page
-        return ServingState(endpoints, stats)
+        with self._poll_lock:
+            endpoints = self.endpoints()
+            if not self.live:
+                return ServingState(endpoints, None, NO_LIVE_METRICS)
+            try:
+                page = self.scrape()
+            except CairnError as exc:
+                return ServingState(endpoints, None, f"/metrics: {exc.message}")
+            stats = window(self._last, page)
+            self._last = page
+            return ServingState(endpoints, stats)
 
 
 # -- formatting (shared by the table and the tests) ------------------------------------------

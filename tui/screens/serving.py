@@ -103,7 +103,9 @@ class ServingScreen(Screen):
 
     def _tick(self) -> None:
         # Another mode in front: no scrapes nobody sees (the next one covers the gap).
-        if self.is_current:
+        # A poll still running (a slow server): let it finish rather than queue another.
+        busy = any(w.node is self and w.group == "serving-poll" and w.is_running for w in self.workers)
+        if self.is_current and not busy:
             self.poll()
 
     def on_screen_resume(self) -> None:
