@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import threading
 import time
 
@@ -126,7 +127,7 @@ def run_up(engine: Engine, host: str, port: int) -> int:
     if not thread.wait_started(STARTUP_TIMEOUT):
         thread.stop(timeout=5.0)
         reason = "; ".join(log.kept) or thread.failure or f"no answer within {STARTUP_TIMEOUT:.0f} s"
-        print(f"error: the server did not start on {host}:{port}: {reason}")
+        print(f"error: the server did not start on {host}:{port}: {reason}", file=sys.stderr)
         return 1
     url = thread.url
 
@@ -154,6 +155,6 @@ def run_up(engine: Engine, host: str, port: int) -> int:
     for message in log.kept:
         print(f"server: {message}")
     if not stopped:
-        print("warning: the server did not stop in time; exiting anyway")
+        print("warning: the server did not stop in time; exiting anyway", file=sys.stderr)
     print(f"Cairn stopped (served {engine.path} at {url})")
     return app.return_code or 0
