@@ -16,12 +16,15 @@ def key_rows() -> list[tuple[str, str, str]]:
     from ..app import CairnApp
     from .compare import CompareScreen
     from .experiments import ExperimentsScreen
+    from .models import ModelsScreen
     from .run import RunScreen
     from .runs import RunsScreen
+    from .serving import ServingScreen
 
     rows: list[tuple[str, str, str]] = []
     for where, cls in (("everywhere", CairnApp), ("experiments", ExperimentsScreen),
-                       ("runs", RunsScreen), ("run", RunScreen), ("compare", CompareScreen)):  # fmt: skip
+                       ("runs", RunsScreen), ("run", RunScreen), ("compare", CompareScreen),
+                       ("models", ModelsScreen), ("serving", ServingScreen)):  # fmt: skip
         for b in cls.BINDINGS:
             if isinstance(b, Binding):
                 rows.append((where, b.key_display or b.key, b.description))
