@@ -33,6 +33,7 @@ from engine.registryentities import (
 )
 from engine.registrynames import parse_model_name
 
+from ..messages import BackendFailed, error_text
 from .modelwidgets import (
     AliasInputModal,
     ConfirmModal,
@@ -96,18 +97,6 @@ class TransitionsLoaded(Message):
         super().__init__()
         self.name = name
         self.transitions = transitions
-
-
-class BackendFailed(Message):
-    def __init__(self, action: str, error: str) -> None:
-        super().__init__()
-        self.action = action
-        self.error = error
-
-
-def error_text(exc: BaseException) -> str:
-    """CairnError (and the remote client's errors) carry a user-facing `message`."""
-    return str(getattr(exc, "message", "") or exc or type(exc).__name__)
 
 
 class ModelsScreen(Screen):

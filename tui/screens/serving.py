@@ -22,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from engine.endpointstore import Endpoint, PayloadRecord
 
+from ..messages import BackendFailed, error_text
 from ..servingdata import (
     EntityStats,
     ServingReader,
@@ -54,17 +55,6 @@ class PayloadsLoaded(Message):
         super().__init__()
         self.endpoint = endpoint
         self.records = records
-
-
-class ServingFailed(Message):
-    def __init__(self, action: str, error: str) -> None:
-        super().__init__()
-        self.action = action
-        self.error = error
-
-
-def error_text(exc: BaseException) -> str:
-    return str(getattr(exc, "message", "") or exc or type(exc).__name__)
 
 
 class ServingScreen(Screen):
@@ -118,7 +108,7 @@ class ServingScreen(Screen):
         try:
             state = self.reader.poll()
         except Exception as exc:  # noqa: BLE001 - any backend failure is shown, not raised
-            self.post_message(ServingFailed("list endpoints", error_text(exc)))
+            self.post_message(BackendFailed("list endpoints", error_text(exc)))
             return
         self.post_message(ServingPolled(state))
 
@@ -127,7 +117,7 @@ class ServingScreen(Screen):
         try:
             records = self.reader.recent_payloads(endpoint)
         except Exception as exc:  # noqa: BLE001
-            self.post_message(ServingFailed(f"read the payloads of {endpoint}", error_text(exc)))
+            self.post_message(BackendFailed(f"read the payloads of {endpoint}", error_text(exc)))
             return
         self.post_message(PayloadsLoaded(endpoint, records))
 
@@ -169,7 +159,7 @@ class ServingScreen(Screen):
             # still on screen: keep the cursor on that record (new ones come in above it)
             table.move_cursor(row=len(ids) - 1 - ids.index(keep))
 
-    def on_serving_failed(self, message: ServingFailed) -> None:
+    def on_backend_failed(self, message: BackendFailed) -> None:
         if self._failed and message.action == "list endpoints":
             return
         self._failed = message.action == "list endpoints"
