@@ -25,8 +25,8 @@ GRACEFUL_SHUTDOWN = 5.0
 SHUTDOWN_TIMEOUT = 15.0
 ANNOUNCE_SECONDS = 15
 # Loggers whose records would otherwise reach stderr (Python's last-resort handler)
-# and tear the UI's screen.
-SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar")
+# and tear the UI's screen; "cairn" covers our own (server, serving, registrar).
+SERVER_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar", "cairn")
 
 
 class ServerLog(logging.Handler):
