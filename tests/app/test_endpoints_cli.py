@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from clirun import assert_clean_error, cli
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
@@ -24,26 +24,6 @@ COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 WAIT_S = 30.0
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-def cli(data: str | Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CAIRN_HOME": str(Path(data).parent / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", str(data), *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-    if check:
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def free_port() -> int:

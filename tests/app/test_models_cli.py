@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from clirun import assert_clean_error, cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,26 +32,6 @@ TRAIN = textwrap.dedent(
     print(run.info.run_id)
     """
 )
-
-
-def cli(data: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CAIRN_HOME": str(Path(data) / "home")}
-    proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", data, *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )
-    if check:
-        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
-    return proc
-
-
-def assert_clean_error(proc: subprocess.CompletedProcess, *words: str) -> None:
-    assert proc.returncode == 1, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.fixture(scope="module")
