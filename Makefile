@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The development venv takes ONNX Runtime's GPU build where it exists (its CUDA provider
+# is tested when a GPU is present; it runs on CPU everywhere else), plain onnxruntime elsewhere.
+ORT_EXTRA ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),gpu,cpu)
 
 .PHONY: run test bench bench-quick clean
 
@@ -11,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,$(ORT_EXTRA)]'
 	touch $(STAMP)
 
 # `cairn up` chooses by the terminal: in one, the server and the terminal UI in one
