@@ -44,7 +44,7 @@ def serving_screen(backend: Backend) -> Screen:
 
 class CairnApp(App):
     TITLE = "Cairn"
-    CSS_PATH: ClassVar[list[Path]] = [STYLES / "app.tcss", STYLES / "experiments.tcss", STYLES / "runs.tcss", STYLES / "run.tcss"]
+    CSS_PATH: ClassVar[list[Path]] = [STYLES / f"{name}.tcss" for name in ("app", "experiments", "runs", "run", "compare")]
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("e", "show_experiments", "Experiments"),
         Binding("m", "show_models", "Models"),

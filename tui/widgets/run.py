@@ -1,6 +1,7 @@
-"""What the run screen draws: a metric's chart (textual-plotext when installed)."""
+"""What the run and compare screens draw: a metric's chart (textual-plotext when installed)."""
 from __future__ import annotations
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
@@ -32,8 +33,14 @@ def downsample(points: list[Metric], limit: int = MAX_POINTS) -> list[Metric]:
     return out
 
 
+# One line of a chart: (legend label, the points to draw, how many points were logged).
+Series = tuple[str, list[Metric], int]
+
+
 class MetricChart(Vertical):
-    """Step against value for one metric. Falls back to a sparkline without plotext."""
+    """Step against value for one metric, one line per series (a run); the legend names
+    the series when there are several. Falls back to a sparkline (of the first series)
+    without plotext."""
 
     def compose(self) -> ComposeResult:
         yield Static("", id="chart-title")
@@ -45,9 +52,17 @@ class MetricChart(Vertical):
             yield PlotextPlot(id="chart-plot")
 
     def show(self, key: str, points: list[Metric], total: int) -> None:
-        shown = f" (drawn from {len(points):,} of {total:,} points)" if total > len(points) else f" ({total:,} point{'s' if total != 1 else ''})"
-        self.query_one("#chart-title", Static).update(f"[b]{key}[/b]{shown}")
-        finite = [p for p in points if p.value == p.value and abs(p.value) != float("inf")]
+        self.show_series(key, [("", points, total)])
+
+    def show_series(self, key: str, series: list[Series]) -> None:
+        drawn = sum(len(points) for _, points, _ in series)
+        total = sum(n for _, _, n in series)
+        shown = f" (drawn from {drawn:,} of {total:,} points)" if total > drawn else f" ({total:,} point{'s' if total != 1 else ''})"
+        if len(series) > 1:
+            shown += f" · {len(series)} runs"
+        self.query_one("#chart-title", Static).update(f"[b]{escape(key)}[/b]{shown}")
+        lines = [(label, [p for p in points if p.value == p.value and abs(p.value) != float("inf")])
+                 for label, points, _ in series]  # fmt: skip
         plots = self.query("#chart-plot")
         if plots:
             widget = plots.first()
@@ -56,8 +71,10 @@ class MetricChart(Vertical):
             plt.clear_figure()
             plt.title(key)
             plt.xlabel("step")
-            if finite:
-                plt.plot([p.step for p in finite], [p.value for p in finite], marker="braille")
+            for label, finite in lines:
+                if finite:
+                    plt.plot([p.step for p in finite], [p.value for p in finite], marker="braille",
+                             label=label if len(lines) > 1 else None)  # fmt: skip
             widget.refresh()
         else:
-            self.query_one("#chart-spark", Sparkline).data = [p.value for p in finite]
+            self.query_one("#chart-spark", Sparkline).data = [p.value for p in lines[0][1]] if lines else []
