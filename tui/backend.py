@@ -21,6 +21,7 @@ import msgspec
 
 from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
 from engine.errors import CairnError
+from engine.loggedmodels import LoggedModel
 from engine.registryentities import (
     Catalog,
     Lineage,
@@ -32,6 +33,9 @@ from engine.registryentities import (
 
 # A preview is for reading on screen; a 2 GB log file must not be read whole.
 MAX_PREVIEW_BYTES = 64 * 1024
+# service.proto's LoggedModelStatus names, as the REST API sends them.
+WIRE_MODEL_STATUS = {"LOGGED_MODEL_PENDING": "PENDING", "LOGGED_MODEL_READY": "READY",
+                     "LOGGED_MODEL_UPLOAD_FAILED": "FAILED"}  # fmt: skip
 
 
 @runtime_checkable
@@ -74,6 +78,17 @@ class Backend(Protocol):
     def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
         """The first `limit` bytes of an artifact decoded as UTF-8 (bad bytes
         replaced), and whether the file was longer."""
+
+    def search_logged_models(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        max_results: int | None = None,
+        page_token: str | None = None,
+    ) -> Page[LoggedModel]:
+        """As LoggedModelStore.search_logged_models (MLflow 3's logged models), without
+        dataset filters or ordering: newest first. `info.status` is the short name
+        (PENDING, READY, FAILED) from either backend."""
 
     # -- registry --------------------------------------------------------------------
     def list_catalogs(self) -> list[Catalog]: ...
@@ -149,6 +164,11 @@ class LocalBackend:
         with self.eng.tracking.open_artifact(run_id, path) as f:
             data = f.read(limit + 1)
         return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+    def search_logged_models(self, experiment_ids, filter_string=None, max_results=None,
+                             page_token=None) -> Page[LoggedModel]:  # fmt: skip
+        return self.eng.logged_models.search_logged_models(list(experiment_ids), filter_string or None,
+                                                           max_results=max_results, page_token=page_token)  # fmt: skip
 
     def list_catalogs(self) -> list[Catalog]:
         return self.eng.registry.list_catalogs()
@@ -283,6 +303,18 @@ class RemoteBackend:
         except self._httpx.HTTPError as exc:
             raise CairnError(f"Cannot reach {self.url}: {exc}", "INVALID_STATE") from None
         return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+    def search_logged_models(self, experiment_ids, filter_string=None, max_results=None,
+                             page_token=None) -> Page[LoggedModel]:  # fmt: skip
+        body = self._call("POST", "/api/2.0/mlflow/logged-models/search", json={
+            "experiment_ids": list(experiment_ids), "filter": filter_string or None,
+            "max_results": max_results, "page_token": page_token,
+        })  # fmt: skip
+        models = body.get("models", [])
+        for m in models:  # the wire's enum name -> the engine's short name
+            status = m["info"].get("status", "")
+            m["info"]["status"] = WIRE_MODEL_STATUS.get(status, status)
+        return Page(self._as(models, list[LoggedModel]), body.get("next_page_token"))
 
     # -- registry --------------------------------------------------------------------
     def list_catalogs(self) -> list[Catalog]:

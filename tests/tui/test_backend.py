@@ -95,6 +95,23 @@ def test_remote_registry_reads_and_writes(backend, remote, tui_data):
     assert backend.get_registered_model("tui-backend-model").aliases == []
 
 
+def test_remote_logged_models_match_local(backend, remote, tui_data):
+    """What the run screen's logged-models tab reads; statuses in the engine's short names."""
+    _, ids = tui_data
+    lm = backend.eng.logged_models
+    made = lm.create_logged_model(ids["beta"], name="tui-backend-lm", model_type="sklearn", tags={"cairn.onnx": "READY"},
+                                  source_run_id=ids["alpha-1"])  # fmt: skip
+    lm.finalize_logged_model(made.model_id, "READY")
+    lm.log_logged_model_params(made.model_id, {"alpha": "1"})
+    flt = f"source_run_id = '{ids['alpha-1']}'"
+    local = backend.search_logged_models([ids["beta"]], flt)
+    assert [m.info.name for m in local.items] == ["tui-backend-lm"] and local.items[0].info.status == "READY"
+    assert remote.search_logged_models([ids["beta"]], flt).items == local.items
+    with pytest.raises(CairnError) as there:
+        remote.search_logged_models([ids["beta"]], "nonsense ==")
+    assert there.value.error_code == "INVALID_PARAMETER_VALUE"
+
+
 @pytest.mark.anyio
 async def test_screens_over_remote(remote, tui_data):
     """The same screens, unchanged, over HTTP."""

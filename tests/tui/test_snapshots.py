@@ -66,6 +66,9 @@ class FixedBackend:
     def list_artifacts(self, run_id: str, path: str | None = None) -> list:
         return []
 
+    def search_logged_models(self, experiment_ids, filter_string=None, max_results=None, page_token=None):
+        return Page([])
+
 
 @pytest.fixture()
 def utc(monkeypatch):

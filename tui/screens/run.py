@@ -1,6 +1,7 @@
 """One run: overview (info, tags, parent and children), params, metrics with a chart per
-metric, and the artifact tree with a preview of text files. Everything is read in
-thread workers; a chart's history is downsampled before it is drawn."""
+metric, the artifact tree with a preview of text files, and the models the run logged
+(MLflow 3 logged models: status, flavor, ONNX outcome, registered versions). Everything
+is read in thread workers; a chart's history is downsampled before it is drawn."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -25,13 +26,22 @@ from textual.widgets import (
 
 from engine.entities import FileInfo, Metric, Run
 from engine.errors import CairnError
+from engine.loggedmodels import LoggedModel
 
 from ..backend import Backend
-from ..widgets.run import MetricChart, downsample
+from ..messages import BackendFailed, error_text
+from ..widgets.run import (
+    LOGGED_MODEL_COLUMNS,
+    MetricChart,
+    downsample,
+    logged_model_cells,
+)
 from ..widgets.runs import duration_ms, duration_text, number_text
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_CHILDREN = 500
+# A run logs a handful of models; a page this size is all of them.
+MAX_MODELS = 200
 
 
 def when(ms: int | None) -> str:
@@ -62,6 +72,12 @@ class ArtifactsListed(Message):
         self.path, self.files = path, files
 
 
+class LoggedModelsLoaded(Message):
+    def __init__(self, models: list[LoggedModel]):
+        super().__init__()
+        self.models = models
+
+
 class ArtifactPreview(Message):
     def __init__(self, path: str, text: str, truncated: bool):
         super().__init__()
@@ -75,6 +91,7 @@ class RunScreen(Screen):
         Binding("p", "tab('params')", "Params"),
         Binding("t", "tab('metrics')", "Metrics"),
         Binding("a", "tab('artifacts')", "Artifacts"),
+        Binding("l", "tab('logged-models')", "Logged models"),
         Binding("u", "parent", "Parent run"),
     ]
 
@@ -101,12 +118,16 @@ class RunScreen(Screen):
                 yield Tree("artifacts", id="run-artifacts")
                 with VerticalScroll(id="artifact-scroll"):
                     yield Static("", id="artifact-preview")
+            with TabPane("Logged models", id="logged-models"):
+                yield Static("loading…", id="run-models-note")
+                yield DataTable(id="run-models", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#run-params", DataTable).add_columns("param", "value")
         self.query_one("#run-metrics", DataTable).add_columns("metric", "latest", "step", "time")
         self.query_one("#run-children", DataTable).add_columns("child run", "status", "start")
+        self.query_one("#run-models", DataTable).add_columns(*LOGGED_MODEL_COLUMNS)
         tree = self.query_one("#run-artifacts", Tree)
         tree.root.data = None
         tree.root.expand()
@@ -126,6 +147,16 @@ class RunScreen(Screen):
             self.post_message(RunFailed(exc.message))
             return
         self.post_message(RunLoaded(run, parent, children))
+
+    @work(thread=True, group="models")
+    def load_models(self, experiment_id: str) -> None:
+        try:
+            page = self.backend.search_logged_models([experiment_id], f"source_run_id = '{self.run_id}'",
+                                                     max_results=MAX_MODELS)  # fmt: skip
+        except CairnError as exc:
+            self.post_message(BackendFailed("list the run's logged models", error_text(exc)))
+            return
+        self.post_message(LoggedModelsLoaded(page.items))
 
     @work(thread=True, exclusive=True, group="history")
     def load_history(self, key: str) -> None:
@@ -193,6 +224,20 @@ class RunScreen(Screen):
             metrics.add_row(m.key, number_text(m.value), str(m.step), when(m.timestamp), key=m.key)
         if run.data.metrics:
             self.load_history(min(m.key for m in run.data.metrics))
+        self.load_models(info.experiment_id)
+
+    def on_logged_models_loaded(self, msg: LoggedModelsLoaded) -> None:
+        table = self.query_one("#run-models", DataTable)
+        table.clear()
+        for model in msg.models:
+            table.add_row(*logged_model_cells(model), key=model.model_id)
+        n = len(msg.models)
+        note = f"{n} logged model{'s' if n != 1 else ''}" if n else "no logged models"
+        self.query_one("#run-models-note", Static).update(note)
+
+    def on_backend_failed(self, msg: BackendFailed) -> None:
+        self.query_one("#run-models-note", Static).update(f"[red]{escape(msg.error)}[/red]")
+        self.notify(msg.error, title=f"Could not {msg.action}", severity="error", markup=False)
 
     def on_run_failed(self, msg: RunFailed) -> None:
         self.query_one("#run-overview", Static).update(f"[red]{escape(msg.message)}[/red]")

@@ -1,12 +1,23 @@
 """What the run and compare screens draw: a metric's chart (textual-plotext when installed)."""
 from __future__ import annotations
 
+import json
+
 from rich.markup import escape
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
 from engine.entities import Metric
+from engine.loggedmodels import LoggedModel
+
+# Tags a logged model carries: the registered versions made from it (MLflow's server
+# sets it on create), and whether Cairn added the ONNX flavor (READY) or why not.
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"
+ONNX_TAG = "cairn.onnx"
+LOGGED_MODEL_COLUMNS = ("name", "model id", "status", "type", "onnx", "registered as")
+STATUS_STYLE = {"READY": "green", "FAILED": "bold red", "PENDING": "yellow"}
 
 # A terminal is a few hundred cells wide: more points than this add nothing but time.
 MAX_POINTS = 2000
@@ -78,3 +89,24 @@ class MetricChart(Vertical):
             widget.refresh()
         else:
             self.query_one("#chart-spark", Sparkline).data = [p.value for p in lines[0][1]] if lines else []
+
+
+def registered_text(tag: str | None) -> str:
+    """"iris v1, iris v3" from the model's mlflow.modelVersions tag (a JSON list of
+    {name, version}); a tag that is not that list shows as it is."""
+    if not tag:
+        return ""
+    try:
+        listed = json.loads(tag)
+        return ", ".join(f"{v['name']} v{v['version']}" for v in listed)
+    except (ValueError, TypeError, KeyError):
+        return tag[:60]
+
+
+def logged_model_cells(model: LoggedModel) -> list:
+    info = model.info
+    tags = {t.key: t.value for t in info.tags}
+    onnx = tags.get(ONNX_TAG, "")
+    return [info.name, info.model_id, Text(info.status, style=STATUS_STYLE.get(info.status, "")),
+            info.model_type or "", onnx if len(onnx) <= 40 else onnx[:39] + "…",
+            registered_text(tags.get(MODEL_VERSIONS_TAG))]  # fmt: skip
