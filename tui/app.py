@@ -48,8 +48,8 @@ class CairnApp(App):
     BINDINGS: ClassVar[list[Binding]] = [
         Binding("e", "show_experiments", "Experiments"),
         Binding("m", "show_models", "Models"),
-        # Not in the footer (it would change the screens' snapshots); help and palette list it.
-        Binding("s", "show_serving", "Serving", show=False),
+        # `v`, not `s`: the runs table sorts with `s`, and a screen's key would hide a mode's.
+        Binding("v", "show_serving", "Serving"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -87,7 +87,7 @@ class CairnApp(App):
         yield from super().get_system_commands(screen)
         yield SystemCommand("Experiments", "List experiments (e)", self.action_show_experiments)
         yield SystemCommand("Models", "Registered models (m)", self.action_show_models)
-        yield SystemCommand("Serving", "Endpoints and live serving figures (s)", self.action_show_serving)
+        yield SystemCommand("Serving", "Endpoints and live serving figures (v)", self.action_show_serving)
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         # The current screen's own actions, so the palette reaches everything a key does.
         for binding in getattr(screen, "BINDINGS", ()):

@@ -206,7 +206,7 @@ async def test_help_models_and_quit(backend):
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("question_mark")
         text = str(app.screen.query_one("#help-text", Static).render())
-        for key in ("e", "m", "q", "s", "space", "ctrl+p"):
+        for key in ("e", "m", "v", "q", "s", "space", "ctrl+p", "l", "["):
             assert f" {key} " in text
         await pilot.press("escape")
         await pilot.press("m")
@@ -220,3 +220,16 @@ async def test_help_models_and_quit(backend):
         assert {"Experiments", "Models", "Help", "Filter", "Reload"} <= set(titles)
         await pilot.press("q")
     assert app.return_code == 0
+
+
+def test_no_screen_key_hides_an_app_key():
+    """A screen's binding wins over the app's: one on a mode key would make that mode
+    unreachable from the screen (as `s` once did on the runs table)."""
+    from tui.app import CairnApp
+    from tui.screens.help import key_rows
+
+    app_keys = {k for b in CairnApp.BINDINGS for k in (*b.key.split(","), b.key_display) if k}
+    clashes = [(where, key) for where, key, _ in key_rows() if where != "everywhere" and key in app_keys]
+    assert clashes == []
+    # every screen's bindings are in the help, with a description
+    assert all(what for _, _, what in key_rows())

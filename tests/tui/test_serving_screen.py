@@ -257,7 +257,7 @@ def test_remote_shows_live_figures(served, launch):
         assert any(isinstance(m, PayloadsLoaded) for m in messages)
 
 
-def test_s_opens_the_serving_screen_from_the_app(tmp_path):
+def test_v_opens_the_serving_screen_from_the_app(tmp_path):
     from textual.widgets import Static
 
     from tui.app import create_tui
@@ -270,7 +270,7 @@ def test_s_opens_the_serving_screen_from_the_app(tmp_path):
             await pilot.press("question_mark")
             assert "Serving" in str(app.screen.query_one("#help-text", Static).render())
             await pilot.press("escape")
-            await pilot.press("s")
+            await pilot.press("v")
             assert isinstance(app.screen, ServingScreen)
             await until(pilot, lambda: "No serving endpoints" in str(app.screen.query_one("#serving-note").render()),
                         "the empty list")

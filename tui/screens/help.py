@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -42,7 +43,7 @@ class HelpScreen(ModalScreen):
             if where != last:
                 lines.append(f"\n[b]{where}[/b]")
                 last = where
-            lines.append(f"  [reverse] {key} [/reverse]  {what}")
+            lines.append(f"  [reverse] {escape(key)} [/reverse]  {escape(what)}")
         lines.append("\n[dim]escape closes this help[/dim]")
         with VerticalScroll(id="help-box"):
             yield Static("\n".join(lines), id="help-text", markup=True)
