@@ -1,14 +1,17 @@
-"""Snapshot of the experiments screen on fixed data: an in-memory backend with fixed
-times, UTC, a fixed terminal size. `pytest --snapshot-update` rewrites the SVG."""
+"""Snapshots of the experiments, runs, run (overview, metrics, artifacts) and compare
+screens on fixed data: an in-memory backend with fixed times, UTC, a fixed terminal
+size. `pytest --snapshot-update` rewrites the SVGs."""
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import pytest
 
 from engine.entities import (
     Experiment,
     ExperimentTag,
+    FileInfo,
     Metric,
     Page,
     Param,
@@ -22,7 +25,8 @@ T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 
 
 class FixedBackend:
-    """Three experiments, a few runs each; only what the experiments screen reads."""
+    """Three experiments, a few runs each, a metric history per run and a small artifact
+    tree; only what the screens read."""
 
     def __init__(self):
         self.exps = [
@@ -61,10 +65,19 @@ class FixedBackend:
         return next(r for runs in self.runs.values() for r in runs if r.info.run_id == run_id)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return [Metric(key, 1 / (s + 1), T0 + s, s) for s in range(20)]
+        scale = 1 + int(run_id[-1], 16) / 4  # each run its own curve, for the compare chart
+        return [Metric(key, scale / (s + 1), T0 + s, s) for s in range(20)]
+
+    ARTIFACTS: ClassVar[dict] = {
+        None: [FileInfo(path="model", is_dir=True), FileInfo(path="notes.txt", is_dir=False, file_size=42)],
+        "model": [FileInfo(path="model/MLmodel", is_dir=False, file_size=310)],
+    }
 
     def list_artifacts(self, run_id: str, path: str | None = None) -> list:
-        return []
+        return self.ARTIFACTS.get(path, [])
+
+    def read_artifact_text(self, run_id: str, path: str, limit: int = 65536) -> tuple[str, bool]:
+        return f"{path} of {run_id[:4]}\nsecond line\n", False
 
     def search_logged_models(self, experiment_ids, filter_string=None, max_results=None, page_token=None):
         return Page([])
@@ -111,16 +124,74 @@ def test_snapshot_runs_sorted(snap_compare, utc):
     assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 20), run_before=run_before)
 
 
+async def until(pilot, check) -> None:
+    deadline = time.monotonic() + 10
+    while not check():
+        assert time.monotonic() < deadline
+        await pilot.pause(0.02)
+
+
+async def open_run(pilot):
+    """Run-3 of `vision` on the run screen, loaded."""
+    from tui.screens.run import RunScreen
+
+    backend = pilot.app.backend
+    pilot.app.push_screen(RunScreen(backend, backend.runs["2"][3].info.run_id))
+    await until(pilot, lambda: isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.loaded)
+    return pilot.app.screen
+
+
 def test_snapshot_run_overview(snap_compare, utc):
     async def run_before(pilot) -> None:
-        from tui.screens.run import RunScreen
-
-        backend = pilot.app.backend
-        pilot.app.push_screen(RunScreen(backend, backend.runs["2"][3].info.run_id))
-        deadline = time.monotonic() + 10
-        while not (isinstance(pilot.app.screen, RunScreen) and pilot.app.screen.loaded):
-            assert time.monotonic() < deadline
-            await pilot.pause(0.02)
+        await open_run(pilot)
         await pilot.pause()
 
     assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 24), run_before=run_before)
+
+
+def test_snapshot_run_metrics(snap_compare, utc):
+    """The metrics tab: the table and rmse's chart (20 points)."""
+
+    async def run_before(pilot) -> None:
+        screen = await open_run(pilot)
+        await pilot.press("t")
+        title = screen.query_one("#chart-title")
+        await until(pilot, lambda: "20 points" in str(title.render()))
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 24), run_before=run_before)
+
+
+def test_snapshot_run_artifacts(snap_compare, utc):
+    """The artifacts tab: the tree with `model/` expanded, MLmodel's preview."""
+
+    async def run_before(pilot) -> None:
+        screen = await open_run(pilot)
+        await pilot.press("a")
+        tree = screen.query_one("#run-artifacts")
+        await until(pilot, lambda: len(tree.root.children) == 2)
+        model = tree.root.children[0]
+        model.expand()
+        await until(pilot, lambda: model.children)
+        tree.select_node(model.children[0])
+        preview = screen.query_one("#artifact-preview")
+        await until(pilot, lambda: "second line" in str(preview.render()))
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 24), run_before=run_before)
+
+
+def test_snapshot_compare_chart(snap_compare, utc):
+    """Three runs of `vision` compared: params, rmse with the best starred, the overlaid chart."""
+
+    async def run_before(pilot) -> None:
+        from tui.screens.compare import CompareScreen
+
+        backend = pilot.app.backend
+        pilot.app.push_screen(CompareScreen(backend, [r.info.run_id for r in backend.runs["2"][:3]]))
+        await until(pilot, lambda: isinstance(pilot.app.screen, CompareScreen) and pilot.app.screen.compared)
+        title = pilot.app.screen.query_one("#chart-title")
+        await until(pilot, lambda: "3 runs" in str(title.render()))
+        await pilot.pause()
+
+    assert snap_compare(create_tui(FixedBackend()), terminal_size=(100, 30), run_before=run_before)
