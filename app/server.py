@@ -4,6 +4,8 @@ engine's stores, which are injected as dependencies."""
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar, get
@@ -156,7 +158,23 @@ def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     server = make_server(engine, host, port)
     if ready is not None:
         _call_when_started(server, ready, host, port)
-    server.run()
+    if threading.current_thread() is not threading.main_thread():
+        server.run()
+        return
+    # uvicorn handles SIGTERM (stop accepting, finish requests in flight, lifespan
+    # shutdown) and then raises it again. With SIGTERM's default action that kills the
+    # process before Python's exit handlers commit the store's queued writes
+    # (engine/lmdbenv.py), and systemd sees a kill instead of exit 0. The shutdown it
+    # asks for has happened by then: ignore the repeat, so serve() returns normally.
+    previous = signal.signal(signal.SIGTERM, _shutdown_done)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _shutdown_done(signum, frame) -> None:
+    """SIGTERM repeated by uvicorn after its graceful shutdown: nothing left to do."""
 
 
 def _call_when_started(server, ready, host: str, port: int) -> None:
