@@ -161,3 +161,6 @@ class Lineage(msgspec.Struct, kw_only=True, omit_defaults=True):
     derived_from: str = ""  # models:/NAME/VERSION when copied or derived from a version
     params: dict[str, str] = {}
     metrics: dict[str, float] = {}
+    # Where an imported version came from (engine/bundles.py): the `cairn.origin.*`
+    # version tags without their prefix (appliance_id, hostname, name, version, ...).
+    origin: dict[str, str] = {}

@@ -20,6 +20,8 @@ SOURCE_NAME_TAG = "mlflow.source.name"
 SOURCE_TYPE_TAG = "mlflow.source.type"
 GIT_COMMIT_TAG = "mlflow.source.git.commit"
 GIT_REPO_TAG = "mlflow.source.git.repoURL"
+# Version tags an imported model bundle records its origin with (engine/bundles.py).
+ORIGIN_TAG_PREFIX = "cairn.origin."
 
 
 def lineage(store, name: str, version) -> Lineage:
@@ -37,6 +39,7 @@ def lineage(store, name: str, version) -> Lineage:
             run_id=vrec.run_id,
             model_id=vrec.model_id,
             derived_from=vrec.derived_from,
+            origin={k[len(ORIGIN_TAG_PREFIX):]: v for k, v in vrec.tags.items() if k.startswith(ORIGIN_TAG_PREFIX)},
         )
         try:
             run_b = run_key(vrec.run_id)

@@ -28,7 +28,7 @@ from .entities import (
     RunStatus,
     RunTag,
 )
-from .errors import invalid, not_found
+from .errors import already_exists, invalid, not_found
 from .keys import desc_i64, run_key, u32, u64
 from .lmdbenv import Batch, LmdbEnv
 from .metrics import MetricBuffer, read_history, write_points
@@ -109,7 +109,9 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
             )
         return run_b, rec
 
-    def create_run(self, experiment_id, user_id="", start_time=None, tags=None, run_name=None) -> Run:
+    def create_run(self, experiment_id, user_id="", start_time=None, tags=None, run_name=None, *, run_id=None) -> Run:
+        """`run_id` (32 hex digits) recreates a run that another appliance created, under
+        its own id (an imported model bundle): refused if that id is taken here."""
         exp = check_experiment_id(experiment_id)
         tag_map = self._check_tags(tags)
         name_tag = tag_map.get(RUN_NAME_TAG)
@@ -124,10 +126,12 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
             start_time = now_ms()
         elif isinstance(start_time, bool) or not isinstance(start_time, int) or start_time < 0:
             raise invalid(f"Invalid value {start_time!r} for parameter 'start_time': a non-negative integer is required")
-        run_id = uuid.uuid4().hex
+        run_id = check_run_id(run_id) if run_id is not None else uuid.uuid4().hex
         run_b = run_key(run_id)
 
         def op(b: Batch) -> None:
+            if b.txn.get(run_b, db=self._db["runs"]) is not None:
+                raise already_exists(f"Run with id={run_id} already exists")
             exp_rec = self._experiment_record(b.txn, exp)
             if exp_rec.lifecycle_stage != LifecycleStage.ACTIVE:
                 raise invalid(
