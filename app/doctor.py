@@ -141,6 +141,7 @@ def check_providers() -> tuple[list[Check], dict[str, tuple[bool, str]]]:
                       "reinstall Cairn (onnxruntime or onnxruntime-gpu, never both)")], {}
     report = {provider: (loads, detail) for provider, loads, detail in provider_report()}
     checks = [Check("ONNX Runtime", OK, f"{ort.__version__}, built with {', '.join(ort.get_available_providers())}")]
+    checks.append(check_ort_package())
     for provider, (loads, detail) in report.items():
         if loads:
             checks.append(Check(provider, OK, "loads"))
@@ -149,6 +150,33 @@ def check_providers() -> tuple[list[Check], dict[str, tuple[bool, str]]]:
         else:  # only a problem where an endpoint asks for a GPU (see the endpoint checks)
             checks.append(Check(provider, INFO, detail))
     return checks, report
+
+
+# The wheels that install the `onnxruntime` package: the CPU one and the CUDA one are the
+# two Cairn's extras name (cpu, gpu); the others are builds a site may have chosen.
+ORT_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml",
+                     "onnxruntime-training", "ort-nightly", "ort-nightly-gpu")
+
+
+def check_ort_package() -> Check:
+    """Which ONNX Runtime wheel is installed: `onnxruntime` runs on CPU only, while
+    `onnxruntime-gpu` can use CUDA (and runs on CPU too). Two of them at once overwrite
+    each other's files, and which one's provider libraries ended up on disk is chance."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for dist in ORT_DISTRIBUTIONS:
+        try:
+            found.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            continue
+    if len(found) > 1:
+        return Check("ONNX Runtime package", FAIL, f"several installed at once: {', '.join(found)}",
+                     "uninstall all of them, then install one: onnxruntime (cpu) or onnxruntime-gpu (gpu)")
+    if not found:  # a frozen or vendored build without package metadata
+        return Check("ONNX Runtime package", INFO, "no package metadata (a bundled build)")
+    kind = "CUDA-capable build" if "gpu" in found[0] else "CPU-only build"
+    return Check("ONNX Runtime package", OK, f"{found[0]} ({kind})")
 
 
 def check_port(host: str, port: int) -> Check:

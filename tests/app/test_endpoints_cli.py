@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -302,6 +303,10 @@ def test_doctor_on_a_healthy_data_dir(data):
         checks = checks_of(proc)
         assert checks["LMDB"]["status"] == "ok" and "schema 1" in checks["LMDB"]["detail"]
         assert checks["CPUExecutionProvider"]["status"] == "ok"
+        # Which wheel: one of Cairn's two extras, exactly one installed, with its version.
+        package = checks["ONNX Runtime package"]
+        assert package["status"] == "ok" and re.match(r"onnxruntime(-gpu)? \d+\.\d+", package["detail"])
+        assert ("CUDA-capable" in package["detail"]) == package["detail"].startswith("onnxruntime-gpu")
         assert checks["port"]["status"] == "ok"
         gpu = checks["endpoint doc-gpu / iris-2"]
         cuda = checks["CUDAExecutionProvider"]
