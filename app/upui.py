@@ -95,12 +95,26 @@ class ServerThread(threading.Thread):
         return self.server.started
 
     @property
-    def url(self) -> str:
+    def port(self) -> int:
         servers = getattr(self.server, "servers", None) or []
-        port = self.server.config.port  # as asked, unless it was 0 and the OS picked one
         if servers and servers[0].sockets:
-            port = servers[0].sockets[0].getsockname()[1]
-        return f"http://{self.host}:{port}"
+            return servers[0].sockets[0].getsockname()[1]
+        return self.server.config.port  # as asked, unless it was 0 and the OS picked one
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def local_url(self) -> str:
+        """Where this process reaches its own server: a wildcard bind ("0.0.0.0", "::")
+        is no address to connect to, loopback is."""
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1" if host != "::" else "[::1]"
+        elif ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     def stop(self, timeout: float = SHUTDOWN_TIMEOUT) -> bool:
         """Ask the server to finish (open requests complete, the app's shutdown hooks
@@ -113,11 +127,19 @@ class ServerThread(threading.Thread):
         return not self.is_alive()
 
 
-def run_up(engine: Engine, host: str, port: int) -> int:
-    """Serve `engine` over HTTP and run the terminal UI on it until the UI quits."""
+def create_up_tui(engine: Engine, server: ServerThread):
+    """The UI of `cairn up`: on the engine in-process, with the running server's URL so the
+    Serving screen scrapes live figures (requests/s, latency, errors) from it."""
     from tui.app import create_tui
     from tui.backend import LocalBackend
 
+    app = create_tui(LocalBackend(engine, server_url=server.local_url))
+    app.sub_title = f"{app.sub_title} · serving {server.url}"
+    return app
+
+
+def run_up(engine: Engine, host: str, port: int) -> int:
+    """Serve `engine` over HTTP and run the terminal UI on it until the UI quits."""
     log = ServerLog()
     log.install()
     thread = ServerThread(engine, host, port)
@@ -131,12 +153,11 @@ def run_up(engine: Engine, host: str, port: int) -> int:
         return 1
     url = thread.url
 
-    app = create_tui(LocalBackend(engine))
-    app.sub_title = f"{app.sub_title} · serving {url}"
+    app = create_up_tui(engine, thread)
     log.app = app
 
     def on_start() -> None:
-        # Also in the subtitle above; a notification shows it on every screen at start.
+        # Also in the subtitle (create_up_tui); a notification shows it on every screen at start.
         app.notify(f"MLFLOW_TRACKING_URI={url}", title="Serving MLflow's REST API", timeout=ANNOUNCE_SECONDS)
         # `kill PID` or a dropped SSH session: quit as `q` does, so the server stops and
         # queued writes are committed, instead of dying mid-write.

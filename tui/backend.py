@@ -132,10 +132,13 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """The engine of one data directory, in this process."""
+    """The engine of one data directory, in this process. `server_url`: a Cairn server
+    running in this process on the same engine (`cairn up`), whose live serving figures
+    the Serving screen reads; None when nothing is served here (`cairn ui`)."""
 
-    def __init__(self, eng):
+    def __init__(self, eng, server_url: str | None = None):
         self.eng = eng
+        self.server_url = server_url
 
     def describe(self) -> str:
         return str(self.eng.path)

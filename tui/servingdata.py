@@ -1,9 +1,11 @@
 """What the Serving screen shows, read from either backend: endpoints, their recent payload
 log rows and, from a running server, live figures per served entity.
 
-Live figures exist only where serving runs: `cairn server`'s process, read through its
-/metrics page. A LocalBackend opens the data directory in the UI's own process, where no
-endpoint is served, so it has endpoints and payload logs but no figures (`live` False).
+Live figures exist only where serving runs: a server's process, read through its
+/metrics page. A RemoteBackend reads them from the server it talks to. A LocalBackend
+opens the data directory in the UI's own process: under `cairn up` it knows the URL of
+the server running beside the UI (`server_url`) and scrapes that; on its own (`cairn ui`)
+nothing is served, so it has endpoints and payload logs but no figures (`live` False).
 
 `ServingReader.poll()` is called every few seconds from a thread worker; it keeps the
 previous scrape, so each call's figures cover the window since the last one. The first
@@ -30,7 +32,7 @@ ERRORS = "cairn_serving_errors_total"
 LATENCY = "cairn_serving_request_latency_seconds"
 BATCH_ROWS = "cairn_serving_batch_rows"
 QUEUE_DEPTH = "cairn_serving_queue_depth"
-NO_LIVE_METRICS = "live metrics need --remote (a running cairn server)"
+NO_LIVE_METRICS = "live metrics need a running server: cairn up, or cairn ui --remote URL"
 # Payload rows shown for the selected endpoint: a screenful, the newest last.
 RECENT_PAYLOADS = 50
 # Windows tried, narrowest first, to find the newest records without reading a whole log.
@@ -157,13 +159,20 @@ def endpoint_from_json(doc: dict) -> Endpoint:
 
 class ServingReader:
     """Endpoints, payloads and metrics through `backend`: a RemoteBackend's HTTP client
-    (its `client` and `url`), or a LocalBackend's engine (`eng.endpoints`). Blocking:
+    (its `client` and `url`), or a LocalBackend's engine (`eng.endpoints`) and, given its
+    `server_url`, that server's /metrics. Blocking:
     call from thread workers; `poll` is serialized (it keeps the last scrape)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.store = getattr(getattr(backend, "eng", None), "endpoints", None)
         self.client = None if self.store is not None else getattr(backend, "client", None)
+        server_url = getattr(backend, "server_url", None)
+        if self.store is not None and server_url:
+            import httpx
+
+            # Endpoints and payloads still come from the engine; only /metrics is scraped.
+            self.client = httpx.Client(base_url=server_url, timeout=5.0)
         self._last: Page | None = None
         # Two polls at once (a slow server, a refresh key) would both diff against the same
         # previous page and then race to replace it: one waits for the other instead.
@@ -180,7 +189,7 @@ class ServingReader:
         try:
             resp = self.client.get(path, params={k: v for k, v in params.items() if v is not None})
         except httpx.HTTPError as exc:
-            raise CairnError(f"Cannot reach {self.backend.describe()}: {exc}", "INVALID_STATE") from None
+            raise CairnError(f"Cannot reach {self.client.base_url}: {exc}", "INVALID_STATE") from None
         if resp.status_code >= 400:
             try:
                 body = resp.json()

@@ -257,6 +257,55 @@ def test_remote_shows_live_figures(served, launch):
         assert any(isinstance(m, PayloadsLoaded) for m in messages)
 
 
+def test_up_hands_its_server_to_the_serving_screen(served):
+    """`cairn up`'s UI (app/upui.py) reads endpoints from the engine in-process and live
+    figures from the server running beside it: requests, p50 and errors appear."""
+    from app.upui import ServerThread, create_up_tui
+
+    path, X = served
+    eng = engine.open(path)
+    server = ServerThread(eng, "0.0.0.0", 0)  # a wildcard bind: the UI scrapes loopback
+    server.start()
+    try:
+        assert server.wait_started(30)
+        assert server.local_url.startswith("http://127.0.0.1:")
+        with httpx.Client(base_url=server.local_url, timeout=30) as client:
+            r = client.post("/api/2.0/serving-endpoints", json={"name": "beside", "config": {
+                "served_entities": [{"name": "v1", "entity_name": "iris", "entity_version": "1"}]}})  # fmt: skip
+            assert r.status_code == 200, r.text
+            for _ in range(12):
+                r = client.post("/serving-endpoints/beside/invocations", json={"inputs": X[:2].astype("float32").tolist()})
+                assert r.status_code == 200, r.text
+            assert client.post("/serving-endpoints/beside/invocations", json={"inputs": {"x": [1.0]}}).status_code == 400
+
+        polled: list[ServingPolled] = []
+
+        async def main() -> None:
+            app = create_up_tui(eng, server)
+            async with app.run_test(size=(160, 40), message_hook=lambda m: isinstance(m, ServingPolled) and polled.append(m)) as pilot:
+                await pilot.press("v")
+                assert isinstance(app.screen, ServingScreen) and app.screen.reader.live
+                await until(pilot, lambda: polled, "the first poll")
+                stats = polled[-1].state.stats
+                assert stats is not None, polled[-1].state.note
+                assert stats[("beside", "v1")].total == 13 and stats[("beside", "v1")].errors == 1
+                row = rows(app.screen.query_one("#serving-table", DataTable))[0]
+                assert row[:2] == ["beside", "v1"] and row[5] == "13" and row[7] != "-" and row[9] == "7.7%"
+
+        asyncio.run(main())
+    finally:
+        assert server.stop()
+        eng.close()
+
+
+def test_local_ui_without_a_server_has_no_live_figures(tmp_path):
+    reader = ServingReader(LocalBackend(engine.open(tmp_path / "data")))
+    try:
+        assert not reader.live and reader.poll().note == NO_LIVE_METRICS
+    finally:
+        reader.backend.eng.close()
+
+
 def test_v_opens_the_serving_screen_from_the_app(tmp_path):
     from textual.widgets import Static
 
