@@ -28,6 +28,7 @@ from engine.store import MAX_RESULTS_SEARCH_RUNS, TrackingStore
 
 from . import tables
 from .address import DEFAULT_HOST, DEFAULT_PORT
+from .bundlecli import add_commands as add_bundle_commands
 from .doctor import add_command as add_doctor_command
 from .endpointscli import add_commands as add_endpoint_commands
 from .modelscli import add_commands as add_registry_commands
@@ -498,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(handler=cmd_server, needs_store=False)
     add_registry_commands(sub)  # models, catalogs, schemas (app/modelscli.py)
     add_endpoint_commands(sub)  # endpoints (app/endpointscli.py)
+    add_bundle_commands(sub)  # keys, bundle (app/bundlecli.py)
     add_doctor_command(sub)  # doctor (app/doctor.py)
     add_ui_command(sub)  # ui (app/uicli.py; textual loads only when it runs)
     return parser
