@@ -158,6 +158,9 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
     manifest_bytes = members.pop(MANIFEST, None)
     if manifest_bytes is None:
         raise invalid(f"{where} has no manifest ({ROOT}/{MANIFEST}): not a Cairn model bundle, or truncated")
+    # The signature first: it covers the exact bytes, so a manifest changed after signing
+    # is named as such, whatever the change did to its JSON.
+    sig = _signature(members.pop(SIGNATURE, None), manifest_bytes, where)
     try:
         manifest = msgspec.json.decode(manifest_bytes, type=Manifest)
     except msgspec.DecodeError as exc:
@@ -167,7 +170,6 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
     if manifest.format_version > FORMAT_VERSION:
         raise invalid(f"{where} has format version {manifest.format_version}; this Cairn reads up to "
                       f"{FORMAT_VERSION}: upgrade Cairn to import it")
-    sig = _signature(members.pop(SIGNATURE, None), manifest_bytes, where)
     listed = {}
     for fd in manifest.files:
         if fd.path in listed or fd.path in (MANIFEST, SIGNATURE):
