@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # is tested when a GPU is present; it runs on CPU everywhere else), plain onnxruntime elsewhere.
 ORT_EXTRA ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),gpu,cpu)
 
-.PHONY: run test bench bench-quick clean
+.PHONY: run test bench bench-quick lock package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,5 +37,16 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/registry.py --quick
 	$(BIN)/python bench/serving.py --quick
 
+# Offline bundles (packaging/build.py): dist/cairn-<version>-{cpu,gpu}-linux-x86_64.tar.gz
+# and, unless EXE=0, the PyInstaller one-directory build of the cpu variant. They install
+# exactly packaging/lock-<variant>.txt; `make lock` re-resolves it after a dependency change.
+EXE ?= 1
+VARIANT ?= all
+package: $(STAMP)
+	$(BIN)/python packaging/build.py --variant $(VARIANT) $(if $(filter 1,$(EXE)),--exe)
+
+lock: $(STAMP)
+	$(BIN)/python packaging/lock.py
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -20,15 +20,22 @@ _URL = re.compile(r"at (http://127\.0\.0\.1:\d+)")
 
 
 def start_server(
-    data_dir: Path, *extra: str, command: str | Sequence[str] = "server", timeout: float = 30.0
+    data_dir: Path, *extra: str, command: str | Sequence[str] = "server", timeout: float = 30.0,
+    program: Sequence[str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
     """`python -m app.cli --data DIR <command> --port 0 <extra>` -> (process, URL).
-    `command` is one word (`server`) or several (`("models", "serve")`)."""
+    `command` is one word (`server`) or several (`("models", "serve")`); `program` is
+    another `cairn` to run (an installed launcher) instead of this checkout's."""
     words = [command] if isinstance(command, str) else list(command)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("PYTHONPATH", None)
+    cwd = data_dir.parent  # an installed cairn must not import this checkout
+    if program is None:
+        program = (sys.executable, "-m", "app.cli")
+        env["PYTHONPATH"] = str(cwd := REPO)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "--data", str(data_dir), *words, "--port", "0", *extra],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [*program, "--data", str(data_dir), *words, "--port", "0", *extra],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: queue.Queue[str | None] = queue.Queue()
 

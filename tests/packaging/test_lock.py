@@ -1,0 +1,46 @@
+"""The committed locks (packaging/lock-<variant>.txt) against pyproject.toml: every
+runtime requirement pinned to a version it allows, every pin hashed, one ONNX Runtime per
+variant. A dependency added without `make lock` fails here, before any bundle is built."""
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+
+import pytest
+
+from conftest import REPO
+
+PACKAGING = REPO / "packaging"
+
+
+def _load(name: str):
+    sys.path.insert(0, str(PACKAGING))
+    try:
+        spec = importlib.util.spec_from_file_location(f"cairn_packaging_{name}", PACKAGING / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(PACKAGING))
+
+
+build = _load("build")
+
+
+@pytest.mark.parametrize("variant", ["cpu", "gpu"])
+def test_lock_satisfies_pyproject(variant):
+    path = build.check_lock(variant)
+    text = path.read_text()
+    pins = build.read_lock(path)
+    assert len(re.findall(r"^\S+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}$", text, re.M)) == len(pins)
+    runtimes = {name for name in pins if name.startswith("onnxruntime")}
+    assert runtimes == {"onnxruntime" if variant == "cpu" else "onnxruntime-gpu"}
+    assert "cairn" not in pins
+
+
+def test_a_stale_lock_is_refused(tmp_path):
+    stale = tmp_path / "lock-cpu.txt"
+    stale.write_text(re.sub(r"^msgspec==\S+ \\\n.*\n", "", (PACKAGING / "lock-cpu.txt").read_text(), flags=re.M))
+    with pytest.raises(SystemExit, match="msgspec"):
+        build.check_lock("cpu", stale)
