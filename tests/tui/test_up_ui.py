@@ -65,10 +65,11 @@ class Terminal:
             raw = b"".join(self._chunks)
         return _ANSI.sub("", raw.decode("utf-8", "replace"))
 
-    def wait_for(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+    def wait_for(self, pattern: re.Pattern[str], timeout: float, after: int = 0) -> re.Match[str]:
+        """The first match in what was drawn from character `after` on."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = pattern.search(self.text())
+            m = pattern.search(self.text(), after)
             if m:
                 return m
             if self.proc.poll() is not None:
@@ -103,6 +104,29 @@ def start_up(data_dir: Path, *flags: str) -> Terminal:
            "COLUMNS": str(COLS), "LINES": str(ROWS)}  # fmt: skip
     env.pop("TEXTUAL", None)  # no devtools
     return Terminal([sys.executable, "-m", "app.cli", "--data", str(data_dir), "up", *flags], env)
+
+
+# The child of the stderr check. Textual draws on sys.__stderr__; on a real terminal that
+# is fd 2, the same tty anything else would write stray text to. Here Textual keeps the
+# terminal (a copy of fd 2) and fd 2 itself, with sys.stderr, goes to a file: whatever
+# lands in the file would have torn the UI's screen (C libraries, handlers that kept the
+# old stream, the last-resort logging handler).
+_SPLIT_STDERR = """
+import os, sys
+terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
+err = open(sys.argv[1], "w", buffering=1)
+os.dup2(err.fileno(), 2)
+sys.stderr, sys.__stderr__ = err, terminal
+from app.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def start_up_split_stderr(data_dir: Path, err_path: Path, *flags: str) -> Terminal:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color",
+           "COLUMNS": str(COLS), "LINES": str(ROWS)}  # fmt: skip
+    env.pop("TEXTUAL", None)
+    return Terminal([sys.executable, "-c", _SPLIT_STDERR, str(err_path), "--data", str(data_dir), "up", *flags], env)
 
 
 def assert_clean(out: str) -> None:
@@ -198,3 +222,34 @@ def test_up_chooses_the_ui_by_the_terminal(data_dir, monkeypatch, tty, flags, ui
         monkeypatch.setattr(sys, "stdout", _Tty())
     assert app.cli.main(["--data", str(data_dir), "up", "--port", "5123", *flags]) == 0
     assert calls == [("ui" if ui else "server", 5123)]
+
+
+def test_up_never_writes_to_stderr_while_the_ui_runs(data_dir, tmp_path):
+    """Navigate every mode, provoke a server-side warning (a request that is not HTTP:
+    uvicorn logs it), quit: the warning shows as a notification and stderr stays empty."""
+    err_path = tmp_path / "stderr.txt"
+    term = start_up_split_stderr(data_dir, err_path, "--port", "0")
+    try:
+        url = term.wait_for(_URL, timeout=25).group(1)
+        term.wait_for(re.compile("from-the-test"), timeout=10)
+        # Each key's screen, told by what only it draws (looked for in the output since the key).
+        for keys, shown in ((b"\r", "MLflow filter"), (b"\x1b", "filter experiments"), (b"m", "Select a model"),
+                            (b"v", "serving endpoints"), (b"e", "filter experiments"), (b"?", "Keys")):  # fmt: skip
+            drawn = len(term.text())
+            term.send(keys)
+            term.wait_for(re.compile(shown), timeout=10, after=drawn)
+            time.sleep(0.3)  # let the screen's workers run before the next key
+        term.send(b"\x1b")
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            raw.recv(1024)  # uvicorn answers 400 and logs a warning
+        assert httpx.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": "0" * 32}, timeout=5).status_code == 404
+        term.wait_for(re.compile("Invalid HTTP request"), timeout=10)  # the warning, as a notification
+        term.send(b"q")
+        assert term.proc.wait(timeout=15) == 0
+    finally:
+        term.close()
+    assert_clean(term.text())
+    assert "Cairn stopped" in term.text()
+    assert err_path.read_text() == ""
