@@ -19,7 +19,6 @@ variant (packaging/exe.py), which needs no Python on the site.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import subprocess
@@ -30,7 +29,16 @@ import tomllib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lock import GLIBC_FLOOR, PLATFORM_ARGS, PYTHON_VERSION, REPO, VARIANTS, lock_path, read_lock, sha256  # noqa: E402
+from lock import (
+    GLIBC_FLOOR,
+    PLATFORM_ARGS,
+    PYTHON_VERSION,
+    REPO,
+    VARIANTS,
+    lock_path,
+    read_lock,
+    sha256,
+)
 
 PACKAGING = REPO / "packaging"
 VARIANT_NOTES = {

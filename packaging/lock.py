@@ -120,7 +120,7 @@ def lock(variant: str) -> Path:
 def read_lock(path: Path) -> dict[str, str]:
     """{project: version} of a lock file, for checks against pyproject (tests, build)."""
     pins = {}
-    for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), re.M):
+    for m in re.finditer(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", path.read_text(), re.MULTILINE):
         pins[canonical(m.group(1))] = m.group(2)
     return pins
 

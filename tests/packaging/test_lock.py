@@ -33,7 +33,7 @@ def test_lock_satisfies_pyproject(variant):
     path = build.check_lock(variant)
     text = path.read_text()
     pins = build.read_lock(path)
-    assert len(re.findall(r"^\S+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}$", text, re.M)) == len(pins)
+    assert len(re.findall(r"^\S+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}$", text, re.MULTILINE)) == len(pins)
     runtimes = {name for name in pins if name.startswith("onnxruntime")}
     assert runtimes == {"onnxruntime" if variant == "cpu" else "onnxruntime-gpu"}
     assert "cairn" not in pins
@@ -41,6 +41,6 @@ def test_lock_satisfies_pyproject(variant):
 
 def test_a_stale_lock_is_refused(tmp_path):
     stale = tmp_path / "lock-cpu.txt"
-    stale.write_text(re.sub(r"^msgspec==\S+ \\\n.*\n", "", (PACKAGING / "lock-cpu.txt").read_text(), flags=re.M))
+    stale.write_text(re.sub(r"^msgspec==\S+ \\\n.*\n", "", (PACKAGING / "lock-cpu.txt").read_text(), flags=re.MULTILINE))
     with pytest.raises(SystemExit, match="msgspec"):
         build.check_lock("cpu", stale)

@@ -29,7 +29,7 @@ def _offline_prefix() -> list[str]:
     """`unshare -n`: run in a network namespace with no interfaces but loopback, so any
     download attempt fails. Where that is not allowed, --no-index alone must do."""
     try:
-        ok = subprocess.run(["unshare", "-n", "true"], capture_output=True, timeout=10).returncode == 0
+        ok = subprocess.run(["unshare", "-n", "true"], check=False, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         ok = False
     return ["unshare", "-n"] if ok else []
@@ -42,7 +42,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 def run(cmd, *, cwd: Path, env: dict[str, str] | None = None, timeout: float = 600, check: bool = True):
-    proc = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env if env is not None else _clean_env(),
+    proc = subprocess.run([str(c) for c in cmd], check=False, cwd=cwd, env=env if env is not None else _clean_env(),
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
