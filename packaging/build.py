@@ -44,8 +44,8 @@ PACKAGING = REPO / "packaging"
 VARIANT_NOTES = {
     "cpu": "ONNX Runtime's CPU build (onnxruntime): runs anywhere, no GPU libraries needed.",
     "gpu": ("ONNX Runtime's GPU build (onnxruntime-gpu). The host must have an NVIDIA driver, "
-            "the CUDA 12 runtime and cuDNN 9 (their libraries on the loader path, e.g. through "
-            "ldconfig or LD_LIBRARY_PATH); without them Cairn runs on CPU and `cairn doctor` says "
+            "the CUDA 13 libraries (cudart, cuBLAS, cuRAND) and cuDNN 9, on the loader path "
+            "(ldconfig or LD_LIBRARY_PATH); without them Cairn runs on CPU and `cairn doctor` says "
             "why CUDA did not load."),
 }
 
