@@ -275,6 +275,7 @@ def check_signer(bundle: Bundle, trusted: list[KeyInfo]) -> SignerCheck:
             "(trust it with `cairn keys trust` if you know its owner)"))
     if sig is None:
         return SignerCheck(signed=False, warning="the bundle is unsigned and no trusted keys are configured: "
-                                                 "its origin was not checked")
+                                                 "its origin was not checked (`cairn keys trust` makes import "
+                                                 "require a trusted signature)")
     return SignerCheck(signed=True, fingerprint=sig.fingerprint,
                        warning=f"no trusted keys are configured: the signer {sig.fingerprint} was not checked")

@@ -334,12 +334,14 @@ def _write_run(eng, doc: RunExport, origin: BundleOrigin, *, create: bool) -> No
     info, data = doc.run.info, doc.run.data
     run_id = info.run_id
     if create:
-        exp_id = "0"
-        if doc.experiment_name:
-            exp = tr.get_experiment_by_name(doc.experiment_name)
-            exp_id = exp.experiment_id if exp is not None else tr.create_experiment(doc.experiment_name)
-        tr.create_run(exp_id, user_id=info.user_id, start_time=info.start_time, run_name=info.run_name,
-                      run_id=run_id)
+        exp_id = _experiment_id(tr, doc.experiment_name)
+        try:
+            tr.create_run(exp_id, user_id=info.user_id, start_time=info.start_time, run_name=info.run_name,
+                          run_id=run_id)
+        except CairnError as exc:
+            # Another import of the same run got there first: fill in the same facts.
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
     tags = {t.key: t.value for t in data.tags}
     tags[RUN_ORIGIN_TAG] = origin.appliance_id
     tags[f"{ORIGIN_TAG_PREFIX}hostname"] = origin.hostname
@@ -355,6 +357,21 @@ def _write_run(eng, doc: RunExport, origin: BundleOrigin, *, create: bool) -> No
     if doc.run.inputs.dataset_inputs:
         tr.log_inputs(run_id, doc.run.inputs.dataset_inputs)
     tr.update_run_info(run_id, info.status, info.end_time, None)
+
+
+def _experiment_id(tr, name: str) -> str:
+    """The experiment of that name here, created if missing ("0", Default, if no name)."""
+    if not name:
+        return "0"
+    exp = tr.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return tr.create_experiment(name)
+    except CairnError as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return tr.get_experiment_by_name(name).experiment_id  # created meanwhile
 
 
 def _chunks(items: list, n: int):

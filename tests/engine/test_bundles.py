@@ -251,6 +251,30 @@ def test_gzip_bundles_read_too(source, tmp_path, dest):
     assert import_bundle(dest, out.path).status == "READY"
 
 
+def test_a_version_without_a_run_travels_too(tmp_path, dest):
+    """A version registered from an .onnx file has no run: the files come alone."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import Ridge
+
+    X = np.random.default_rng(0).normal(size=(40, 3)).astype(np.float32)
+    ridge = Ridge().fit(X, X @ [1.0, 2.0, 3.0])
+    onnx_file = tmp_path / "ridge.onnx"
+    onnx_file.write_bytes(to_onnx(ridge, X[:1], target_opset=17).SerializeToString())
+    src = engine.open(tmp_path / "src")
+    try:
+        src.registry.create_registered_model("ridge")
+        mv = src.registry.create_model_version("ridge", str(onnx_file))
+        assert src.registrar.wait("ridge", mv.version, 120).status == "READY"
+        out = export_bundle(src, "models:/ridge/latest", tmp_path / "ridge.tar")
+    finally:
+        src.close()
+    res = import_bundle(dest, out.path)
+    assert res.status == "READY" and not res.run_id and not res.run_created
+    mv = dest.registry.get_model_version("ridge", res.version)
+    assert mv.source.startswith("mlflow-artifacts:/bundles/") and not mv.run_id
+    np.testing.assert_allclose(predict(dest.path, "models:/ridge/1", X).ravel(), ridge.predict(X), rtol=1e-4)
+
+
 # -- refusals ----------------------------------------------------------------------------
 def test_a_changed_byte_in_the_model_is_refused(bundles, dest, tmp_path):
     bad = rewrite(bundles[1], tmp_path / "bad.tar",
