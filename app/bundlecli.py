@@ -127,6 +127,8 @@ def cmd_import(args) -> int:
               "nothing imported")
     else:
         print(f"imported {res.name} version {res.version}: {res.status}")
+        if res.status == "PENDING_REGISTRATION":
+            print("(still registering; it finishes when Cairn next opens this data directory)", file=sys.stderr)
         if res.run_id:
             print(f"run {res.run_id} {'recreated' if res.run_created else 'already here, reused'}")
     if args.alias:

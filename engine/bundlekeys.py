@@ -171,6 +171,8 @@ def read_public_key_arg(file_or_text: str) -> bytes:
         if p.stat().st_size > _MAX_KEY_FILE:
             raise invalid(f"{p} is too large to be a public key")
         return parse_public_key(p.read_text(errors="replace"))
+    if file_or_text.endswith((".pub", ".pem")) and " " not in file_or_text.strip():
+        raise not_found(f"No such key file: {p}")
     return parse_public_key(file_or_text)
 
 

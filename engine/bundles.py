@@ -224,12 +224,11 @@ def import_bundle(
                          "and `cairn schemas create`, or pass --name)", exc.error_code) from None
     run_plan = _run_plan(eng, contents.run, origin)
 
-    run_id = ""
-    if run_plan != "none":
-        run_id = contents.run.run.info.run_id
-    if run_plan in ("create", "refresh"):
+    run_id = contents.run.run.info.run_id if contents.run is not None else ""
+    ours = run_plan in ("create", "refresh")  # a run this import writes (never one of this appliance's own)
+    if ours:
         _write_run(eng, contents.run, origin, create=run_plan == "create")
-    source = _stage_files(eng, bundle, origin, run_id if run_plan in ("create", "refresh") else "")
+    source = _stage_files(eng, bundle, origin, run_id if ours else "")
     try:
         eng.registry.create_registered_model(
             full.full, tags=meta.model_tags or None, description=meta.model_description, user_id=user_id,
