@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -249,6 +250,9 @@ def smoke_check(exe: Path, work: Path) -> list[str]:
         raise RuntimeError("an experiment created over HTTP is missing after the server stopped")
     done.append("cairn server: /health OK, experiment created over REST, exit 0 on SIGTERM")
 
+    if shutil.which("script"):  # util-linux: a pseudo-terminal for the terminal UI
+        done.append(_ui_check(exe, data, env, work / "ui.typescript"))
+
     with _Serving(exe, ["--data", str(data), "models", "serve", "-m", "models:/iris@champion"], env,
                   work / "serve.log") as serving:
         row = [5.1, 3.5, 1.4, 0.2]  # an Iris setosa from the data set
@@ -258,6 +262,20 @@ def smoke_check(exe: Path, work: Path) -> list[str]:
             raise RuntimeError(f"no prediction: {body!r}")
     done.append(f"cairn models serve models:/iris@champion: /invocations -> {json.dumps(predictions)[:80]}")
     return done
+
+
+def _ui_check(exe: Path, data: Path, env: dict, typescript: Path) -> str:
+    """`cairn ui` on a pseudo-terminal for a few seconds, then Ctrl-C: the experiments
+    screen must have drawn the demo experiment, so textual and its stylesheets (textual's
+    own and tui/styles/*.tcss) are in the bundle."""
+    command = f"timeout -k 5 -s INT 10 {shlex.quote(str(exe))} --data {shlex.quote(str(data))} ui"
+    subprocess.run(["script", "-q", "-e", "-c", command, str(typescript)], env={**env, "TERM": "xterm-256color"},
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=STEP_S, check=False)
+    screen = typescript.read_bytes().decode("utf-8", "replace")
+    if "Traceback" in screen or "cairn-demo" not in screen:
+        raise RuntimeError(f"`cairn ui` did not draw the experiments screen:\n{screen[-3000:]}")
+    return "cairn ui: the experiments screen drew on a pseudo-terminal"
 
 
 def main(argv: list[str] | None = None) -> int:
