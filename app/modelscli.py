@@ -260,6 +260,13 @@ def lineage_tree(lin: Lineage, mv: ModelVersion) -> list[str]:
         children.append((f"logged model {lin.model_id}", []))
     if lin.derived_from:
         children.append((f"derived from {lin.derived_from}", []))
+    if lin.origin:  # an imported model bundle (cairn bundle import)
+        o = lin.origin
+        label = (f"imported from {o.get('hostname') or '?'} (appliance {o.get('appliance_id', '?')}): "
+                 f"{o.get('name', '?')} version {o.get('version', '?')}")
+        if o.get("exported_at"):
+            label += f", exported {o['exported_at']}"
+        children.append((label, []))
     lines = [head]
     _draw(children, "", lines)
     return lines

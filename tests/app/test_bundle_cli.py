@@ -124,6 +124,8 @@ def test_export_inspect_import_between_appliances(plant_a, tmp_path):
     assert lineage["origin"]["name"] == "main.default.iris" and lineage["origin"]["version"] == "1"
     runs = json.loads(cli(dst, "runs", "list", "--json").stdout)["runs"]
     assert [r["info"]["run_id"] for r in runs] == [run_id]
+    tree = cli(dst, "models", "lineage", "iris", "1").stdout
+    assert f"(appliance {lineage['origin']['appliance_id']}): main.default.iris version 1" in tree
 
 
 def test_unsigned_export_and_import_warn(plant_a, tmp_path):
