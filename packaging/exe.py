@@ -125,9 +125,14 @@ def glibc_needed(root: Path) -> tuple[str, str]:
             return {tuple(int(x) for x in m.groups() if x is not None) for m in _GLIBC.finditer(out)}
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            found = set().union(*pool.map(versions, files)) if files else set()
-        if found:
-            return ".".join(map(str, max(found))), f"the highest GLIBC symbol version its {len(files)} ELF files use"
+            needs = {path: max(found) for path, found in zip(files, pool.map(versions, files)) if found}
+        if needs:
+            # Name the file that sets the bar: usually a library copied from the build
+            # machine (libstdc++, libpython), which is what a build on an older
+            # distribution would change.
+            path, highest = max(needs.items(), key=lambda item: item[1])
+            return (".".join(map(str, highest)),
+                    f"the highest GLIBC symbol version its {len(files)} ELF files use, here in {path.name}")
     out = subprocess.run(["ldd", "--version"], capture_output=True, text=True, check=False).stdout
     m = re.search(r"(\d+\.\d+)\s*$", out.splitlines()[0] if out else "")
     if m:
