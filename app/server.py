@@ -4,8 +4,6 @@ engine's stores, which are injected as dependencies."""
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar, get
@@ -30,6 +28,7 @@ from .controllers.modelversions import ModelVersionController
 from .controllers.registeredmodels import RegisteredModelController
 from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
+from .serverrun import run_server
 from .serving.endpointroutes import LazyManager, endpoint_routes
 
 # JSON requests are small; artifact uploads stream and set their own limit.
@@ -154,43 +153,9 @@ def make_server(engine: Engine, host: str, port: int, **options):
 
 
 def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None) -> None:
-    """Run the server until interrupted. `ready(url)` is called once it accepts connections."""
-    server = make_server(engine, host, port)
-    if ready is not None:
-        _call_when_started(server, ready, host, port)
-    if threading.current_thread() is not threading.main_thread():
-        server.run()
-        return
-    # uvicorn handles SIGTERM (stop accepting, finish requests in flight, lifespan
-    # shutdown) and then raises it again. With SIGTERM's default action that kills the
-    # process before Python's exit handlers commit the store's queued writes
-    # (engine/lmdbenv.py), and systemd sees a kill instead of exit 0. The shutdown it
-    # asks for has happened by then: ignore the repeat, so serve() returns normally.
-    previous = signal.signal(signal.SIGTERM, _shutdown_done)
-    try:
-        server.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _shutdown_done(signum, frame) -> None:
-    """SIGTERM repeated by uvicorn after its graceful shutdown: nothing left to do."""
-
-
-def _call_when_started(server, ready, host: str, port: int) -> None:
-    import asyncio
-
-    original = server.startup
-
-    async def startup(sockets=None):
-        await original(sockets=sockets)
-        bound = port
-        if server.servers and server.servers[0].sockets:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-        ready(f"http://{host}:{bound}")
-        await asyncio.sleep(0)
-
-    server.startup = startup
+    """Run the server until interrupted (SIGTERM: a clean stop, exit 0). `ready(url)` is
+    called once it accepts connections."""
+    run_server(make_server(engine, host, port), host, port, ready)
 
 
 logging.getLogger("litestar").setLevel(logging.WARNING)

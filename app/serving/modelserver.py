@@ -16,7 +16,6 @@ carry for its whole life; with the cache a restart is as quick as serving an .on
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import shutil
@@ -36,6 +35,7 @@ from engine.modelloading import load_model, resolve_version
 from engine.modelsignature import OnnxSignature
 
 from ..address import DEFAULT_HOST, DEFAULT_MODEL_PORT
+from ..serverrun import run_server
 from .batcher import Batcher
 from .invocations import DEFAULT_MAX_BODY_BYTES, create_model_server
 
@@ -171,28 +171,10 @@ def serve_model(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
         log_level="warning", access_log=False,
     )
-    server = uvicorn.Server(config)
-    if ready is not None:
-        _call_when_started(server, ready, host, port)
     try:
-        server.run()
+        run_server(uvicorn.Server(config), host, port, ready)
     finally:
         batcher.close(drain=True, timeout=10.0)
-
-
-def _call_when_started(server, ready: Callable[[str], None], host: str, port: int) -> None:
-    original = server.startup
-
-    async def startup(sockets=None):
-        await original(sockets=sockets)
-        bound = port
-        if server.servers and server.servers[0].sockets:
-            bound = server.servers[0].sockets[0].getsockname()[1]
-        shown = f"[{host}]" if ":" in host else host
-        ready(f"http://{shown}:{bound}")
-        await asyncio.sleep(0)
-
-    server.startup = startup
 
 
 __all__ = ["DEFAULT_MAX_BATCH_ROWS", "DEFAULT_MAX_QUEUE_ROWS", "load_served_model", "serve_model"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -312,3 +313,12 @@ def test_a_folder_cairn_cannot_serve_exits_with_the_reason(tmp_path):
     assert not (tmp_path / "d" / "cache" / "prepared-models").exists() or not any(
         (tmp_path / "d" / "cache" / "prepared-models").iterdir()
     )
+
+
+def test_sigterm_stops_the_model_server_cleanly(data_dir, launch):
+    """systemd and `kill` stop it with SIGTERM: requests answered, then exit status 0
+    (not a kill by the signal uvicorn re-raises after its graceful shutdown)."""
+    proc, url = launch(data_dir, "-m", "models:/scoring-mixed/1", command=SERVE, timeout=90)
+    assert httpx.get(f"{url}/ping", timeout=10).status_code == 200
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
