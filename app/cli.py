@@ -33,6 +33,7 @@ from .doctor import add_command as add_doctor_command
 from .endpointscli import add_commands as add_endpoint_commands
 from .modelscli import add_commands as add_registry_commands
 from .uicli import add_command as add_ui_command
+from .version import cairn_version
 
 DEMO_EXPERIMENT = "cairn-demo"
 # How many metric and param columns `runs list` adds after the fixed ones.
@@ -438,6 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="data directory (default: $CAIRN_HOME, else ~/.local/share/cairn)",
     )
+    parser.add_argument("--version", action="version", version=f"cairn {cairn_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     exps = sub.add_parser("experiments", help="list experiments")

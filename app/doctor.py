@@ -29,6 +29,7 @@ from engine.errors import CairnError
 
 from . import tables
 from .address import DEFAULT_HOST, DEFAULT_PORT
+from .version import cairn_version
 
 # info: a fact that is not a problem here (CUDA not loading where nothing asks for a GPU).
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
@@ -52,15 +53,6 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return "0.0.0"  # a source checkout, not installed
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -212,7 +204,7 @@ def _cairn_listening(host: str, port: int) -> str:
             answered = r.read(64).decode("utf-8", "replace").strip()
     except (OSError, ValueError):  # not HTTP, not answering, refused: something else holds it
         return ""
-    return answered if healthy and answered == _version() else ""
+    return answered if healthy and answered == cairn_version() else ""
 
 
 def check_endpoints(eng, providers: dict[str, tuple[bool, str]]) -> tuple[list[Check], list[list]]:
@@ -252,7 +244,7 @@ def check_endpoints(eng, providers: dict[str, tuple[bool, str]]) -> tuple[list[C
 # -- the command --------------------------------------------------------------------------
 def run_checks(data: str | None, host: str, port: int) -> tuple[list[Check], list[list], dict]:
     path = Path(data).expanduser() if data is not None else engine.default_data_dir()
-    about = {"cairn": _version(), "python": platform.python_version(), "platform": platform.platform(),
+    about = {"cairn": cairn_version(), "python": platform.python_version(), "platform": platform.platform(),
              "data_directory": str(path.resolve() if path.exists() else path)}
     checks = check_data_dir(path)
     eng = None

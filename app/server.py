@@ -4,7 +4,6 @@ engine's stores, which are injected as dependencies."""
 from __future__ import annotations
 
 import logging
-from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar, get
 from litestar.di import Provide
@@ -30,16 +29,10 @@ from .controllers.runs import RunController
 from .httperrors import EXCEPTION_HANDLERS
 from .serverrun import run_server
 from .serving.endpointroutes import LazyManager, endpoint_routes
+from .version import cairn_version
 
 # JSON requests are small; artifact uploads stream and set their own limit.
 MAX_JSON_BODY = 16 * 1024 * 1024
-
-
-def cairn_version() -> str:
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 @get("/health", sync_to_thread=False, media_type="text/plain", include_in_schema=False)

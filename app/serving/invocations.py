@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import msgspec
 
 from engine.errors import BAD_REQUEST, INTERNAL_ERROR, CairnError
 
+from ..version import cairn_version
 from .asgi import (
     DEFAULT_MAX_BODY_BYTES,
     Disconnected,
@@ -49,13 +49,6 @@ REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
 
 _GET_ROUTES = ("/ping", "/health", "/version")
 _ROUTES = {"/invocations": ("POST",), **{p: ("GET", "HEAD") for p in _GET_ROUTES}}
-
-
-def cairn_version() -> str:
-    try:
-        return version("cairn")
-    except PackageNotFoundError:
-        return "0.0.0"
 
 
 def create_model_server(
@@ -149,4 +142,4 @@ def create_model_server(
     return app
 
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "cairn_version", "create_model_server"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "create_model_server"]
