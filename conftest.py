@@ -79,8 +79,9 @@ class Launcher:
     def __init__(self):
         self.procs: list[subprocess.Popen] = []
 
-    def __call__(self, data_dir: Path, *extra: str, command: str | Sequence[str] = "server", timeout: float = 30.0):
-        proc, url = start_server(data_dir, *extra, command=command, timeout=timeout)
+    def __call__(self, data_dir: Path, *extra: str, command: str | Sequence[str] = "server", timeout: float = 30.0,
+                 program: Sequence[str] | None = None):
+        proc, url = start_server(data_dir, *extra, command=command, timeout=timeout, program=program)
         self.procs.append(proc)
         return proc, url
 

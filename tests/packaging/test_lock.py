@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+from pathlib import Path
 
 import pytest
 
-from conftest import REPO
-
+REPO = Path(__file__).resolve().parents[2]
 PACKAGING = REPO / "packaging"
 
 

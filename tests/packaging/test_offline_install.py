@@ -18,8 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, start_server, stop_server
-
+REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
@@ -84,7 +83,7 @@ def test_bundle_holds_the_lock_and_nothing_else(bundle):
         assert (bundle / name).is_file(), name
 
 
-def test_installed_cairn_logs_registers_and_serves(installed, tmp_path):
+def test_installed_cairn_logs_registers_and_serves(installed, tmp_path, launch):
     cairn = installed / "bin" / "cairn"
     python = installed / "venv" / "bin" / "python"
     data = tmp_path / "data"
@@ -114,16 +113,14 @@ def test_installed_cairn_logs_registers_and_serves(installed, tmp_path):
     shown = run([cairn, "--data", data, "models", "versions", "iris"], cwd=tmp_path).stdout
     assert "READY" in shown
 
-    proc, url = start_server(data, "-m", "models:/iris/1", command=("models", "serve"), program=[str(cairn)])
-    try:
-        rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
-        response = httpx.post(f"{url}/invocations", json={"inputs": rows}, timeout=30)
-        assert response.status_code == 200, response.text
-        predictions = response.json()["predictions"]
-        labels = [p["label"] if isinstance(p, dict) else p for p in predictions]
-        assert labels == [0, 2]
-    finally:
-        stop_server(proc)
+    proc, url = launch(data, "-m", "models:/iris/1", command=("models", "serve"), program=[str(cairn)])
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    response = httpx.post(f"{url}/invocations", json={"inputs": rows}, timeout=30)
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    labels = [p["label"] if isinstance(p, dict) else p for p in predictions]
+    assert labels == [0, 2]
+    launch.stop(proc)
 
     report = run([cairn, "--data", data, "doctor"], cwd=tmp_path, check=False)
     assert "onnxruntime" in (report.stdout + report.stderr).lower()
