@@ -30,12 +30,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/server.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/bundles.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/tracking.py --quick
 	$(BIN)/python bench/server.py --quick
 	$(BIN)/python bench/registry.py --quick
 	$(BIN)/python bench/serving.py --quick
+	$(BIN)/python bench/bundles.py --quick
 
 # Offline bundles (packaging/build.py): dist/cairn-<version>-{cpu,gpu}-linux-x86_64.tar.gz
 # and, unless EXE=0, the PyInstaller one-directory build of the cpu variant. They install
