@@ -239,7 +239,9 @@ def test_up_never_writes_to_stderr_while_the_ui_runs(data_dir, tmp_path):
             term.send(keys)
             term.wait_for(re.compile(shown), timeout=10, after=drawn)
             time.sleep(0.3)  # let the screen's workers run before the next key
-        term.send(b"\x1b")
+        drawn = len(term.text())
+        term.send(b"\x1b")  # help closes: back on the experiments screen
+        term.wait_for(re.compile("filter experiments"), timeout=10, after=drawn)
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=5) as raw:
             raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")

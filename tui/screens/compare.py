@@ -14,13 +14,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from engine.entities import Run
 from engine.errors import CairnError
 
 from ..backend import Backend
 from ..messages import BackendFailed, error_text
+from ..widgets.footer import KeyFooter
 from ..widgets.run import MetricChart, Series, downsample
 from ..widgets.runs import number_text
 
@@ -71,7 +72,7 @@ class CompareScreen(Screen):
         yield Static("", id="compare-note")
         yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield MetricChart(id="compare-chart")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.load()

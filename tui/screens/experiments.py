@@ -13,12 +13,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from engine.entities import Experiment
 from engine.errors import CairnError
 
 from ..backend import Backend
+from ..widgets.footer import KeyFooter
 
 # Counting pages through runs; past this a count shows as "N+" (exact counts of huge
 # experiments are not worth the reads on every open).
@@ -71,7 +72,7 @@ class ExperimentsScreen(Screen):
         yield Input(placeholder="filter experiments by name or tag", id="exp-filter")
         yield Static("", id="exp-error", classes="error")
         yield DataTable(id="experiments", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

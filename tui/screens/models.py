@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Static, Tree
+from textual.widgets import DataTable, Static, Tree
 
 from engine.errors import CairnError
 from engine.registryentities import (
@@ -34,6 +34,7 @@ from engine.registryentities import (
 from engine.registrynames import parse_model_name
 
 from ..messages import BackendFailed, error_text
+from ..widgets.footer import KeyFooter
 from .modelwidgets import (
     AliasInputModal,
     ConfirmModal,
@@ -132,7 +133,7 @@ class ModelsScreen(Screen):
                 table.add_columns("version", "status", "stage", "aliases", "run id", "created")
                 yield table
                 yield Static("", id="version-info", markup=False)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#model-tree", Tree).focus()

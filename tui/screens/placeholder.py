@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
+
+from ..widgets.footer import KeyFooter
 
 
 class PlaceholderScreen(Screen):
@@ -14,4 +16,4 @@ class PlaceholderScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"[b]{self.title_text}[/b]\n\n{self.text}", id="placeholder", markup=True)
-        yield Footer()
+        yield KeyFooter()

@@ -16,7 +16,6 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Static,
     TabbedContent,
@@ -30,6 +29,7 @@ from engine.loggedmodels import LoggedModel
 
 from ..backend import Backend
 from ..messages import BackendFailed, error_text
+from ..widgets.footer import KeyFooter
 from ..widgets.run import (
     LOGGED_MODEL_COLUMNS,
     MetricChart,
@@ -121,7 +121,7 @@ class RunScreen(Screen):
             with TabPane("Logged models", id="logged-models"):
                 yield Static("loading…", id="run-models-note")
                 yield DataTable(id="run-models", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#run-params", DataTable).add_columns("param", "value")

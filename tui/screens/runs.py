@@ -27,13 +27,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
 from engine.entities import Experiment, Run, RunStatus
 from engine.errors import CairnError
 
 from ..backend import Backend
+from ..widgets.footer import KeyFooter
 from ..widgets.runs import ColumnPicker, duration_ms, run_cells
 
 # A screenful and then some: a taller terminal gets the rest a moment later (PAGE).
@@ -112,7 +113,7 @@ class RunsScreen(Screen):
         yield Static("", id="runs-error", classes="error")
         yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static("", id="runs-status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()

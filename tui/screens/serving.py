@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from engine.endpointstore import Endpoint, PayloadRecord
 
@@ -34,6 +34,7 @@ from ..servingdata import (
     fmt_seconds,
     traffic_of,
 )
+from ..widgets.footer import KeyFooter
 
 REFRESH_S = 2.0
 CONFIG_COLUMNS = ("endpoint", "served entity", "model", "version", "traffic")
@@ -84,7 +85,7 @@ class ServingScreen(Screen):
             payloads: DataTable = DataTable(id="payload-table", cursor_type="row", zebra_stripes=True)
             payloads.add_columns(*PAYLOAD_COLUMNS)
             yield payloads
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#serving-table", DataTable).focus()
