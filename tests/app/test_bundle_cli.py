@@ -6,36 +6,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import stat
-import subprocess
-import sys
 import tarfile
-import textwrap
 from pathlib import Path
 
 import pytest
-from clirun import assert_clean_error, cli
+from clirun import assert_clean_error, cli, run_train_script, write_train_script
 
 REPO = Path(__file__).resolve().parents[2]
 
-TRAIN = textwrap.dedent(
-    """
-    import sys
-    import cairn
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    cairn.set_tracking_dir(sys.argv[1])
-    cairn.set_experiment("iris-exp")
-    cairn.autolog()
-    X, y = load_iris(return_X_y=True)
-    with cairn.start_run(run_name="logreg") as run:
-        LogisticRegression(max_iter=300).fit(X, y)
-        cairn.set_tag("mlflow.source.git.commit", "feedface" * 5)
-    print(run.info.run_id)
-    """
-)
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +22,8 @@ def plant_a(tmp_path_factory):
     """(data dir, run id, signed bundle of iris@champion) from a keyed appliance."""
     work = tmp_path_factory.mktemp("plant-a")
     data = work / "data"
-    (work / "train.py").write_text(TRAIN)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "train.py", str(data)], cwd=work, env=env,
-                         capture_output=True, text=True, check=True, timeout=300)
-    run_id = out.stdout.strip().splitlines()[-1]
+    write_train_script(work, 'cairn.set_tag("mlflow.source.git.commit", "feedface" * 5)')
+    run_id = run_train_script(work, str(data))
     cli(data, "models", "register", f"runs:/{run_id}/model", "iris")
     cli(data, "models", "alias", "iris", "champion", "1")
     keys = cli(data, "keys", "generate").stdout

@@ -5,33 +5,14 @@ trace it."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from clirun import assert_clean_error, cli
+from clirun import assert_clean_error, cli, run_train_script, write_train_script
 
 REPO = Path(__file__).resolve().parents[2]
 
-TRAIN = textwrap.dedent(
-    """
-    import sys
-    import cairn
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    cairn.set_tracking_dir(sys.argv[1])
-    cairn.set_experiment("iris-exp")
-    cairn.autolog()
-    X, y = load_iris(return_X_y=True)
-    with cairn.start_run(run_name="logreg") as run:
-        LogisticRegression(max_iter=300).fit(X, y)
-    print(run.info.run_id)
-    """
-)
 
 
 @pytest.fixture(scope="module")
@@ -39,17 +20,14 @@ def trained(tmp_path_factory):
     """(data dir, run id, git commit, path of an .onnx file)."""
     work = tmp_path_factory.mktemp("project")
     data = str(tmp_path_factory.mktemp("cairn-data"))
-    (work / "train.py").write_text(TRAIN)
+    write_train_script(work)
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run(git + ["init", "-q"], cwd=work, check=True)
     subprocess.run(git + ["add", "train.py"], cwd=work, check=True)
     subprocess.run(git + ["commit", "-q", "-m", "train"], cwd=work, check=True)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=work, capture_output=True,
                             text=True, check=True).stdout.strip()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "train.py", data], cwd=work, env=env,
-                         capture_output=True, text=True, check=True, timeout=300)
-    run_id = out.stdout.strip().splitlines()[-1]
+    run_id = run_train_script(work, data)
 
     import numpy as np
     from skl2onnx import to_onnx

@@ -1,9 +1,8 @@
 """Pilot tests over a LocalBackend on a real data directory (conftest.py)."""
 from __future__ import annotations
 
-import time
-
 import pytest
+from pilotwait import wait_for
 from textual.widgets import DataTable, Input, Static
 
 from tui.app import create_tui
@@ -18,12 +17,6 @@ SIZE = (140, 40)
 pytestmark = pytest.mark.anyio
 
 
-async def wait_for(pilot, cond, timeout: float = 10.0) -> None:
-    """Let workers and messages run until `cond()` holds."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.02)
 
 
 def names(table: DataTable, column: str = "name") -> list[str]:

@@ -3,9 +3,8 @@ long histories downsampled as the run screen's, `[` / `]` and the table's cursor
 the metric."""
 from __future__ import annotations
 
-import time
-
 import pytest
+from pilotwait import wait_for
 from textual.widgets import DataTable, Static
 
 import engine
@@ -20,11 +19,6 @@ T0 = 1_767_225_600_000
 LONG = 30_000
 
 
-async def wait_for(pilot, cond, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.02)
 
 
 @pytest.fixture()

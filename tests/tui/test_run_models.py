@@ -3,9 +3,9 @@ type, the cairn.onnx outcome and the registered versions made from them."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
+from pilotwait import wait_for
 from textual.widgets import DataTable, Static, TabbedContent
 
 import engine
@@ -16,11 +16,6 @@ from tui.screens.run import LoggedModelsLoaded, RunScreen
 pytestmark = pytest.mark.anyio
 
 
-async def wait_for(pilot, cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting for the UI"
-        await pilot.pause(0.02)
 
 
 @pytest.fixture()
