@@ -26,11 +26,8 @@ means Cairn is faster. The exit code is 0 even when a target is missed.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +45,9 @@ from report import (
     bench_args,
     conditions,
     finish,
-    print_table,
+    print_report,
+    quiet_mlflow_client,
+    stderr_progress,
 )
 from serverprocs import start_server
 
@@ -210,17 +209,9 @@ def mlflow_side(root: Path, versions: int, progress) -> dict[str, Measure]:
 
 def main(argv: list[str] | None = None) -> int:
     args, selected = bench_args(__doc__, WORKLOADS, "3 versions instead of 10", argv)
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    for logger in ("mlflow", "urllib3", "alembic"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
+    quiet_mlflow_client()
     versions = QUICK_VERSIONS if args.quick else FULL_VERSIONS
-    t_start = time.perf_counter()
-
-    def progress(msg: str) -> None:
-        print(f"  .. {time.perf_counter() - t_start:5.1f}s {msg}", file=sys.stderr, flush=True)
+    progress, t_start = stderr_progress()
 
     before = conditions()
     results = {}
@@ -233,15 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     after = conditions()
     rows = [(w, results["cairn"][w.name], results["mlflow"][w.name],
              _ratio(w, results["cairn"][w.name], results["mlflow"][w.name])) for w in selected]
-    print(f"\nmodel moves between two appliances, {'quick' if args.quick else 'full'} run (baseline: "
-          "MLflow client between two mlflow servers, SQLite, 1 worker each; ratio > 1 = Cairn faster)")
-    print(f"machine before: {before}")
-    print(f"machine after:  {after}\n")
-    print_table(rows)
-    for w, cm, bm, _ in rows:
-        for side, m in (("cairn", cm), ("mlflow", bm)):
-            if m.error:
-                print(f"  {w.name} ({side}): {m.error}")
+    print_report(f"model moves between two appliances, {'quick' if args.quick else 'full'} run (baseline: "
+                 "MLflow client between two mlflow servers, SQLite, 1 worker each; ratio > 1 = Cairn faster)",
+                 before, after, rows)
     finish(rows, time.perf_counter() - t_start, args.json, BASELINE_NAME)
     return 0
 

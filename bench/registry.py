@@ -25,12 +25,9 @@ means Cairn is better. The exit code is 0 even when a target is missed.
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 import time
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +46,9 @@ from report import (
     bench_args,
     conditions,
     finish,
-    print_table,
+    print_report,
+    quiet_mlflow_client,
+    stderr_progress,
 )
 from serverprocs import start_server
 
@@ -187,18 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     args, selected = bench_args(__doc__, WORKLOADS, "smaller sizes (about a minute)", argv)
     names = {w.name for w in selected}
 
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ.pop("MLFLOW_TRACKING_URI", None)
-    for logger in ("mlflow", "urllib3", "alembic"):
-        logging.getLogger(logger).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore")
-
+    quiet_mlflow_client()
     sizes = QUICK if args.quick else FULL
-    t_start = time.perf_counter()
-
-    def progress(msg: str) -> None:
-        print(f"  .. {time.perf_counter() - t_start:5.1f}s {msg}", file=sys.stderr, flush=True)
+    progress, t_start = stderr_progress()
 
     before = conditions()
     results = {}
@@ -212,17 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         (w, c.get(w.name, missing), b.get(w.name, missing), _ratio(w, c.get(w.name, missing), b.get(w.name, missing)))
         for w in selected
     ]
-    print(
-        f"\nregistry workloads, {'quick' if args.quick else 'full'} run (baseline: mlflow server, "
-        "SQLite, 1 worker; client: MlflowClient over loopback; ratio > 1 = Cairn better)"
+    print_report(
+        f"registry workloads, {'quick' if args.quick else 'full'} run (baseline: mlflow server, "
+        "SQLite, 1 worker; client: MlflowClient over loopback; ratio > 1 = Cairn better)",
+        before, after, rows,
     )
-    print(f"machine before: {before}")
-    print(f"machine after:  {after}\n")
-    print_table(rows)
-    for w, cm, bm, _ in rows:
-        for side, m in (("cairn", cm), ("mlflow", bm)):
-            if m.error:
-                print(f"  {w.name} ({side}): {m.error}")
     finish(rows, time.perf_counter() - t_start, args.json, BASELINE_NAME)
     return 0
 

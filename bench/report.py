@@ -272,3 +272,43 @@ def finish(rows, elapsed: float, json_path: str | None, baseline_name: str) -> N
             for w, c, b, r in rows
         ]
         Path(json_path).write_text(json.dumps(out, indent=2) + "\n")
+
+
+def quiet_mlflow_client() -> None:
+    """The MLflow client in a bench process: no telemetry thread, no silent retries with
+    back-off inside a timed loop (a failed request is reported, not waited out), no
+    tracking URI from the environment, no log lines between the progress lines."""
+    import logging
+    import os
+    import warnings
+
+    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    for name in ("mlflow", "urllib3", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+def stderr_progress() -> tuple[Callable[[str], None], float]:
+    """(progress(msg), start): progress lines on stderr, seconds since start first."""
+    import time
+
+    start = time.perf_counter()
+
+    def progress(msg: str) -> None:
+        print(f"  .. {time.perf_counter() - start:5.1f}s {msg}", file=sys.stderr, flush=True)
+
+    return progress, start
+
+
+def print_report(title: str, before: str, after: str, rows) -> None:
+    """The title, the machine before and after, the table and each side's errors."""
+    print(f"\n{title}")
+    print(f"machine before: {before}")
+    print(f"machine after:  {after}\n")
+    print_table(rows)
+    for w, cm, bm, _ in rows:
+        for side, m in (("cairn", cm), ("mlflow", bm)):
+            if m.error:
+                print(f"  {w.name} ({side}): {m.error}")

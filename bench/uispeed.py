@@ -23,7 +23,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH), str(BENCH.parent)]
 
-from report import _tmpdir, conditions  # noqa: E402
+from report import _tmpdir, conditions
 
 TARGET_MS = 300.0
 T0 = 1_767_225_600_000
