@@ -43,6 +43,10 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 # A bundle is one model version; more members than this is not one of ours.
 MAX_MEMBERS = 10_000
+# A bundle is read into memory to be verified before anything is written: the sizes its
+# tar headers declare are checked against this before a byte is read, so a crafted or
+# gzip-bombed file is refused instead of exhausting the appliance's memory.
+MAX_CONTENT_BYTES = 4 * 1024**3
 
 
 class FileDigest(msgspec.Struct, kw_only=True):
@@ -146,7 +150,7 @@ def _add(tf: tarfile.TarFile, rel: str, data: bytes, mtime_ms: int) -> None:
 
 
 # -- reading -----------------------------------------------------------------------------
-def read_bundle(path: str | os.PathLike) -> Bundle:
+def read_bundle(path: str | os.PathLike, *, max_bytes: int = MAX_CONTENT_BYTES) -> Bundle:
     """The bundle at `path`, refused with one clear message if it is not a tar, is
     truncated, has no or a bad manifest, a bad signature, or a file that is missing,
     extra or does not match its digest."""
@@ -154,7 +158,7 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
     where = f"Bundle {p}"
     if not p.is_file():
         raise not_found(f"{where} does not exist or is not a file")
-    members = _read_members(p, where)
+    members = _read_members(p, where, max_bytes)
     manifest_bytes = members.pop(MANIFEST, None)
     if manifest_bytes is None:
         raise invalid(f"{where} has no manifest ({ROOT}/{MANIFEST}): not a Cairn model bundle, or truncated")
@@ -190,9 +194,10 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
     )
 
 
-def _read_members(p: Path, where: str) -> dict[str, bytes]:
+def _read_members(p: Path, where: str, max_bytes: int) -> dict[str, bytes]:
     out: dict[str, bytes] = {}
     name = ""
+    total = 0
     try:
         with tarfile.open(p, "r:*") as tf:
             for n, member in enumerate(tf):
@@ -200,6 +205,10 @@ def _read_members(p: Path, where: str) -> dict[str, bytes]:
                 if n >= MAX_MEMBERS:
                     raise invalid(f"{where} holds more than {MAX_MEMBERS} files: not a Cairn model bundle")
                 rel = _member_path(member, where)
+                total += member.size
+                if total > max_bytes:
+                    raise invalid(f"{where} holds more than {max_bytes:,} bytes of files, more than this "
+                                  "appliance reads into memory to verify a bundle")
                 if rel in out:
                     raise invalid(f"{where} holds {member.name} twice")
                 f = tf.extractfile(member)

@@ -327,6 +327,11 @@ def test_truncated_and_foreign_files_are_refused(bundles, dest, tmp_path):
         read_bundle(empty)
     with pytest.raises(CairnError, match="does not exist"):
         import_bundle(dest, tmp_path / "missing.tar")
+    # Sizes are checked from the tar headers before anything is read into memory.
+    whole = read_bundle(bundles[0])
+    read_bundle(bundles[0], max_bytes=sum(len(d) for d in whole.files.values()) + 4096)
+    with pytest.raises(CairnError, match="more than 1,000 bytes of files"):
+        read_bundle(bundles[0], max_bytes=1000)
     assert snapshot(dest)[0] == []
 
 
