@@ -39,7 +39,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/serving.py --quick
 	$(BIN)/python bench/bundles.py --quick
 
-# Offline bundles (packaging/build.py): dist/cairn-<version>-{cpu,gpu}-linux-x86_64.tar.gz
+# Offline bundles (packaging/build.py): dist/cairn-<version>-{cpu,gpu,cpu-aarch64}-linux-<arch>.tar.gz
 # and, unless EXE=0, the PyInstaller one-directory build of the cpu variant. They install
 # exactly packaging/lock-<variant>.txt; `make lock` re-resolves it after a dependency change.
 EXE ?= 1

@@ -1,8 +1,8 @@
 """Build the offline installer bundles: `make package`.
 
-    python packaging/build.py [--variant cpu|gpu|all] [--dist DIR] [--exe]
+    python packaging/build.py [--variant cpu|gpu|cpu-aarch64|all] [--dist DIR] [--exe]
 
-For each variant, dist/cairn-<version>-<variant>-linux-x86_64.tar.gz holds
+For each variant, dist/cairn-<version>-<variant>-linux-<arch>.tar.gz holds
 
     cairn-<version>-<variant>/
         install.sh          installs into a venv with no network (see its --help)
@@ -31,10 +31,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lock import (
     GLIBC_FLOOR,
-    PLATFORM_ARGS,
     PYTHON_VERSION,
     REPO,
-    VARIANTS,
+    TARGETS,
+    Target,
     lock_path,
     read_lock,
     sha256,
@@ -72,18 +72,18 @@ def build_wheel(dest: Path) -> Path:
     return wheel
 
 
-def check_lock(variant: str, path: Path | None = None) -> Path:
+def check_lock(target: Target, path: Path | None = None) -> Path:
     """The lock must pin every direct runtime requirement of pyproject; a stale lock (a
     dependency added but `make lock` not run) fails the build here, not on the site."""
     from packaging.requirements import Requirement
 
-    path = path or lock_path(variant)
+    path = path or lock_path(target)
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `make lock`")
     pins = read_lock(path)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = [*project["dependencies"], *project["optional-dependencies"][variant]]
-    env = {"platform_system": "Linux", "platform_machine": "x86_64", "sys_platform": "linux",
+    wanted = [*project["dependencies"], *project["optional-dependencies"][target.extra]]
+    env = {"platform_system": "Linux", "platform_machine": target.arch, "sys_platform": "linux",
            "python_version": PYTHON_VERSION}
     for text in wanted:
         req = Requirement(text)
@@ -95,28 +95,30 @@ def check_lock(variant: str, path: Path | None = None) -> Path:
     return path
 
 
-def build_variant(variant: str, dist: Path, wheel: Path) -> Path:
-    name = f"cairn-{version()}-{variant}"
-    lock = check_lock(variant)
+def build_variant(target: Target, dist: Path, wheel: Path) -> Path:
+    name = f"cairn-{version()}-{target.name}"
+    lock = check_lock(target)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / name
         wheels = root / "wheels"
         wheels.mkdir(parents=True)
-        pip("download", "--quiet", "--no-deps", "--require-hashes", *PLATFORM_ARGS,
+        pip("download", "--quiet", "--no-deps", "--require-hashes", *target.platform_args(),
             "-d", str(wheels), "-r", str(lock))
         shutil.copy2(wheel, wheels / wheel.name)
-        requirements = (f"# Cairn {version()}, variant {variant}: every file in wheels/, hashed.\n"
-                        f"cairn[{variant}]=={version()} \\\n    --hash=sha256:{sha256(wheel)}\n"
+        requirements = (f"# Cairn {version()}, bundle {target.name}: every file in wheels/, hashed.\n"
+                        f"cairn[{target.extra}]=={version()} \\\n    --hash=sha256:{sha256(wheel)}\n"
                         + lock.read_text())
         (root / "requirements.txt").write_text(requirements)
         shutil.copy2(PACKAGING / "install.sh", root / "install.sh")
         os.chmod(root / "install.sh", 0o755)
         shutil.copy2(PACKAGING / "cairn.service", root / "cairn.service")
-        (root / "README.txt").write_text(readme(variant))
-        (root / "VARIANT").write_text(f"{version()} {variant} linux-x86_64 cp{PYTHON_VERSION.replace('.', '')}\n")
+        (root / "README.txt").write_text(readme(target))
+        # install.sh reads it: version, bundle name, platform, CPython ABI.
+        (root / "VARIANT").write_text(
+            f"{version()} {target.name} {target.platform} cp{PYTHON_VERSION.replace('.', '')}\n")
         write_sums(root)
         dist.mkdir(parents=True, exist_ok=True)
-        out = dist / f"{name}-linux-x86_64.tar.gz"
+        out = dist / f"{name}-{target.platform}.tar.gz"
         partial = out.with_suffix(".partial")
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
             tar.add(root, arcname=name, filter=_normalize)
@@ -139,10 +141,10 @@ def write_sums(root: Path) -> None:
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
-def readme(variant: str) -> str:
-    return f"""Cairn {version()}, {variant} variant, for Linux x86_64
+def readme(target: Target) -> str:
+    return f"""Cairn {version()}, {target.extra} variant, for Linux {target.arch}
 
-{VARIANT_NOTES[variant]}
+{VARIANT_NOTES[target.extra]}
 
 Needs: Python {PYTHON_VERSION} with venv (Debian/Ubuntu: python3.11-venv), glibc {GLIBC_FLOOR} or newer.
 Nothing is downloaded: every package is in wheels/ and checked against its sha256.
@@ -163,15 +165,15 @@ Then:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", choices=[*VARIANTS, "all"], default="all")
+    parser.add_argument("--variant", choices=[*TARGETS, "all"], default="all")
     parser.add_argument("--dist", type=Path, default=REPO / "dist")
     parser.add_argument("--exe", action="store_true", help="also the PyInstaller one-directory build (cpu)")
     args = parser.parse_args(argv)
     dist = args.dist.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         wheel = build_wheel(Path(tmp))
-        for variant in VARIANTS if args.variant == "all" else (args.variant,):
-            build_variant(variant, dist, wheel)
+        for name in TARGETS if args.variant == "all" else (args.variant,):
+            build_variant(TARGETS[name], dist, wheel)
         if args.exe:
             build_exe_variant(dist, wheel, Path(tmp))
     return 0
@@ -186,7 +188,7 @@ def build_exe_variant(dist: Path, wheel: Path, work: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     vpip = [str(python), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*vpip, "--require-hashes", "--no-deps", "-r", str(check_lock("cpu"))], check=True)
+    subprocess.run([*vpip, "--require-hashes", "--no-deps", "-r", str(check_lock(TARGETS["cpu"]))], check=True)
     subprocess.run([*vpip, "--no-deps", str(wheel)], check=True)
     subprocess.run([*vpip, "pyinstaller"], check=True)
     return build_exe(dist, version(), python)

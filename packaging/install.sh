@@ -43,11 +43,10 @@ done
 
 # -- what this bundle is for, and whether this machine is that ---------------------------
 read -r VERSION VARIANT TARGET ABI < "$BUNDLE/VARIANT" || die "$BUNDLE/VARIANT is missing: not a Cairn bundle"
-MACHINE="$(uname -s)-$(uname -m)"
-case "$MACHINE" in
-    Linux-x86_64) ;;
-    *) die "this bundle is for linux-x86_64; this machine is $MACHINE. Use the bundle built for it." ;;
-esac
+MACHINE="$(uname -s | tr '[:upper:]' '[:lower:]')-$(uname -m)"
+[ "$MACHINE" = linux-arm64 ] && MACHINE=linux-aarch64
+[ "$MACHINE" = "$TARGET" ] \
+    || die "this bundle is for $TARGET; this machine is $MACHINE. Use the bundle built for it."
 
 if [ -z "$PYTHON" ]; then
     for candidate in python3.11 python3 python; do

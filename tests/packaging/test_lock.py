@@ -28,14 +28,15 @@ def _load(name: str):
 build = _load("build")
 
 
-@pytest.mark.parametrize("variant", ["cpu", "gpu"])
-def test_lock_satisfies_pyproject(variant):
-    path = build.check_lock(variant)
+@pytest.mark.parametrize("name", ["cpu", "gpu", "cpu-aarch64"])
+def test_lock_satisfies_pyproject(name):
+    target = build.TARGETS[name]
+    path = build.check_lock(target)
     text = path.read_text()
     pins = build.read_lock(path)
     assert len(re.findall(r"^\S+==\S+ \\\n    --hash=sha256:[0-9a-f]{64}$", text, re.MULTILINE)) == len(pins)
     runtimes = {name for name in pins if name.startswith("onnxruntime")}
-    assert runtimes == {"onnxruntime" if variant == "cpu" else "onnxruntime-gpu"}
+    assert runtimes == {"onnxruntime" if target.extra == "cpu" else "onnxruntime-gpu"}
     assert "cairn" not in pins
 
 
@@ -43,4 +44,4 @@ def test_a_stale_lock_is_refused(tmp_path):
     stale = tmp_path / "lock-cpu.txt"
     stale.write_text(re.sub(r"^msgspec==\S+ \\\n.*\n", "", (PACKAGING / "lock-cpu.txt").read_text(), flags=re.MULTILINE))
     with pytest.raises(SystemExit, match="msgspec"):
-        build.check_lock("cpu", stale)
+        build.check_lock(build.TARGETS["cpu"], stale)

@@ -159,7 +159,7 @@ def test_refuses_the_wrong_architecture(bundle, tmp_path):
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
     proc = run(["sh", bundle / "install.sh", "--prefix", tmp_path / "p"], cwd=bundle, env=env, check=False)
     assert proc.returncode == 1
-    assert "linux-x86_64" in proc.stderr and "Linux-aarch64" in proc.stderr
+    assert "bundle is for linux-x86_64; this machine is linux-aarch64" in proc.stderr
 
 
 def test_refuses_a_changed_bundle_and_changes_nothing(bundle, tmp_path):
@@ -173,4 +173,24 @@ def test_refuses_a_changed_bundle_and_changes_nothing(bundle, tmp_path):
                cwd=copy, check=False)
     assert proc.returncode == 1
     assert "SHA256SUMS" in proc.stderr and "damaged" in proc.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_the_aarch64_bundle_holds_arm_wheels_and_is_refused_here(tmp_path):
+    """Built from this x86_64 machine for an ARM edge device (it cannot run here): every
+    compiled wheel is an aarch64 one, and install.sh says which machine it is for."""
+    run([sys.executable, REPO / "packaging" / "build.py", "--variant", "cpu-aarch64", "--dist", tmp_path],
+        cwd=REPO, env={**os.environ})
+    (tarball,) = tmp_path.glob("cairn-*-cpu-aarch64-linux-aarch64.tar.gz")
+    with tarfile.open(tarball) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (bundle,) = (tmp_path / "unpacked").iterdir()
+    wheels = [p.name for p in (bundle / "wheels").iterdir()]
+    compiled = [w for w in wheels if not w.endswith("-none-any.whl")]
+    assert compiled and all("aarch64" in w for w in compiled), compiled
+    assert any(w.startswith("onnxruntime-") for w in compiled)
+    assert (bundle / "VARIANT").read_text().split()[2] == "linux-aarch64"
+    proc = run(["sh", bundle / "install.sh", "--prefix", tmp_path / "p"], cwd=bundle, check=False)
+    assert proc.returncode == 1
+    assert "bundle is for linux-aarch64; this machine is linux-x86_64" in proc.stderr
     assert not (tmp_path / "p").exists()
