@@ -97,6 +97,14 @@ def _params() -> dict[str, str]:
     return {f"p{i:02d}": str(i * 3) for i in range(PARAMS)}
 
 
+def _log_run_data(tracking) -> None:
+    """The same params and metric histories into the active run: `tracking` is the
+    `cairn` or the `mlflow` module (the same fluent API)."""
+    tracking.log_params(_params())
+    for step in range(STEPS):
+        tracking.log_metrics({f"m{k}": step * 0.01 + k for k in range(METRICS)}, step=step)
+
+
 # -- Cairn -------------------------------------------------------------------------------
 def cairn_side(root: Path, versions: int, progress) -> dict[str, Measure]:
     import cairn
@@ -112,9 +120,7 @@ def cairn_side(root: Path, versions: int, progress) -> dict[str, Measure]:
         cairn.set_experiment("bundle-bench")
         for _ in range(versions):
             with cairn.start_run():
-                cairn.log_params(_params())
-                for step in range(STEPS):
-                    cairn.log_metrics({f"m{k}": step * 0.01 + k for k in range(METRICS)}, step=step)
+                _log_run_data(cairn)
                 info = cairn.sklearn.log_model(model, name="model", input_example=X[:5])
             mv = cairn.register_model(info.model_uri, NAME)
             if mv.status != "READY":
@@ -167,9 +173,7 @@ def mlflow_side(root: Path, versions: int, progress) -> dict[str, Measure]:
         mlflow.set_experiment("bundle-bench")
         for _ in range(versions):
             with mlflow.start_run():
-                mlflow.log_params(_params())
-                for step in range(STEPS):
-                    mlflow.log_metrics({f"m{k}": step * 0.01 + k for k in range(METRICS)}, step=step)
+                _log_run_data(mlflow)
                 info = mlflow.sklearn.log_model(model, name="model", input_example=X[:5],
                                                 skops_trusted_types=["sklearn.tree._tree.Tree"])
             mlflow.register_model(f"models:/{info.model_id}", NAME)
