@@ -19,18 +19,22 @@ installed, the build host's own glibc (`ldd --version`, an upper bound).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
+import pty
 import re
-import shlex
+import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tarfile
 import tempfile
+import termios
 import time
 import tomllib
 import urllib.request
@@ -255,8 +259,7 @@ def smoke_check(exe: Path, work: Path) -> list[str]:
         raise RuntimeError("an experiment created over HTTP is missing after the server stopped")
     done.append("cairn server: /health OK, experiment created over REST, exit 0 on SIGTERM")
 
-    if shutil.which("script"):  # util-linux: a pseudo-terminal for the terminal UI
-        done.append(_ui_check(exe, data, env, work / "ui.typescript"))
+    done.append(_ui_check(exe, data, env, work / "ui.typescript"))
 
     with _Serving(exe, ["--data", str(data), "models", "serve", "-m", "models:/iris@champion"], env,
                   work / "serve.log") as serving:
@@ -270,17 +273,53 @@ def smoke_check(exe: Path, work: Path) -> list[str]:
 
 
 def _ui_check(exe: Path, data: Path, env: dict, typescript: Path) -> str:
-    """`cairn ui` on a pseudo-terminal for a few seconds, then Ctrl-C: the experiments
-    screen must have drawn the demo experiment, so textual and its stylesheets (textual's
-    own and tui/styles/*.tcss) are in the bundle."""
-    command = f"timeout -k 5 -s INT 10 {shlex.quote(str(exe))} --data {shlex.quote(str(data))} ui"
-    subprocess.run(["script", "-q", "-e", "-c", command, str(typescript)], env={**env, "TERM": "xterm-256color"},
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   timeout=STEP_S, check=False)
-    screen = typescript.read_bytes().decode("utf-8", "replace")
-    if "Traceback" in screen or "cairn-demo" not in screen:
-        raise RuntimeError(f"`cairn ui` did not draw the experiments screen:\n{screen[-3000:]}")
-    return "cairn ui: the experiments screen drew on a pseudo-terminal"
+    """`cairn ui` on a pseudo-terminal: the experiments screen must draw the demo
+    experiment (so textual and its stylesheets, textual's own and tui/styles/*.tcss, are
+    in the bundle), and `q` must end it with exit 0. Every wait is bounded; what was
+    drawn is kept in `typescript` for a failure's message."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    started = time.monotonic()
+    proc = subprocess.Popen([str(exe), "--data", str(data), "ui"], env={**env, "TERM": "xterm-256color"},
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)  # the child holds its copy: EOF (EIO) on the master once it exits
+    drawn, drew_s, code = bytearray(), None, None
+    try:
+        deadline = started + START_S
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            chunk = _read_pty(master) if ready else b""
+            if ready and not chunk:
+                break  # the child exited
+            drawn += chunk
+            if drew_s is None and b"cairn-demo" in drawn:
+                drew_s = time.monotonic() - started
+                os.write(master, b"q")
+                deadline = time.monotonic() + 30  # a bound on quitting, not a measurement
+        code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # by its PID only
+            proc.wait(timeout=30)
+        os.close(master)
+        typescript.write_bytes(bytes(drawn))
+    screen = drawn.decode("utf-8", "replace")
+    waited = time.monotonic() - started
+    if "Traceback" in screen or drew_s is None:
+        raise RuntimeError(f"`cairn ui` did not draw the experiments screen in {waited:.0f} s "
+                           f"(exit {proc.returncode}):\n{screen[-3000:]}")
+    if code != 0:
+        raise RuntimeError(f"`cairn ui` did not exit 0 on `q` (exit {proc.returncode}):\n{screen[-3000:]}")
+    return f"cairn ui: the experiments screen drew on a pseudo-terminal in {drew_s:.1f} s; `q` quit with exit 0"
+
+
+def _read_pty(master: int) -> bytes:
+    try:
+        return os.read(master, 65536)
+    except OSError:  # EIO: the child side closed
+        return b""
 
 
 def main(argv: list[str] | None = None) -> int:

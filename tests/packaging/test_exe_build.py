@@ -69,6 +69,7 @@ def test_build_unpack_and_run(tmp_path):
 
     program = exe.unpack(tarball, tmp_path / "unpacked")
     done = exe.smoke_check(program, tmp_path / "smoke")
+    assert any(line.startswith("cairn ui:") for line in done), done
     # What was measured, for the README and the report (pytest -s shows it).
     print(f"\nbuilt in {took:.0f} s, {tarball.stat().st_size / 1024**2:.0f} MiB, glibc >= {glibc.group(1)}")
     print("\n".join(done))
