@@ -154,6 +154,7 @@ Install (as root for /opt/cairn, or any user with --prefix):
     ./install.sh --prefix ~/cairn         # anywhere else
     ./install.sh --systemd                # and the cairn.service unit, enabled and started
     ./install.sh --python /usr/bin/python3.11
+    ./install.sh --rollback               # back to the install before this one
 Running it again with a newer bundle upgrades in place; the data directory is untouched.
 
 Then:

@@ -2,13 +2,15 @@
 # Install Cairn from this offline bundle: no network, every file checked against its hash.
 #
 #   ./install.sh [--prefix DIR] [--systemd] [--python PATH] [--unit-dir DIR] [--no-user]
+#   ./install.sh [--prefix DIR] --rollback
 #
 # DIR (default /opt/cairn) gets a venv (DIR/venv) and the launcher DIR/bin/cairn; as
 # root with the default prefix the launcher is also linked into /usr/local/bin. Running it
 # again (a newer bundle) builds the new venv beside the old one and switches only once
 # the install succeeded, so a failed upgrade leaves the working install in place.
 # --systemd installs cairn.service (user `cairn`, data in /var/lib/cairn) and, where
-# systemd runs, enables and starts it.
+# systemd runs, enables and starts it. --rollback switches DIR/venv back to the install
+# before the current one (run again, it switches forward) and restarts the service.
 set -eu
 
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
@@ -17,14 +19,18 @@ SYSTEMD=0
 PYTHON=
 UNIT_DIR=/etc/systemd/system
 MAKE_USER=1
+ROLLBACK=0
 NEED_MAJOR=3
 NEED_MINOR=11
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 say() { echo "install.sh: $*"; }
+# Two spellings of one directory (a relative --prefix, a symlinked path) are the same
+# install: compared physically, so the install in use is never taken for another.
+same_dir() { [ "$(cd "$1" 2>/dev/null && pwd -P)" = "$(cd "$2" 2>/dev/null && pwd -P)" ]; }
 
 usage() {
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -36,10 +42,34 @@ while [ $# -gt 0 ]; do
         --systemd) SYSTEMD=1; shift ;;
         --unit-dir) [ $# -ge 2 ] || die "--unit-dir needs a directory"; UNIT_DIR=$2; shift 2 ;;
         --no-user) MAKE_USER=0; shift ;;
+        --rollback) ROLLBACK=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
+
+# -- rollback: no bundle needed, only the install under DIR ---------------------------------
+# Switch DIR/venv to the other venv under DIR/versions (an install keeps the current and
+# the previous one), the same atomic rename as an install, after checking that it starts.
+if [ "$ROLLBACK" = 1 ]; then
+    [ -L "$PREFIX/venv" ] || die "no Cairn installed by install.sh at $PREFIX (give --prefix DIR)"
+    CURRENT=$(readlink "$PREFIX/venv")
+    BACK=
+    for dir in "$PREFIX/versions/"*; do
+        # Physical: the link must not depend on how --prefix was spelled this time.
+        [ -d "$dir" ] && ! same_dir "$dir" "$CURRENT" && BACK=$(cd "$dir" && pwd -P)
+    done
+    [ -n "$BACK" ] || die "no previous install under $PREFIX/versions to roll back to (only $CURRENT)"
+    "$BACK/bin/cairn" --help >/dev/null 2>&1 || die "the previous install $BACK does not start: nothing was changed"
+    ln -sfn "$BACK" "$PREFIX/venv.next"
+    mv -T "$PREFIX/venv.next" "$PREFIX/venv"
+    say "rolled back: $PREFIX/venv -> $BACK (was $CURRENT; --rollback again switches back)"
+    if [ "$(id -u)" = 0 ] && [ -f "$UNIT_DIR/cairn.service" ] && [ -d /run/systemd/system ]; then
+        systemctl restart cairn.service
+        say "cairn.service restarted on $BACK"
+    fi
+    exit 0
+fi
 
 # -- what this bundle is for, and whether this machine is that ---------------------------
 read -r VERSION VARIANT TARGET ABI < "$BUNDLE/VARIANT" || die "$BUNDLE/VARIANT is missing: not a Cairn bundle"
@@ -105,16 +135,16 @@ fi
 ln -sfn "$NEW" "$PREFIX/venv.next"
 mv -T "$PREFIX/venv.next" "$PREFIX/venv"  # rename(2): atomic, a running cairn keeps its files
 # The previous venv stays (a running server may still import from it, and it is the way
-# back: `ln -sfn DIR/versions/OLD DIR/venv`); older ones go.
+# back: `install.sh --rollback`); older ones go.
 for dir in "$PREFIX/versions/"*; do
-    [ "$dir" = "$NEW" ] || [ "$dir" = "$OLD" ] || rm -rf "$dir"
+    same_dir "$dir" "$NEW" || { [ -n "$OLD" ] && same_dir "$dir" "$OLD"; } || rm -rf "$dir"
 done
-[ -n "$OLD" ] && say "previous install kept for rollback: $OLD"
+[ -n "$OLD" ] && say "previous install kept: $OLD (install.sh --prefix $PREFIX --rollback goes back to it)"
 
 mkdir -p "$PREFIX/bin"
 cat > "$PREFIX/bin/cairn" <<EOF
 #!/bin/sh
-# Cairn $VERSION ($VARIANT), installed by install.sh from the offline bundle.
+# Cairn, installed by install.sh from an offline bundle: runs the install DIR/venv points at.
 exec "$PREFIX/venv/bin/cairn" "\$@"
 EOF
 chmod 755 "$PREFIX/bin/cairn"

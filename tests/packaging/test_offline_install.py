@@ -140,6 +140,51 @@ def test_reinstall_switches_venv_keeps_the_previous_and_installs_the_unit(bundle
     assert "/opt/cairn" not in unit
 
 
+def test_rollback_switches_back_and_forward(bundle, installed, tmp_path):
+    if len(list((installed / "versions").iterdir())) < 2:  # this test alone: make the second install
+        run([*_offline_prefix(), "sh", bundle / "install.sh", "--prefix", installed, "--python", BASE_PYTHON],
+            cwd=bundle)
+    current = os.readlink(installed / "venv")
+    (previous,) = {p.as_posix() for p in (installed / "versions").iterdir()} - {current}
+
+    back = run(["sh", bundle / "install.sh", "--prefix", installed, "--rollback"], cwd=tmp_path)
+    assert os.path.realpath(installed / "venv") == os.path.realpath(previous)
+    assert f"rolled back: {installed}/venv -> {os.path.realpath(previous)}" in back.stdout
+    run([installed / "bin" / "cairn", "--help"], cwd=installed)
+
+    # Forward again, through another spelling of the prefix: the one in use is still told apart.
+    link = tmp_path / "cairn-link"
+    link.symlink_to(installed)
+    run(["sh", bundle / "install.sh", "--prefix", link, "--rollback"], cwd=tmp_path)
+    assert os.path.realpath(installed / "venv") == os.path.realpath(current)
+    assert {p.as_posix() for p in (installed / "versions").iterdir()} == {current, previous}
+
+
+def test_rollback_refuses_without_an_install_to_go_back_to(bundle, tmp_path):
+    proc = run(["sh", bundle / "install.sh", "--prefix", tmp_path / "none", "--rollback"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert f"no Cairn installed by install.sh at {tmp_path / 'none'}" in proc.stderr
+
+    # One version only (a first install), and a previous one that no longer starts.
+    prefix = tmp_path / "site"
+    for name, code in (("v1", 0), ("v2", 1)):
+        (prefix / "versions" / name / "bin").mkdir(parents=True)
+        launcher = prefix / "versions" / name / "bin" / "cairn"
+        launcher.write_text(f"#!/bin/sh\nexit {code}\n")
+        launcher.chmod(0o755)
+    (prefix / "venv").symlink_to(prefix / "versions" / "v1")
+    broken = prefix / "versions" / "v2"
+    proc = run(["sh", bundle / "install.sh", "--prefix", prefix, "--rollback"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert f"the previous install {broken} does not start: nothing was changed" in proc.stderr
+    assert os.readlink(prefix / "venv") == str(prefix / "versions" / "v1")
+
+    shutil.rmtree(broken)
+    proc = run(["sh", bundle / "install.sh", "--prefix", prefix, "--rollback"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "no previous install" in proc.stderr
+
+
 def test_refuses_a_python_that_is_too_old(bundle, tmp_path):
     fake = tmp_path / "python3.9"
     fake.write_text("#!/bin/sh\necho 3.9\n")
