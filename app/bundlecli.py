@@ -138,10 +138,8 @@ def cmd_import(args) -> int:
         print(f"signature verified: {signer.fingerprint} (trusted as {signer.trusted_as})")
     if signer is not None and signer.warning:
         _warn(f"signature not checked: {signer.warning}")
-        # Registration loads the original model (a pickle runs code) to verify the ONNX
-        # against it, as `cairn models register` does: the user should know that.
-        _warn("its original model was loaded to verify the ONNX conversion, which runs code from the "
-              "bundle: import unverified bundles only from sources you trust")
+        _warn("its original model was not loaded (that would run code from the bundle): the ONNX model "
+              "was checked to load, and its conversion was verified where it was exported")
     return 0
 
 

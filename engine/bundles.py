@@ -8,7 +8,8 @@ inputs) into a bundle (engine/bundleformat.py), signed with this appliance's key
 and only then writes: it recreates the run under its original id (so a run exported
 and imported twice, or two versions of one run, never make two runs), registers the
 version through the registrar (which verifies the ONNX model in ONNX Runtime as for any
-registration) and records the origin as `cairn.origin.*` version tags, which lineage
+registration; the original model, whose pickle runs code, is loaded to re-verify the
+conversion only when a trusted key signed the bundle) and records the origin as `cairn.origin.*` version tags, which lineage
 shows. Importing a version that is already here reports the version already here.
 """
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .entities import LifecycleStage, Metric, Param, Run, RunTag
 from .errors import CairnError, invalid
 from .modelloading import resolve_version, version_onnx
 from .modelsignature import OnnxSignature
-from .registration import proxy_path
+from .registration import ORIGINAL_TAG, SKIP_ORIGINAL, proxy_path
 from .registryentities import ModelVersion, Stage, VersionStatus
 from .registrylineage import ORIGIN_TAG_PREFIX
 from .registrynames import check_alias_name, parse_model_name
@@ -236,8 +237,13 @@ def import_bundle(
     except CairnError as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
-    tags = {k: v for k, v in meta.tags.items() if not k.startswith(ORIGIN_TAG_PREFIX)}
+    tags = {k: v for k, v in meta.tags.items() if not k.startswith(ORIGIN_TAG_PREFIX) and k != ORIGINAL_TAG}
     tags.update(origin_tags(bundle, meta, signer))
+    if not signer.trusted_as:
+        # No trusted key vouches for the files: register the bundle's ONNX (checked to
+        # load) without loading the original model, whose pickle would run its code here.
+        # The source appliance verified the conversion when it registered the version.
+        tags[ORIGINAL_TAG] = SKIP_ORIGINAL
     mv = eng.registry.create_model_version(
         full.full, source, run_id=run_id or None, tags=tags, description=meta.description, user_id=user_id,
     )

@@ -258,9 +258,13 @@ def _pinned(dist: str) -> str:
 # -- registration ----------------------------------------------------------------------
 
 
-def prepare_version(model_dir: ModelDir | str) -> PreparedVersion:
+def prepare_version(model_dir: ModelDir | str, *, load_original: bool = True) -> PreparedVersion:
     """The verified ONNX model a registered version serves, from its model directory.
-    RegistrationError with the reason when there is none to be had."""
+    RegistrationError with the reason when there is none to be had.
+
+    `load_original=False` never loads the original (scikit-learn) model, whose pickle
+    runs code: an `onnx` flavor is only checked to load in ONNX Runtime, and a model
+    without one is refused, since converting it would load the original."""
     model_dir = as_model_dir(model_dir)
     paths = model_dir.paths()
     if MLMODEL_FILE not in paths:
@@ -281,8 +285,13 @@ def prepare_version(model_dir: ModelDir | str) -> PreparedVersion:
     except ModelFormatError as exc:
         raise RegistrationError(f"Invalid MLmodel: {exc.message}") from None
     if mlmodel.flavor(ONNX_FLAVOR) is not None:
-        return _prepare_onnx_flavor(model_dir, mlmodel, paths)
+        return _prepare_onnx_flavor(model_dir, mlmodel, paths, load_original)
     if sklearn_flavor(mlmodel) is not None:
+        if not load_original:
+            raise RegistrationError(
+                "The model has no onnx flavor, and converting its scikit-learn model would load that model "
+                "(a pickle runs code), which this registration does not allow"
+            )
         return _prepare_sklearn_flavor(model_dir, mlmodel, paths)
     flavors = sorted(f for f in mlmodel.flavors if f != PYFUNC_FLAVOR)
     hints = [_EXPORT_HINTS[f] for f in flavors if f in _EXPORT_HINTS]
@@ -303,7 +312,8 @@ def _read(model_dir: ModelDir, path: str) -> bytes:
         raise RegistrationError(f"The model folder lacks {path}") from None
 
 
-def _prepare_onnx_flavor(model_dir: ModelDir, mlmodel: MLModel, paths: list[str]) -> PreparedVersion:
+def _prepare_onnx_flavor(model_dir: ModelDir, mlmodel: MLModel, paths: list[str],
+                         load_original: bool) -> PreparedVersion:
     from .onnxverify import verify
 
     conf = mlmodel.flavor(ONNX_FLAVOR) or {}
@@ -323,7 +333,7 @@ def _prepare_onnx_flavor(model_dir: ModelDir, mlmodel: MLModel, paths: list[str]
     graph_sig = _loadable_signature(onnx_bytes)
 
     model, table = None, None
-    if sklearn_flavor(mlmodel) is not None:
+    if load_original and sklearn_flavor(mlmodel) is not None:
         rows = _example_rows(model_dir, mlmodel)
         if rows is not None:
             model = _load_sklearn(model_dir, mlmodel)

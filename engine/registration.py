@@ -43,6 +43,10 @@ ARTIFACT_SCHEME = "mlflow-artifacts:"
 MAX_LOCAL_FILES = 10_000
 # The logged-model tag that says whether the ONNX conversion was added (or why not).
 ONNX_TAG = "cairn.onnx"
+# A version tag set at creation: "skip" registers the version without loading its
+# original model (its pickle runs code); an import from an unverified bundle sets it.
+ORIGINAL_TAG = "cairn.registration.original"
+SKIP_ORIGINAL = "skip"
 
 
 def new_storage_location() -> str:
@@ -186,7 +190,7 @@ class Registrar:
         dst = new_storage_location()
         try:
             run_id, model_id = self._copy_source(mv, dst)
-            prepared = self._package(dst)
+            prepared = self._package(dst, load_original=mv.tags_dict.get(ORIGINAL_TAG) != SKIP_ORIGINAL)
         except CairnError as exc:
             self._finish(full_name, version, VersionStatus.FAILED, exc.message, dst)
             return
@@ -306,7 +310,7 @@ class Registrar:
                 self._artifacts.put(f"{dst}/{check_artifact_path(rel)}", f)
 
     # -- packaging -------------------------------------------------------------------
-    def _package(self, dst: str):
+    def _package(self, dst: str, *, load_original: bool = True):
         # Imported here: skl2onnx and onnxruntime cost a second at import, and a server
         # that registers nothing should not pay it at start.
         from .modelpackage import mlmodel_for_onnx, prepare_onnx_file, prepare_version
@@ -321,7 +325,7 @@ class Registrar:
                     self._artifacts.put(f"{dst}/{prepared.onnx_path}", prepared.onnx)
                 self._artifacts.put(f"{dst}/MLmodel", mlmodel_for_onnx(prepared.onnx, prepared.signature))
                 return prepared
-        prepared = prepare_version(model_dir)
+        prepared = prepare_version(model_dir, load_original=load_original)
         if prepared.onnx_path not in paths:
             self._artifacts.put(f"{dst}/{prepared.onnx_path}", prepared.onnx)
         if prepared.mlmodel is not None:

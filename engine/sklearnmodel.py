@@ -71,17 +71,27 @@ def load_sklearn_model(model_dir: ModelDir | str, mlmodel: MLModel | None = None
 
 def load_sklearn_bytes(data: bytes, serialization_format: str, where: str = "model") -> Any:
     if serialization_format == "skops":
-        return _load_skops(data, where)
-    try:
-        if serialization_format == "cloudpickle":
-            import cloudpickle
+        model = _load_skops(data, where)
+    else:
+        try:
+            if serialization_format == "cloudpickle":
+                import cloudpickle
 
-            return cloudpickle.loads(data)
-        return pickle.loads(data)
-    except Exception as exc:
+                model = cloudpickle.loads(data)
+            else:
+                model = pickle.loads(data)
+        except Exception as exc:
+            raise ModelFormatError(
+                f"Could not unpickle {where} ({serialization_format}): {type(exc).__name__}: {exc}"
+            ) from None
+    # Whatever a file unpickles to is not a model: one that loads as None (or anything
+    # else without an estimator's methods) must not pass as one and skip verification.
+    if not any(callable(getattr(model, m, None)) for m in ("predict", "predict_proba", "transform")):
         raise ModelFormatError(
-            f"Could not unpickle {where} ({serialization_format}): {type(exc).__name__}: {exc}"
-        ) from None
+            f"{where} does not hold a scikit-learn model: it loaded as {type(model).__name__}, "
+            "which has no predict or transform method"
+        )
+    return model
 
 
 def _load_skops(data: bytes, where: str) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import stat
 import tarfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 import cairn
 import engine
 from engine.appliance import appliance_identity
-from engine.bundleformat import read_bundle
+from engine.bundleformat import read_bundle, write_bundle
 from engine.bundlekeys import (
     generate_key,
     load_private_key,
@@ -32,6 +33,7 @@ from engine.bundlekeys import (
 from engine.bundles import export_bundle, import_bundle, open_bundle, signing_key
 from engine.entities import ViewType
 from engine.errors import CairnError
+from engine.registration import ORIGINAL_TAG, SKIP_ORIGINAL
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -333,6 +335,42 @@ def test_truncated_and_foreign_files_are_refused(bundles, dest, tmp_path):
     with pytest.raises(CairnError, match="more than 1,000 bytes of files"):
         read_bundle(bundles[0], max_bytes=1000)
     assert snapshot(dest)[0] == []
+
+
+class _LeavesAMark:
+    """Unpickled, it creates the directory `path`: proof that the pickle ran."""
+
+    def __init__(self, path: Path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return os.mkdir, (self.path,)
+
+
+def test_an_unverified_bundle_is_registered_without_running_its_pickle(source, bundles, dest, tmp_path, iris):
+    """Only a trusted signer's bundle may have its original model loaded (to re-verify
+    the conversion): any other import registers the ONNX model alone."""
+    X, _y = iris
+    marker = tmp_path / "the-pickle-ran"
+    bundle = read_bundle(bundles[1])
+    (pkl,) = [p for p in bundle.files if p.endswith("model.pkl")]
+    files = {**bundle.files, pkl: pickle.dumps(_LeavesAMark(marker))}
+    unsigned = write_bundle(tmp_path / "unsigned.tar", bundle.manifest.origin, files)
+
+    res = import_bundle(dest, unsigned.path)
+    assert res.status == "READY" and res.signer.warning
+    assert not marker.exists()
+    mv = dest.registry.get_model_version("iris", res.version)
+    assert mv.tags_dict[ORIGINAL_TAG] == SKIP_ORIGINAL
+    np.testing.assert_array_equal(predict(dest.path, f"models:/iris/{res.version}", X), source[2].predict(X))
+
+    # Signed by a key this appliance trusts: the original is loaded, so the pickle runs
+    # (and, not being a scikit-learn model, fails the registration).
+    trust_source(dest, source)
+    signed = write_bundle(tmp_path / "signed.tar", bundle.manifest.origin, files, key=signing_key(source[0], None))
+    with pytest.raises(CairnError, match="does not hold a scikit-learn model: it loaded as NoneType"):
+        import_bundle(dest, signed.path, name="iris_signed")
+    assert marker.exists()
 
 
 def test_signature_policy_where_keys_are_trusted(source, bundles, dest, tmp_path):

@@ -4,6 +4,7 @@ directly, MLmodel files and input examples, and the refusals (with their reasons
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -553,4 +554,10 @@ def test_load_sklearn_model_refusals(data):
         load_sklearn_model(MemoryModelDir({
             "MLmodel": b"flavors: {sklearn: {pickled_model: m.skops, serialization_format: skops}}\n",
             "m.skops": custom,
+        }))
+    # A file that unpickles to something other than an estimator is not a model.
+    with pytest.raises(ModelFormatError, match="m.pkl does not hold a scikit-learn model: it loaded as dict"):
+        load_sklearn_model(MemoryModelDir({
+            "MLmodel": b"flavors: {sklearn: {pickled_model: m.pkl, serialization_format: pickle}}\n",
+            "m.pkl": pickle.dumps({"coef": [1.0]}),
         }))
