@@ -20,6 +20,7 @@ from urllib.parse import quote
 import msgspec
 
 from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
+from engine.artifacts import check_artifact_path
 from engine.errors import CairnError
 from engine.loggedmodels import LoggedModel
 from engine.registryentities import (
@@ -78,6 +79,11 @@ class Backend(Protocol):
     def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
         """The first `limit` bytes of an artifact decoded as UTF-8 (bad bytes
         replaced), and whether the file was longer."""
+
+    def read_logged_model_text(self, model: LoggedModel, path: str,
+                               limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:  # fmt: skip
+        """As read_artifact_text, for a file of a logged model (its MLmodel, say);
+        RESOURCE_DOES_NOT_EXIST when the model has no such file."""
 
     def search_logged_models(
         self,
@@ -165,6 +171,13 @@ class LocalBackend:
 
     def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
         with self.eng.tracking.open_artifact(run_id, path) as f:
+            data = f.read(limit + 1)
+        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+    def read_logged_model_text(self, model: LoggedModel, path: str,
+                               limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:  # fmt: skip
+        root = self.eng.logged_models.artifact_root(model.model_id)
+        with self.eng.artifacts.open(f"{root}/{check_artifact_path(path)}") as f:
             data = f.read(limit + 1)
         return data[:limit].decode("utf-8", "replace"), len(data) > limit
 
@@ -287,10 +300,18 @@ class RemoteBackend:
         return self._as(body.get("files", []), list[FileInfo])
 
     def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
-        uri = self.get_run(run_id).info.artifact_uri
+        return self._read_proxied(self.get_run(run_id).info.artifact_uri, path, limit, f"Run {run_id}")
+
+    def read_logged_model_text(self, model: LoggedModel, path: str,
+                               limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:  # fmt: skip
+        return self._read_proxied(model.info.artifact_uri, path, limit, f"Logged model {model.model_id}")
+
+    def _read_proxied(self, uri: str, path: str, limit: int, owner: str) -> tuple[str, bool]:
+        """The first `limit` bytes of `path` under an `mlflow-artifacts:` URI, through the
+        server's artifact proxy, streamed so a large file is never read whole."""
         prefix = "mlflow-artifacts:/"
         if not uri.startswith(prefix):
-            raise CairnError(f"Run {run_id}'s artifacts are not served by {self.url} ({uri})", "INVALID_STATE")
+            raise CairnError(f"{owner}'s artifacts are not served by {self.url} ({uri})", "INVALID_STATE")
         where = "/api/2.0/mlflow-artifacts/artifacts/" + quote(f"{uri[len(prefix):].strip('/')}/{path}")
         data = b""
         try:

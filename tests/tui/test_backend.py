@@ -111,6 +111,18 @@ def test_remote_logged_models_match_local(backend, remote, tui_data):
         remote.search_logged_models([ids["beta"]], "nonsense ==")
     assert there.value.error_code == "INVALID_PARAMETER_VALUE"
 
+    # Its files (the tab reads the MLmodel's flavors), local and through the artifact proxy.
+    mlmodel = "flavors:\n  sklearn: {pickled_model: model.pkl}\n  onnx: {data: model.onnx}\n"
+    backend.eng.artifacts.put(f"{lm.artifact_root(made.model_id)}/MLmodel", mlmodel.encode())
+    [model] = local.items
+    assert backend.read_logged_model_text(model, "MLmodel") == (mlmodel, False)
+    assert remote.read_logged_model_text(model, "MLmodel") == (mlmodel, False)
+    assert remote.read_logged_model_text(model, "MLmodel", limit=8) == (mlmodel[:8], True)
+    for side in (backend, remote):
+        with pytest.raises(CairnError) as missing:
+            side.read_logged_model_text(model, "no-such-file")
+        assert missing.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+
 
 @pytest.mark.anyio
 async def test_screens_over_remote(remote, tui_data):

@@ -26,6 +26,7 @@ from textual.widgets import (
 from engine.entities import FileInfo, Metric, Run
 from engine.errors import CairnError
 from engine.loggedmodels import LoggedModel
+from engine.mlmodel import MLMODEL_FILE, read_mlmodel
 
 from ..backend import Backend
 from ..messages import BackendFailed, error_text
@@ -42,6 +43,8 @@ PARENT_TAG = "mlflow.parentRunId"
 MAX_CHILDREN = 500
 # A run logs a handful of models; a page this size is all of them.
 MAX_MODELS = 200
+# An MLmodel is a few KiB; a wide signature makes it longer, never this long.
+MAX_MLMODEL_BYTES = 1024 * 1024
 
 
 def when(ms: int | None) -> str:
@@ -73,9 +76,10 @@ class ArtifactsListed(Message):
 
 
 class LoggedModelsLoaded(Message):
-    def __init__(self, models: list[LoggedModel]):
+    def __init__(self, models: list[LoggedModel], flavors: dict[str, list[str]]):
         super().__init__()
         self.models = models
+        self.flavors = flavors  # model id -> its MLmodel's flavors ([] without one)
 
 
 class ArtifactPreview(Message):
@@ -156,7 +160,16 @@ class RunScreen(Screen):
         except CairnError as exc:
             self.post_message(BackendFailed("list the run's logged models", error_text(exc)))
             return
-        self.post_message(LoggedModelsLoaded(page.items))
+        self.post_message(LoggedModelsLoaded(page.items, {m.model_id: self._flavors(m) for m in page.items}))
+
+    def _flavors(self, model: LoggedModel) -> list[str]:
+        """The flavors its MLmodel names; [] for a model with no readable MLmodel (still
+        pending, failed, or not an MLflow model), which the table shows by its type."""
+        try:
+            text, truncated = self.backend.read_logged_model_text(model, MLMODEL_FILE, MAX_MLMODEL_BYTES)
+            return [] if truncated else list(read_mlmodel(text).flavors)
+        except CairnError:  # ModelFormatError included
+            return []
 
     @work(thread=True, exclusive=True, group="history")
     def load_history(self, key: str) -> None:
@@ -230,7 +243,7 @@ class RunScreen(Screen):
         table = self.query_one("#run-models", DataTable)
         table.clear()
         for model in msg.models:
-            table.add_row(*logged_model_cells(model), key=model.model_id)
+            table.add_row(*logged_model_cells(model, msg.flavors.get(model.model_id, [])), key=model.model_id)
         n = len(msg.models)
         note = f"{n} logged model{'s' if n != 1 else ''}" if n else "no logged models"
         self.query_one("#run-models-note", Static).update(note)

@@ -16,7 +16,7 @@ from engine.loggedmodels import LoggedModel
 # sets it on create), and whether Cairn added the ONNX flavor (READY) or why not.
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"
 ONNX_TAG = "cairn.onnx"
-LOGGED_MODEL_COLUMNS = ("name", "model id", "status", "type", "onnx", "registered as")
+LOGGED_MODEL_COLUMNS = ("name", "model id", "status", "flavors", "onnx", "registered as")
 STATUS_STYLE = {"READY": "green", "FAILED": "bold red", "PENDING": "yellow"}
 
 # A terminal is a few hundred cells wide: more points than this add nothing but time.
@@ -103,10 +103,17 @@ def registered_text(tag: str | None) -> str:
         return tag[:60]
 
 
-def logged_model_cells(model: LoggedModel) -> list:
+def flavors_text(flavors: list[str], model_type: str | None) -> str:
+    """"sklearn, onnx" from the model's MLmodel flavors (python_function, which every
+    MLflow model has, left out); the model's type when it has no MLmodel yet."""
+    shown = [f for f in flavors if f != "python_function"] or flavors
+    return ", ".join(shown) or model_type or ""
+
+
+def logged_model_cells(model: LoggedModel, flavors: list[str]) -> list:
     info = model.info
     tags = {t.key: t.value for t in info.tags}
     onnx = tags.get(ONNX_TAG, "")
     return [info.name, info.model_id, Text(info.status, style=STATUS_STYLE.get(info.status, "")),
-            info.model_type or "", onnx if len(onnx) <= 40 else onnx[:39] + "…",
+            flavors_text(flavors, info.model_type), onnx if len(onnx) <= 40 else onnx[:39] + "…",
             registered_text(tags.get(MODEL_VERSIONS_TAG))]  # fmt: skip
