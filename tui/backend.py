@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 import msgspec
 
-from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
 from engine.artifacts import check_artifact_path
+from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
 from engine.errors import CairnError
 from engine.loggedmodels import LoggedModel
 from engine.registryentities import (
