@@ -45,6 +45,7 @@ REPO = Path(__file__).resolve().parents[1]
 SPEC = REPO / "packaging" / "pyinstaller" / "cairn.spec"
 ARCH = "x86_64"
 _GLIBC = re.compile(rb"GLIBC_(\d+)\.(\d+)(?:\.(\d+))?")
+_GLIBCXX = re.compile(rb"GLIBCXX_(\d+)\.(\d+)(?:\.(\d+))?")
 # Bounds for the smoke check's steps, not measurements: a cold start of the frozen app
 # unpacks nothing (one-directory), but imports a lot on a slow disk.
 START_S = 120.0
@@ -81,22 +82,27 @@ def build_exe(dist_dir: Path, version: str, python: Path) -> Path:
         )  # fmt: skip
         top = work / f"cairn-{version}"
         (work / "dist" / "cairn").rename(top)
-        glibc, how = glibc_needed(top)
-        (top / "README-EXE.txt").write_text(readme(version, glibc, how))
+        glibc, how, glibcxx = glibc_needed(top)
+        (top / "README-EXE.txt").write_text(readme(version, glibc, how, glibcxx))
         out = dist_dir / tarball_name(version)
         partial = out.with_name(out.name + ".partial")  # never a half-written tarball under the real name
         with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
             tar.add(top, arcname=top.name)
         partial.replace(out)
-    print(f"{out}: {out.stat().st_size / 1024**2:.0f} MiB, needs glibc >= {glibc} ({how})")
+    cxx = f" and libstdc++ with GLIBCXX_{glibcxx}" if glibcxx else ""
+    print(f"{out}: {out.stat().st_size / 1024**2:.0f} MiB, needs glibc >= {glibc} ({how}){cxx}")
     return out
 
 
-def readme(version: str, glibc: str, how: str) -> str:
+def readme(version: str, glibc: str, how: str, glibcxx: str | None) -> str:
+    needs = f"Needs glibc {glibc} or newer ({how})"
+    if glibcxx:
+        needs += (f",\nand the system's C++ runtime: libstdc++6 with GLIBCXX_{glibcxx} or newer (every\n"
+                  "distribution with that glibc has it)")
     return f"""Cairn {version}: one-directory executable (CPU), Linux {ARCH}
 
-Needs glibc {glibc} or newer ({how}).
-Check with `ldd --version`. No Python or other packages are needed.
+{needs}.
+Check with `ldd --version`. No Python is needed.
 
 Run it from this directory, or put the directory anywhere and link the program:
     ./cairn --help
@@ -118,30 +124,37 @@ def _elf_files(root: Path) -> list[Path]:
     return found
 
 
-def glibc_needed(root: Path) -> tuple[str, str]:
-    """(highest GLIBC_x.y the ELF files under `root` require, how it was found)."""
+def _highest(found: set[tuple[int, ...]]) -> str | None:
+    return ".".join(map(str, max(found))) if found else None
+
+
+def glibc_needed(root: Path) -> tuple[str, str, str | None]:
+    """(highest GLIBC_x.y the ELF files under `root` require, how it was found, highest
+    GLIBCXX_3.4.n they require of the system's libstdc++, or None when not measured)."""
     tool = next(([t, *flags] for t, flags in (("objdump", ["-T"]), ("readelf", ["-V", "-W"])) if shutil.which(t)), None)
     if tool is not None:
         files = _elf_files(root)
 
-        def versions(path: Path) -> set[tuple[int, ...]]:
+        def versions(path: Path) -> tuple[set[tuple[int, ...]], set[tuple[int, ...]]]:
             out = subprocess.run([*tool, str(path)], capture_output=True, check=False).stdout
-            return {tuple(int(x) for x in m.groups() if x is not None) for m in _GLIBC.finditer(out)}
+            return ({tuple(int(x) for x in m.groups() if x is not None) for m in _GLIBC.finditer(out)},
+                    {tuple(int(x) for x in m.groups() if x is not None) for m in _GLIBCXX.finditer(out)})
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-            needs = {path: max(found) for path, found in zip(files, pool.map(versions, files)) if found}
+            found = dict(zip(files, pool.map(versions, files)))
+        needs = {path: max(glibc) for path, (glibc, _cxx) in found.items() if glibc}
         if needs:
             # Name the file that sets the bar: usually a library copied from the build
-            # machine (libstdc++, libpython), which is what a build on an older
+            # machine (libpython, libgcc_s), which is what a build on an older
             # distribution would change.
             path, highest = max(needs.items(), key=lambda item: item[1])
+            cxx = _highest(set().union(*(c for _g, c in found.values())))
             return (".".join(map(str, highest)),
-                    f"the highest GLIBC symbol version its {len(files)} ELF files use, here in {path.name}")
+                    f"the highest GLIBC symbol version its {len(files)} ELF files use, here in {path.name}", cxx)
     out = subprocess.run(["ldd", "--version"], capture_output=True, text=True, check=False).stdout
     m = re.search(r"(\d+\.\d+)\s*$", out.splitlines()[0] if out else "")
-    if m:
-        return m.group(1), "the build machine's glibc; the real minimum may be lower"
-    return platform.libc_ver()[1] or "unknown", "the build machine's glibc; the real minimum may be lower"
+    how = "the build machine's glibc; the real minimum may be lower"
+    return (m.group(1) if m else platform.libc_ver()[1] or "unknown"), how, None
 
 
 # -- smoke check ----------------------------------------------------------------------------

@@ -66,10 +66,15 @@ def test_build_unpack_and_run(tmp_path):
     assert all(n.startswith(top) for n in names)
     glibc = re.search(r"Needs glibc (\d+\.\d+)", note)
     assert glibc, note
+    # The C++ runtime is the system's (the build machine's would raise the glibc floor),
+    # and the README says which version of it the bundle needs.
+    assert not [n for n in names if "/libstdc++.so" in n]
+    assert re.search(r"libstdc\+\+6 with GLIBCXX_3\.4\.\d+ or newer", note), note
 
     program = exe.unpack(tarball, tmp_path / "unpacked")
     done = exe.smoke_check(program, tmp_path / "smoke")
     assert any(line.startswith("cairn ui:") for line in done), done
     # What was measured, for the README and the report (pytest -s shows it).
     print(f"\nbuilt in {took:.0f} s, {tarball.stat().st_size / 1024**2:.0f} MiB, glibc >= {glibc.group(1)}")
+    print(note)
     print("\n".join(done))
