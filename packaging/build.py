@@ -155,6 +155,7 @@ Install (as root for /opt/cairn, or any user with --prefix):
     ./install.sh --systemd                # and the cairn.service unit, enabled and started
     ./install.sh --python /usr/bin/python3.11
     ./install.sh --rollback               # back to the install before this one
+    ./install.sh --uninstall              # the service and the install go; the data stays
 Running it again with a newer bundle upgrades in place; the data directory is untouched.
 
 Then:

@@ -3,6 +3,7 @@
 #
 #   ./install.sh [--prefix DIR] [--systemd] [--python PATH] [--unit-dir DIR] [--no-user]
 #   ./install.sh [--prefix DIR] --rollback
+#   ./install.sh [--prefix DIR] [--unit-dir DIR] --uninstall
 #
 # DIR (default /opt/cairn) gets a venv (DIR/venv) and the launcher DIR/bin/cairn; as
 # root with the default prefix the launcher is also linked into /usr/local/bin. Running it
@@ -11,6 +12,8 @@
 # --systemd installs cairn.service (user `cairn`, data in /var/lib/cairn) and, where
 # systemd runs, enables and starts it. --rollback switches DIR/venv back to the install
 # before the current one (run again, it switches forward) and restarts the service.
+# --uninstall stops and removes the service and everything under DIR it installed; the
+# data directory and the user are kept.
 set -eu
 
 BUNDLE=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +23,7 @@ PYTHON=
 UNIT_DIR=/etc/systemd/system
 MAKE_USER=1
 ROLLBACK=0
+UNINSTALL=0
 NEED_MAJOR=3
 NEED_MINOR=11
 
@@ -30,7 +34,7 @@ say() { echo "install.sh: $*"; }
 same_dir() { [ "$(cd "$1" 2>/dev/null && pwd -P)" = "$(cd "$2" 2>/dev/null && pwd -P)" ]; }
 
 usage() {
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -43,10 +47,46 @@ while [ $# -gt 0 ]; do
         --unit-dir) [ $# -ge 2 ] || die "--unit-dir needs a directory"; UNIT_DIR=$2; shift 2 ;;
         --no-user) MAKE_USER=0; shift ;;
         --rollback) ROLLBACK=1; shift ;;
+        --uninstall) UNINSTALL=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
+
+[ "$ROLLBACK$UNINSTALL" = 11 ] && die "--rollback and --uninstall: choose one"
+
+# -- uninstall: no bundle needed -----------------------------------------------------------
+# Only what an install made: the service (when its unit runs this prefix's launcher), the
+# PATH link (when it points here), DIR/bin, DIR/venv and DIR/versions. Never the data.
+if [ "$UNINSTALL" = 1 ]; then
+    [ -L "$PREFIX/venv" ] || die "no Cairn installed by install.sh at $PREFIX (give --prefix DIR)"
+    PREFIX=$(cd "$PREFIX" && pwd)
+    UNIT="$UNIT_DIR/cairn.service"
+    OURS=0
+    [ -f "$UNIT" ] && grep -q "^ExecStart=$PREFIX/bin/cairn " "$UNIT" && OURS=1
+    if [ "$OURS" = 1 ] && [ "$(id -u)" != 0 ] && [ "$UNIT_DIR" = /etc/systemd/system ]; then
+        die "$UNIT runs this install: run as root to remove the service (nothing was changed)"
+    fi
+    if [ "$OURS" = 1 ]; then
+        DATA=$(sed -n 's/^ExecStart=.* --data \([^ ]*\).*/\1/p' "$UNIT")
+        if [ "$UNIT_DIR" = /etc/systemd/system ] && [ -d /run/systemd/system ]; then
+            systemctl disable --now cairn.service  # SIGTERM: every acknowledged write is kept
+            rm -f "$UNIT"
+            systemctl daemon-reload
+        else
+            rm -f "$UNIT"
+        fi
+        say "removed the service: $UNIT${DATA:+ (its data in $DATA is kept)}"
+    fi
+    LINK=/usr/local/bin/cairn
+    if [ -L "$LINK" ] && [ "$(readlink "$LINK")" = "$PREFIX/bin/cairn" ]; then
+        rm -f "$LINK" && say "removed $LINK"
+    fi
+    rm -rf "$PREFIX/venv" "$PREFIX/venv.next" "$PREFIX/versions" "$PREFIX/bin"
+    rmdir "$PREFIX" 2>/dev/null || true  # only when nothing else is in it
+    say "uninstalled Cairn from $PREFIX. Kept: data directories (${DATA:-the --data of your runs, else ~/.local/share/cairn}) and the user cairn, if any (userdel cairn)."
+    exit 0
+fi
 
 # -- rollback: no bundle needed, only the install under DIR ---------------------------------
 # Switch DIR/venv to the other venv under DIR/versions (an install keeps the current and

@@ -239,3 +239,29 @@ def test_the_aarch64_bundle_holds_arm_wheels_and_is_refused_here(tmp_path):
     assert proc.returncode == 1
     assert "bundle is for linux-aarch64; this machine is linux-x86_64" in proc.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_uninstall_removes_the_install_and_its_service_and_keeps_the_data(bundle, installed, tmp_path):
+    """Last in the module: it removes the module's install."""
+    units = tmp_path / "units"
+    units.mkdir()
+    unit = (bundle / "cairn.service").read_text().replace("/opt/cairn", str(installed))
+    (units / "cairn.service").write_text(unit)  # as install.sh --systemd writes it
+    data = tmp_path / "data"
+    run([installed / "bin" / "cairn", "--data", data, "experiments", "list"], cwd=tmp_path)  # opens (makes) it
+    made = sorted(p.name for p in data.iterdir())
+    assert made
+    (installed / "notes.txt").write_text("the site's own file")
+
+    proc = run(["sh", bundle / "install.sh", "--prefix", installed, "--unit-dir", units, "--rollback",
+                "--uninstall"], cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "choose one" in proc.stderr
+
+    done = run(["sh", bundle / "install.sh", "--prefix", installed, "--unit-dir", units, "--uninstall"], cwd=tmp_path)
+    assert "its data in /var/lib/cairn is kept" in done.stdout
+    assert not (units / "cairn.service").exists()
+    assert sorted(p.name for p in installed.iterdir()) == ["notes.txt"]  # nothing of ours, nothing of theirs lost
+    assert sorted(p.name for p in data.iterdir()) == made  # data directories are never touched
+
+    again = run(["sh", bundle / "install.sh", "--prefix", installed, "--uninstall"], cwd=tmp_path, check=False)
+    assert again.returncode == 1 and "no Cairn installed by install.sh at" in again.stderr
