@@ -9,8 +9,8 @@ and only then writes: it recreates the run under its original id (so a run expor
 and imported twice, or two versions of one run, never make two runs), registers the
 version through the registrar (which verifies the ONNX model in ONNX Runtime as for any
 registration; the original model, whose pickle runs code, is loaded to re-verify the
-conversion only when a trusted key signed the bundle) and records the origin as `cairn.origin.*` version tags, which lineage
-shows. Importing a version that is already here reports the version already here.
+conversion only when a trusted key signed the bundle) and records the origin as
+`cairn.origin.*` version tags, which lineage shows. Importing a version that is already here reports the version already here.
 """
 from __future__ import annotations
 

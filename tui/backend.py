@@ -34,6 +34,14 @@ from engine.registryentities import (
 
 # A preview is for reading on screen; a 2 GB log file must not be read whole.
 MAX_PREVIEW_BYTES = 64 * 1024
+
+
+def _head_text(data: bytes, limit: int) -> tuple[str, bool]:
+    """The first `limit` of `data` (read as limit + 1 bytes) as UTF-8, bad bytes
+    replaced, and whether there was more."""
+    return data[:limit].decode("utf-8", "replace"), len(data) > limit
+
+
 # service.proto's LoggedModelStatus names, as the REST API sends them.
 WIRE_MODEL_STATUS = {"LOGGED_MODEL_PENDING": "PENDING", "LOGGED_MODEL_READY": "READY",
                      "LOGGED_MODEL_UPLOAD_FAILED": "FAILED"}  # fmt: skip
@@ -171,15 +179,13 @@ class LocalBackend:
 
     def read_artifact_text(self, run_id: str, path: str, limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:
         with self.eng.tracking.open_artifact(run_id, path) as f:
-            data = f.read(limit + 1)
-        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+            return _head_text(f.read(limit + 1), limit)
 
     def read_logged_model_text(self, model: LoggedModel, path: str,
                                limit: int = MAX_PREVIEW_BYTES) -> tuple[str, bool]:  # fmt: skip
         root = self.eng.logged_models.artifact_root(model.model_id)
         with self.eng.artifacts.open(f"{root}/{check_artifact_path(path)}") as f:
-            data = f.read(limit + 1)
-        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+            return _head_text(f.read(limit + 1), limit)
 
     def search_logged_models(self, experiment_ids, filter_string=None, max_results=None,
                              page_token=None) -> Page[LoggedModel]:  # fmt: skip
@@ -326,7 +332,7 @@ class RemoteBackend:
                         break  # leaving the block closes the stream: the rest is never read
         except self._httpx.HTTPError as exc:
             raise CairnError(f"Cannot reach {self.url}: {exc}", "INVALID_STATE") from None
-        return data[:limit].decode("utf-8", "replace"), len(data) > limit
+        return _head_text(data, limit)
 
     def search_logged_models(self, experiment_ids, filter_string=None, max_results=None,
                              page_token=None) -> Page[LoggedModel]:  # fmt: skip
