@@ -148,6 +148,7 @@ def cmd_inspect(args) -> int:
 
     data = _data_dir(args)
     c = open_bundle(data, args.file)
+    c.bundle.close()  # verified; what it shows is in memory, the spooled files are not needed
     m, o, meta, signer = c.bundle.manifest, c.bundle.manifest.origin, c.meta, c.signer
     if args.json:
         _json({"path": c.bundle.path, "digest": f"sha256:{c.bundle.digest}", "manifest": m,

@@ -10,7 +10,9 @@ Layout (every name under `cairn-bundle/`):
 
 Signing the manifest alone covers every file: each one must match its digest there.
 Reading verifies everything before anything is returned, so an importer never writes a
-record from a bundle that later turns out to be damaged.
+record from a bundle that later turns out to be damaged. It streams: each file is hashed
+as it is copied to a temporary file (SpooledFiles), so a bundle's size is bounded by
+disk, not memory. Writing takes the files in memory (an export of one version).
 """
 from __future__ import annotations
 
@@ -19,9 +21,13 @@ import hashlib
 import io
 import os
 import tarfile
+import tempfile
 import time
+import weakref
 import zlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import msgspec
 
@@ -43,10 +49,14 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 # A bundle is one model version; more members than this is not one of ours.
 MAX_MEMBERS = 10_000
-# A bundle is read into memory to be verified before anything is written: the sizes its
-# tar headers declare are checked against this before a byte is read, so a crafted or
-# gzip-bombed file is refused instead of exhausting the appliance's memory.
-MAX_CONTENT_BYTES = 4 * 1024**3
+# A bundle's files are spooled to disk while they are hashed, and verified before
+# anything is written: the sizes its tar headers declare are checked against this before
+# a byte is read, so a crafted or gzip-bombed file is refused instead of filling the disk.
+MAX_CONTENT_BYTES = 16 * 1024**3
+# The manifest and its signature are read into memory: a real one is a few KiB per
+# hundred files.
+MAX_MANIFEST_BYTES = 16 * 1024**2
+_CHUNK = 1024 * 1024
 
 
 class FileDigest(msgspec.Struct, kw_only=True):
@@ -89,8 +99,73 @@ class Bundle(msgspec.Struct, kw_only=True):
     digest: str  # sha256 of the manifest bytes: names the bundle's whole content
     manifest: Manifest
     signature: ManifestSignature | None
-    files: dict[str, bytes]  # relative path -> content, every one matching its digest
+    files: Mapping[str, bytes]  # relative path -> content, every one matching its digest
     size: int = 0  # bytes of the archive
+
+    def open_file(self, rel: str) -> BinaryIO:
+        """One file's content as a stream (from its spooled copy, for a read bundle)."""
+        if isinstance(self.files, SpooledFiles):
+            return self.files.open(rel)
+        return io.BytesIO(self.files[rel])
+
+    def close(self) -> None:
+        """Remove the spooled copies of the files (a read bundle's); idempotent."""
+        if isinstance(self.files, SpooledFiles):
+            self.files.close()
+
+
+class SpooledFiles(Mapping[str, bytes]):
+    """A bundle's files as read from its archive, each in a temporary file of its own:
+    a model of gigabytes is never held in memory. `files[rel]` reads one whole file,
+    `open(rel)` streams it. The temporary files go with `close()`, or with this object;
+    in a directory the blob store cleans at open, a crash leaves nothing for long."""
+
+    def __init__(self, spool_dir: Path | None):
+        self._dir = spool_dir
+        self._paths: dict[str, str] = {}
+        self._finalizer = weakref.finalize(self, _unlink_all, self._paths)
+
+    def spool(self, rel: str, stream, size: int) -> str:
+        """Copy `size` bytes of `stream` to a temporary file for `rel`; their sha256.
+        EOFError when the stream ends first."""
+        fd, path = tempfile.mkstemp(prefix="bundle-", dir=self._dir)
+        self._paths[rel] = path
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            left = size
+            while left > 0:
+                chunk = stream.read(min(_CHUNK, left))
+                if not chunk:
+                    raise EOFError(f"{rel} is cut short")
+                digest.update(chunk)
+                out.write(chunk)
+                left -= len(chunk)
+        return digest.hexdigest()
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self._paths[rel], "rb")
+
+    def __getitem__(self, rel: str) -> bytes:
+        with self.open(rel) as f:
+            return f.read()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _unlink_all(paths: dict[str, str]) -> None:
+    for path in paths.values():
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+    paths.clear()
 
 
 class SignerCheck(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -150,21 +225,32 @@ def _add(tf: tarfile.TarFile, rel: str, data: bytes, mtime_ms: int) -> None:
 
 
 # -- reading -----------------------------------------------------------------------------
-def read_bundle(path: str | os.PathLike, *, max_bytes: int = MAX_CONTENT_BYTES) -> Bundle:
+def read_bundle(path: str | os.PathLike, *, max_bytes: int = MAX_CONTENT_BYTES,
+                spool_dir: str | os.PathLike | None = None) -> Bundle:
     """The bundle at `path`, refused with one clear message if it is not a tar, is
     truncated, has no or a bad manifest, a bad signature, or a file that is missing,
-    extra or does not match its digest."""
+    extra or does not match its digest. Its files are spooled to temporary files in
+    `spool_dir` (default: the system's); `Bundle.close()` removes them."""
     p = Path(path).expanduser()
     where = f"Bundle {p}"
     if not p.is_file():
         raise not_found(f"{where} does not exist or is not a file")
-    members = _read_members(p, where, max_bytes)
-    manifest_bytes = members.pop(MANIFEST, None)
+    files = SpooledFiles(Path(spool_dir) if spool_dir is not None else None)
+    try:
+        return _verified(p, where, files, max_bytes)
+    except BaseException:
+        files.close()
+        raise
+
+
+def _verified(p: Path, where: str, files: SpooledFiles, max_bytes: int) -> Bundle:
+    small, digests = _read_members(p, where, files, max_bytes)
+    manifest_bytes = small.get(MANIFEST)
     if manifest_bytes is None:
         raise invalid(f"{where} has no manifest ({ROOT}/{MANIFEST}): not a Cairn model bundle, or truncated")
     # The signature first: it covers the exact bytes, so a manifest changed after signing
     # is named as such, whatever the change did to its JSON.
-    sig = _signature(members.pop(SIGNATURE, None), manifest_bytes, where)
+    sig = _signature(small.get(SIGNATURE), manifest_bytes, where)
     try:
         manifest = msgspec.json.decode(manifest_bytes, type=Manifest)
     except msgspec.DecodeError as exc:
@@ -179,23 +265,27 @@ def read_bundle(path: str | os.PathLike, *, max_bytes: int = MAX_CONTENT_BYTES) 
         if fd.path in listed or fd.path in (MANIFEST, SIGNATURE):
             raise invalid(f"{where}: the manifest lists {fd.path} twice")
         listed[fd.path] = fd
-    for rel in members:
+    for rel in digests:
         if rel not in listed:
             raise invalid(f"{where}: file {ROOT}/{rel} is not listed in the manifest (added after export?)")
     for rel, fd in listed.items():
-        data = members.get(rel)
-        if data is None:
+        found = digests.get(rel)
+        if found is None:
             raise invalid(f"{where}: file {ROOT}/{rel} listed in the manifest is missing (truncated?)")
-        if len(data) != fd.size or hashlib.sha256(data).hexdigest() != fd.sha256:
+        if found != (fd.size, fd.sha256):
             raise invalid(f"{where}: file {ROOT}/{rel} does not match its manifest digest (tampered or corrupt)")
     return Bundle(
         path=str(p), digest=hashlib.sha256(manifest_bytes).hexdigest(), manifest=manifest,
-        signature=sig, files=members, size=p.stat().st_size,
+        signature=sig, files=files, size=p.stat().st_size,
     )
 
 
-def _read_members(p: Path, where: str, max_bytes: int) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
+def _read_members(p: Path, where: str, files: SpooledFiles,
+                  max_bytes: int) -> tuple[dict[str, bytes], dict[str, tuple[int, str]]]:  # fmt: skip
+    """The manifest and signature (in memory) and, for every other member, its (size,
+    sha256) as spooled into `files`."""
+    small: dict[str, bytes] = {}
+    digests: dict[str, tuple[int, str]] = {}
     name = ""
     total = 0
     try:
@@ -208,23 +298,31 @@ def _read_members(p: Path, where: str, max_bytes: int) -> dict[str, bytes]:
                 total += member.size
                 if total > max_bytes:
                     raise invalid(f"{where} holds more than {max_bytes:,} bytes of files, more than this "
-                                  "appliance reads into memory to verify a bundle")
-                if rel in out:
+                                  "appliance accepts in one bundle")
+                if rel in small or rel in digests:
                     raise invalid(f"{where} holds {member.name} twice")
                 f = tf.extractfile(member)
-                data = f.read() if f is not None else b""
-                if len(data) != member.size:
-                    raise invalid(f"{where} is truncated: {member.name} is cut short")
-                out[rel] = data
+                if rel in (MANIFEST, SIGNATURE):
+                    if member.size > MAX_MANIFEST_BYTES:
+                        raise invalid(f"{where}: {member.name} is {member.size:,} bytes, not a Cairn manifest")
+                    data = f.read() if f is not None else b""
+                    if len(data) != member.size:
+                        raise invalid(f"{where} is truncated: {member.name} is cut short")
+                    small[rel] = data
+                else:  # a regular file (_member_path): extractfile gives its stream
+                    try:
+                        digests[rel] = (member.size, files.spool(rel, f, member.size))
+                    except EOFError:
+                        raise invalid(f"{where} is truncated: {member.name} is cut short") from None
     except tarfile.ReadError as exc:
-        if not out and not name:
+        if not small and not digests and not name:
             raise invalid(f"{where} is not a Cairn model bundle: not a tar archive ({exc})") from None
         raise invalid(f"{where} is truncated or corrupt at {name or 'its start'}: {exc}") from None
     except (tarfile.TarError, EOFError, zlib.error) as exc:
         raise invalid(f"{where} is truncated or corrupt at {name or 'its start'}: {exc or type(exc).__name__}") from None
     except OSError as exc:
         raise invalid(f"Cannot read bundle {p}: {exc.strerror or exc}") from None
-    return out
+    return small, digests
 
 
 def _member_path(member: tarfile.TarInfo, where: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import msgspec
 
@@ -51,6 +52,9 @@ STAGING_PREFIX = "bundles"
 IMPORT_TIMEOUT_S = 300.0
 # The run tag that marks a run recreated from a bundle (its value: the origin appliance).
 RUN_ORIGIN_TAG = f"{ORIGIN_TAG_PREFIX}appliance_id"
+# Where a read bundle's files are spooled: the blob store's scratch directory (BlobStore.tmp),
+# on the same disk as the blobs they become, and cleaned of a crash's leftovers at open.
+BLOB_SCRATCH = Path("blobs") / "tmp"
 
 
 class VersionMetadata(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -173,8 +177,19 @@ class BundleContents(msgspec.Struct, kw_only=True):
 def open_bundle(data_dir: str | os.PathLike, path: str | os.PathLike) -> BundleContents:
     """The bundle at `path`, verified (digests, signature) and decoded; `signer.refusal`
     says why this appliance's trusted keys would refuse it (inspect shows it, import
-    raises it). Nothing is written."""
-    bundle = read_bundle(path)
+    raises it). Nothing is written but the spooled copies of its files, in the data
+    directory's blob scratch space when there is one (the bundle's `close()` removes
+    them)."""
+    scratch = Path(data_dir) / BLOB_SCRATCH
+    bundle = read_bundle(path, spool_dir=scratch if scratch.is_dir() else None)
+    try:
+        return _decoded(data_dir, bundle)
+    except BaseException:
+        bundle.close()
+        raise
+
+
+def _decoded(data_dir, bundle: Bundle) -> BundleContents:
     signer = check_signer(bundle, trusted_keys(data_dir))
     where = f"Bundle {bundle.path}"
     try:
@@ -202,6 +217,14 @@ def import_bundle(
     """Verify the bundle at `path` completely, then register its version here (see the
     module doc). `name` registers it under another name (catalog.schema.model works)."""
     contents = open_bundle(eng.path, path)
+    try:
+        return _import(eng, contents, name, alias, user_id, timeout)
+    finally:
+        contents.bundle.close()
+
+
+def _import(eng, contents: BundleContents, name: str | None, alias: str | None, user_id: str,
+            timeout: float) -> ImportResult:  # fmt: skip
     bundle, signer, meta = contents.bundle, contents.signer, contents.meta
     if signer.refusal:
         raise invalid(signer.refusal)
@@ -389,9 +412,10 @@ def _stage_files(eng, bundle: Bundle, origin: BundleOrigin, run_id: str) -> str:
     as it did at the origin (runs:/RUN/PATH); otherwise they stay in the staging area."""
     prefix = f"{STAGING_PREFIX}/{bundle.digest}/{MODEL_DIR}"
     cut = len(MODEL_DIR) + 1
-    for rel, data in bundle.files.items():
+    for rel in bundle.files:
         if rel.startswith(f"{MODEL_DIR}/"):
-            eng.artifacts.put(f"{prefix}/{rel[cut:]}", data)
+            with bundle.open_file(rel) as f:
+                eng.artifacts.put(f"{prefix}/{rel[cut:]}", f)
     head = f"runs:/{run_id}/"
     if run_id and origin.source.startswith(head) and origin.source[len(head):].strip("/"):
         path = origin.source[len(head):].strip("/")

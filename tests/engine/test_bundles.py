@@ -373,6 +373,39 @@ def test_an_unverified_bundle_is_registered_without_running_its_pickle(source, b
     assert marker.exists()
 
 
+def test_files_are_spooled_to_disk_and_removed(bundles, dest, tmp_path):
+    """A bundle's files go to temporary files while they are hashed (a model of GBs is
+    never held in memory), in the data directory's blob scratch space on import, and
+    none is left behind by an import, a refusal or a closed bundle."""
+    scratch = dest.path / "blobs" / "tmp"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    bundle = read_bundle(bundles[0], spool_dir=spool)
+    spooled = sorted(p.name for p in spool.iterdir())
+    assert len(spooled) == len(bundle.manifest.files) and all(n.startswith("bundle-") for n in spooled)
+    with bundle.open_file(next(p for p in bundle.files if p.endswith(".onnx"))) as f:
+        assert f.read(8)  # streamed from its spooled copy
+    bundle.close()
+    bundle.close()  # idempotent
+    assert list(spool.iterdir()) == []
+
+    with tarfile.open(bundles[0]) as tf:
+        last = tf.getmembers()[-1]
+    truncated = tmp_path / "truncated.tar"  # inside its last file: every other one was spooled
+    truncated.write_bytes(bundles[0].read_bytes()[: last.offset_data + last.size // 2])
+    with pytest.raises(CairnError, match="truncated"):
+        read_bundle(truncated, spool_dir=spool)
+    assert list(spool.iterdir()) == []
+
+    assert import_bundle(dest, bundles[1]).status == "READY"
+    assert list(scratch.iterdir()) == []
+    changed = rewrite(bundles[1], tmp_path / "changed.tar",
+                      lambda name, data: flip_byte(data) if name.endswith(".onnx") else data)
+    with pytest.raises(CairnError, match="does not match its manifest digest"):
+        import_bundle(dest, changed)
+    assert list(scratch.iterdir()) == []
+
+
 def test_signature_policy_where_keys_are_trusted(source, bundles, dest, tmp_path):
     other_dir = tmp_path / "other-appliance"
     other = generate_key(other_dir)
