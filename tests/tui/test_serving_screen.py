@@ -358,7 +358,9 @@ class FakeServer:
 def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
     from tui.screens import serving
 
-    monkeypatch.setattr(serving, "REFRESH_S", 0.2)
+    # Long enough that a loaded machine still checks one poll's figures before the next
+    # poll (of the same page, whose window would be empty) replaces them.
+    monkeypatch.setattr(serving, "REFRESH_S", 1.0)
     fake = FakeServer()
     refused = '\ncairn_serving_requests_total{endpoint="ep",served_entity="",version="",status_class="4xx"} 7\n'
     fake.metrics = page(100, 2, [50, 40, 10, 0], batches=20, rows=200, at=0).text + refused
@@ -366,7 +368,9 @@ def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
 
     async def scenario(pilot, screen, messages):
         table = screen.query_one("#serving-table", DataTable)
-        assert rows(table)[0][:7] == ["ep", "a", "iris", "@champion (1)", "100%", "100", "-"]
+        first = rows(table)[0]
+        assert first[:6] == ["ep", "a", "iris", "@champion (1)", "100%", "100"]
+        assert first[6] in ("-", "0.0")  # one poll (no window yet), or more of the same page
         assert rows(table)[1][:6] == ["ep", "(before routing)", "", "", "", "7"]
         table.move_cursor(row=1)
         fake.metrics = text_now
