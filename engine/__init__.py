@@ -12,7 +12,7 @@ from pathlib import Path
 
 import lmdb
 
-from .artifacts import ARTIFACT_TABLES, ArtifactStore, BlobStore
+from .artifacts import ARTIFACT_TABLES, BLOBS_DIR, ArtifactStore, BlobStore
 from .endpoints import ENDPOINT_TABLES, LmdbEndpointStore
 from .errors import CairnError
 from .keys import read_u32, u32
@@ -53,7 +53,7 @@ class Engine:
         tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
-        self.blobs = BlobStore(path / "blobs")
+        self.blobs = BlobStore(path / BLOBS_DIR)
         self.artifacts = ArtifactStore(self.env, self.blobs)
         self.tracking = LmdbTrackingStore(self.env, self.artifacts)
         # MLflow 3's logged models share the tracking store's interned key names.

@@ -44,6 +44,10 @@ CHUNK_SIZE = 1 << 20  # 1 MiB: the unit of streamed reads and writes
 MAX_PATH_BYTES = 400
 # Temp files older than this are leftovers of interrupted writes: removed on open.
 TMP_MAX_AGE_S = 3600.0
+# A data directory's blob store, and the scratch space inside it that writes stream
+# through (other streamed copies, such as a bundle's spooled files, use it too).
+BLOBS_DIR = "blobs"
+SCRATCH_DIR = "tmp"
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
@@ -167,6 +171,11 @@ def _chunks(data: bytes | bytearray | memoryview | Iterable[bytes] | BinaryIO) -
             yield chunk
 
 
+def blob_scratch(data_dir: str | os.PathLike) -> Path:
+    """The blob store's scratch directory of data directory `data_dir` (BlobStore.tmp)."""
+    return Path(data_dir) / BLOBS_DIR / SCRATCH_DIR
+
+
 class BlobStore:
     """Immutable files named by the sha256 of their content: ``root/ab/cd/<sha256>``.
 
@@ -180,7 +189,7 @@ class BlobStore:
 
     def __init__(self, root: Path, *, tmp_max_age_s: float = TMP_MAX_AGE_S):
         self.root = Path(root)
-        self.tmp = self.root / "tmp"
+        self.tmp = self.root / SCRATCH_DIR
         self.tmp.mkdir(parents=True, exist_ok=True)
         self._clean_tmp(tmp_max_age_s)
 

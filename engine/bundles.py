@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from pathlib import Path
 
 import msgspec
 
 from .appliance import appliance_identity
+from .artifacts import blob_scratch
 from .bundleformat import (
     Bundle,
     BundleOrigin,
@@ -52,9 +52,6 @@ STAGING_PREFIX = "bundles"
 IMPORT_TIMEOUT_S = 300.0
 # The run tag that marks a run recreated from a bundle (its value: the origin appliance).
 RUN_ORIGIN_TAG = f"{ORIGIN_TAG_PREFIX}appliance_id"
-# Where a read bundle's files are spooled: the blob store's scratch directory (BlobStore.tmp),
-# on the same disk as the blobs they become, and cleaned of a crash's leftovers at open.
-BLOB_SCRATCH = Path("blobs") / "tmp"
 
 
 class VersionMetadata(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -180,7 +177,9 @@ def open_bundle(data_dir: str | os.PathLike, path: str | os.PathLike) -> BundleC
     raises it). Nothing is written but the spooled copies of its files, in the data
     directory's blob scratch space when there is one (the bundle's `close()` removes
     them)."""
-    scratch = Path(data_dir) / BLOB_SCRATCH
+    # The blob store's scratch space: on the same disk as the blobs the files become,
+    # and cleaned of a crash's leftovers at open.
+    scratch = blob_scratch(data_dir)
     bundle = read_bundle(path, spool_dir=scratch if scratch.is_dir() else None)
     try:
         return _decoded(data_dir, bundle)
