@@ -23,7 +23,7 @@ def start_server(
     data_dir: Path, *extra: str, command: str | Sequence[str] = "server", timeout: float = 30.0,
     program: Sequence[str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """`python -m app.cli --data DIR <command> --port 0 <extra>` -> (process, URL).
+    """`python -m cairn.cli --data DIR <command> --port 0 <extra>` -> (process, URL).
     `command` is one word (`server`) or several (`("models", "serve")`); `program` is
     another `cairn` to run (an installed launcher) instead of this checkout's."""
     words = [command] if isinstance(command, str) else list(command)
@@ -31,7 +31,7 @@ def start_server(
     env.pop("PYTHONPATH", None)
     cwd = data_dir.parent  # an installed cairn must not import this checkout
     if program is None:
-        program = (sys.executable, "-m", "app.cli")
+        program = (sys.executable, "-m", "cairn.cli")
         env["PYTHONPATH"] = str(cwd := REPO)
     proc = subprocess.Popen(
         [*program, "--data", str(data_dir), *words, "--port", "0", *extra],

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from engine.errors import BAD_REQUEST, INTERNAL_ERROR, INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.errors import BAD_REQUEST, INTERNAL_ERROR, INVALID_PARAMETER_VALUE, CairnError
 
 log = logging.getLogger("cairn.server")
 

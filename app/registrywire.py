@@ -1,6 +1,6 @@
 """What the model registry's routes share on the wire (model_registry.proto's JSON).
 
-The registry's entities (engine/registryentities.py) already carry the proto's field
+The registry's entities (engine/registry/entities.py) already carry the proto's field
 names; two things need the wire's own care:
 - the entities omit default values, but "None" (the stage) and PENDING_REGISTRATION
   (the status) are defaults there and must still be sent: the mlflow client reads an
@@ -19,8 +19,8 @@ from typing import TypeVar
 import msgspec
 from litestar import Request
 
-from engine.errors import invalid
-from engine.registryentities import Lineage, ModelVersion, RegisteredModel
+from cairn.engine.errors import invalid
+from cairn.engine.registry.entities import Lineage, ModelVersion, RegisteredModel
 
 S = TypeVar("S", bound=msgspec.Struct)
 

@@ -9,27 +9,26 @@ from litestar import Litestar, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
-from engine import Engine
-from engine.artifacts import ArtifactStore
-from engine.endpointstore import EndpointStore
-from engine.registration import Registrar
-from engine.registrystore import RegistryStore
-from engine.store import TrackingStore
-
-from .address import DEFAULT_HOST, DEFAULT_PORT
-from .controllers.artifacts import ArtifactController
-from .controllers.catalogs import CatalogController, SchemaController
-from .controllers.endpoints import EndpointController
-from .controllers.experiments import ExperimentController
-from .controllers.loggedmodels import LoggedModelController, RunOutputsController
-from .controllers.metrics import MetricController
-from .controllers.modelversions import ModelVersionController
-from .controllers.registeredmodels import RegisteredModelController
-from .controllers.runs import RunController
-from .httperrors import EXCEPTION_HANDLERS
-from .serverrun import run_server
-from .serving.endpointroutes import LazyManager, endpoint_routes
-from .version import cairn_version
+from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
+from cairn.app.controllers.artifacts import ArtifactController
+from cairn.app.controllers.catalogs import CatalogController, SchemaController
+from cairn.app.controllers.endpoints import EndpointController
+from cairn.app.controllers.experiments import ExperimentController
+from cairn.app.controllers.loggedmodels import LoggedModelController, RunOutputsController
+from cairn.app.controllers.metrics import MetricController
+from cairn.app.controllers.modelversions import ModelVersionController
+from cairn.app.controllers.registeredmodels import RegisteredModelController
+from cairn.app.controllers.runs import RunController
+from cairn.app.httperrors import EXCEPTION_HANDLERS
+from cairn.app.serverrun import run_server
+from cairn.app.serving.endpointroutes import LazyManager, endpoint_routes
+from cairn.app.version import cairn_version
+from cairn.engine import Engine
+from cairn.engine.endpoints.contract import EndpointStore
+from cairn.engine.registry.contract import RegistryStore
+from cairn.engine.registry.registration import Registrar
+from cairn.engine.store.artifacts import ArtifactStore
+from cairn.engine.tracking.contract import TrackingStore
 
 # JSON requests are small; artifact uploads stream and set their own limit.
 MAX_JSON_BODY = 16 * 1024 * 1024

@@ -19,7 +19,7 @@ def run_server(server, host: str, port: int, ready: Callable[[str], None] | None
     # uvicorn handles SIGTERM (stop accepting, finish requests in flight, lifespan
     # shutdown) and then raises it again. With SIGTERM's default action that kills the
     # process before Python's exit handlers commit the store's queued writes
-    # (engine/lmdbenv.py), and systemd sees a kill instead of exit 0. The shutdown it
+    # (engine/store/lmdbenv.py), and systemd sees a kill instead of exit 0. The shutdown it
     # asks for has happened by then: ignore the repeat, so the caller returns normally.
     previous = signal.signal(signal.SIGTERM, _shutdown_done)
     try:

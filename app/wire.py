@@ -1,6 +1,6 @@
 """What crosses the wire that the engine's entities don't already say.
 
-Engine entities (engine/entities.py) carry MLflow's field names and are returned as they
+Engine entities (engine/tracking/entities.py) carry MLflow's field names and are returned as they
 are. Two things need the wire's own shape:
 - non-finite metric values: protobuf JSON writes them as "NaN", "Infinity", "-Infinity",
   and the mlflow client parses those; msgspec would write null, which reads back as 0.0;
@@ -13,7 +13,7 @@ import math
 
 import msgspec
 
-from engine.entities import Metric, Run
+from cairn.engine.tracking.entities import Metric, Run
 
 
 class KeyValue(msgspec.Struct):

@@ -7,7 +7,7 @@ Each side has a source and a destination. On the source, K versions of one model
 registered, each from its own run (a RandomForest of 100 trees, depth 10, 20 features,
 fixed seed; 20 params; 5 metrics of 200 steps each). Then each version is moved:
 
-  export   Cairn: `export_bundle` (engine/bundles.py) to a file, signed with the source's
+  export   Cairn: `export_bundle` (engine/bundles/transfer.py) to a file, signed with the source's
            ed25519 key. MLflow: get the version, its run, every metric history, and
            download the version's files (mlflow.artifacts.download_artifacts).
   import   Cairn: `import_bundle` into the destination, which trusts the source's key:
@@ -108,9 +108,9 @@ def _log_run_data(tracking) -> None:
 # -- Cairn -------------------------------------------------------------------------------
 def cairn_side(root: Path, versions: int, progress) -> dict[str, Measure]:
     import cairn
-    import engine
-    from engine.bundlekeys import generate_key, parse_public_key, trust_key
-    from engine.bundles import export_bundle, import_bundle, signing_key
+    from cairn import engine
+    from cairn.engine.bundles.signing import generate_key, parse_public_key, trust_key
+    from cairn.engine.bundles.transfer import export_bundle, import_bundle, signing_key
 
     model, X = _model()
     src_dir, dst_dir = root / "cairn-source", root / "cairn-dest"

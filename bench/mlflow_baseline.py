@@ -12,7 +12,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from report import (
     BASE_TS,
@@ -32,9 +31,7 @@ from report import (
     _search_data,
     _tmpdir,
 )
-
-if TYPE_CHECKING:
-    from tracking import Sizes
+from trackingsizes import Sizes
 
 
 class MlflowSide:

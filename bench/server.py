@@ -3,7 +3,7 @@ against `mlflow server` (SQLite backend, one uvicorn worker), on this machine, i
 
     .venv/bin/python bench/server.py [--quick] [--json PATH] [--only NAME,...]
 
-Each side is one server process started for the run (`python -m app.cli --data DIR server
+Each side is one server process started for the run (`python -m cairn.cli --data DIR server
 --port 0`; `python -m mlflow server --backend-store-uri sqlite:///DIR/mlflow.db --workers 1
 --artifacts-destination DIR/artifacts` on a free 127.0.0.1 port), driven over loopback by
 `MlflowClient` (and the fluent API for `runs`) from this process, one workload after the

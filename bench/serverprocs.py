@@ -144,7 +144,7 @@ def start_server(side: str, data: Path, mlflow_jobs: bool = False) -> Server:
         cmd = [
             sys.executable,
             "-m",
-            "app.cli",
+            "cairn.cli",
             "--data",
             str(data),
             "server",

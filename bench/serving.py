@@ -108,7 +108,7 @@ def start(side: str, model_dir: Path, root: Path):
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if side == "cairn":
         data = root / "cairn-data"
-        cmd = [sys.executable, "-m", "app.cli", "--data", str(data), "models", "serve", "-m", str(model_dir), "--port", "0"]
+        cmd = [sys.executable, "-m", "cairn.cli", "--data", str(data), "models", "serve", "-m", str(model_dir), "--port", "0"]
         return launch(side, cmd, None, log, env, 120.0, "/ping")
     port = _free_port()
     cmd = [
@@ -123,9 +123,9 @@ def raw_onnx_rows_per_s(model_dir: Path, X, seconds: float) -> Measure:
     caller, the serving session settings."""
     import numpy as np
 
-    from engine.modeldir import LocalModelDir
-    from engine.modelpackage import prepare_version
-    from engine.predictor import OnnxPredictor
+    from cairn.engine.models.modeldir import LocalModelDir
+    from cairn.engine.models.package import prepare_version
+    from cairn.engine.models.predictor import OnnxPredictor
 
     prepared = prepare_version(LocalModelDir(model_dir))
     pred = OnnxPredictor(prepared.onnx, signature=prepared.signature)

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.serving.batcher import Batcher
-from app.serving.runtime import ServedModel
+from cairn.app.serving.batcher import Batcher
+from cairn.app.serving.runtime import ServedModel
 
 N_FEATURES = 20
 RUN_LIMIT_S = 60.0  # no single run may take longer

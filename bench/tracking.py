@@ -23,7 +23,6 @@ import sys
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow_baseline import (
@@ -61,6 +60,7 @@ from report import (
     finish,
     print_table,
 )
+from trackingsizes import Sizes
 
 BASELINE_NAME = "mlflow-sqlite"
 SETUP_THREADS = 32  # Cairn search setup only
@@ -77,20 +77,6 @@ REFERENCE_MLFLOW = {
 
 
 # -- configuration ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Sizes:
-    """(cairn, mlflow) per workload. The full run gives Cairn the specified sizes; MLflow's
-    side, and everything in --quick, is scaled to the time budget and reported as a rate."""
-
-    log_metric: tuple[int, int]  # calls
-    log_batch: tuple[int, int]  # values (batches of BATCH)
-    runs: tuple[int, int]  # runs
-    search_runs: tuple[int, int]  # runs in the experiment
-    search_reps: tuple[int, int]  # query repetitions (median)
-    history: tuple[int, int]  # steps of one metric
-    history_reps: tuple[int, int]
-
-
 FULL = Sizes(
     log_metric=(10_000, 2_000),
     log_batch=(100_000, 50_000),
@@ -137,7 +123,7 @@ def _cairn_sdk():
 def _cairn_release(cairn, path: Path) -> None:
     """End the fluent session and close its data directory, so that nothing of it (open
     environment, writer thread, exit hook) outlives the workload."""
-    import engine
+    from cairn import engine
 
     with contextlib.suppress(Exception):
         while cairn.active_run() is not None:
@@ -151,7 +137,7 @@ def _cairn_release(cairn, path: Path) -> None:
 
 @contextlib.contextmanager
 def _cairn_store(path: Path):
-    import engine
+    from cairn import engine
 
     eng = engine.open(path)
     try:
@@ -184,7 +170,7 @@ def cairn_log_metric(sizes: Sizes) -> Measure:
 
 
 def cairn_log_batch(sizes: Sizes) -> Measure:
-    from engine.entities import Metric
+    from cairn.engine.tracking.entities import Metric
 
     n = sizes.log_batch[0]
     batches = [
@@ -240,7 +226,7 @@ def cairn_runs(sizes: Sizes) -> Measure:
 @contextlib.contextmanager
 def cairn_search_fixture(sizes: Sizes):
     """An experiment of N runs with metrics acc/loss and params model/lr (not timed)."""
-    from engine.entities import Metric, Param
+    from cairn.engine.tracking.entities import Metric, Param
 
     n = sizes.search_runs[0]
     rows = _search_data(n)
@@ -313,7 +299,7 @@ def cairn_search_order(sizes: Sizes, fixture) -> Measure:
 
 
 def cairn_history(sizes: Sizes) -> Measure:
-    from engine.entities import Metric
+    from cairn.engine.tracking.entities import Metric
 
     n = sizes.history[0]
     m = Measure(size=f"{_fmt_n(n)} steps")

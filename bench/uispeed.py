@@ -30,7 +30,7 @@ T0 = 1_767_225_600_000
 
 
 def fill(eng, n: int) -> str:
-    from engine.entities import Metric, Param
+    from cairn.engine.tracking.entities import Metric, Param
 
     tr = eng.tracking
     exp = tr.create_experiment("big")
@@ -54,8 +54,8 @@ def fill(eng, n: int) -> str:
 async def open_once(backend, exp_id: str) -> float:
     from textual.widgets import DataTable
 
-    from tui.app import create_tui
-    from tui.screens.runs import RunsScreen
+    from cairn.tui.app import create_tui
+    from cairn.tui.screens.runs import RunsScreen
 
     app = create_tui(backend)
     drawn: list[float] = []
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH")
     args = ap.parse_args(argv)
 
-    import engine
-    from tui.backend import LocalBackend
+    from cairn import engine
+    from cairn.tui.backend import LocalBackend
 
     print(f"machine: {conditions()}")
     with _tmpdir("tui") as root:

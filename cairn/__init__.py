@@ -1,12 +1,12 @@
 """Cairn's public face for training scripts: `import cairn` reads like `import mlflow`.
 
-Re-exports only; the logic lives in engine.fluent, engine.client,
-engine.sklearn_autolog, engine.registryclient and engine.modelloading.
+Re-exports only; the logic lives in cairn.engine.sdk (fluent, client, autolog,
+registryclient, modelloading).
 """
-from engine.client import Client
-from engine.entities import Dataset, Metric, Param, RunStatus, RunTag, ViewType
-from engine.errors import CairnError
-from engine.fluent import (
+from cairn.engine.errors import CairnError
+from cairn.engine.sdk.autolog import autolog
+from cairn.engine.sdk.client import Client
+from cairn.engine.sdk.fluent import (
     ActiveRun,
     active_run,
     context_tags,
@@ -29,6 +29,7 @@ from engine.fluent import (
     log_params,
     log_text,
     make_dataset,
+    register_model,
     search_runs,
     set_experiment,
     set_tag,
@@ -36,9 +37,8 @@ from engine.fluent import (
     set_tracking_dir,
     start_run,
 )
-from engine.modelloading import load_model
-from engine.registryclient import register_model
-from engine.sklearn_autolog import autolog
+from cairn.engine.sdk.modelloading import load_model
+from cairn.engine.tracking.entities import Dataset, Metric, Param, RunStatus, RunTag, ViewType
 
 from . import sklearn  # noqa: E402  (cairn.sklearn.autolog(), as mlflow.sklearn.autolog())
 

@@ -4,8 +4,8 @@
 
 VENV is a virtual environment where `cairn[cpu]` and `pyinstaller` are installed (the
 caller sets it up; this script needs only the standard library). PyInstaller runs there
-with packaging/pyinstaller/cairn.spec, which takes Cairn's own modules from this source
-tree. The result is `DIST/cairn-<version>-linux-x86_64-exe.tar.gz` holding
+with packaging/pyinstaller/cairn.spec, which takes Cairn's own modules from that venv's
+install of Cairn's wheel. The result is `DIST/cairn-<version>-linux-x86_64-exe.tar.gz` holding
 
     cairn-<version>/cairn           the program (`./cairn server`, `./cairn doctor`, ...)
     cairn-<version>/_internal/      Python, the libraries, ONNX Runtime
@@ -67,7 +67,7 @@ def build_exe(dist_dir: Path, version: str, python: Path) -> Path:
     if platform.system() != "Linux" or platform.machine() != ARCH:
         raise SystemExit(f"error: this builds the linux-{ARCH} executable; this machine is "
                          f"{platform.system()} {platform.machine()}")
-    probe = subprocess.run([str(python), "-c", "import PyInstaller, onnxruntime, app.cli"],
+    probe = subprocess.run([str(python), "-c", "import PyInstaller, onnxruntime, cairn.cli.main"],
                            capture_output=True, text=True, check=False, cwd=tempfile.gettempdir())
     if probe.returncode != 0:
         raise SystemExit(f"error: {python} cannot build Cairn's executable: it needs cairn[cpu] and "

@@ -16,10 +16,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from .backend import Backend
-from .screens.experiments import ExperimentsScreen
-from .screens.help import HelpScreen
-from .screens.placeholder import PlaceholderScreen
+from cairn.tui.backend import Backend
+from cairn.tui.screens.experiments import ExperimentsScreen
+from cairn.tui.screens.help import HelpScreen, key_rows
+from cairn.tui.screens.placeholder import PlaceholderScreen
 
 STYLES = Path(__file__).parent / "styles"
 
@@ -28,7 +28,7 @@ def models_screen(backend: Backend) -> Screen:
     """The Models screen (tui/screens/models.py, built separately), imported only when
     first shown; until it exists the mode shows a placeholder instead of failing."""
     try:
-        from .screens.models import ModelsScreen
+        from cairn.tui.screens.models import ModelsScreen
     except ImportError:
         return PlaceholderScreen("Models", "The models screen is not built yet.")
     return ModelsScreen(backend)
@@ -37,7 +37,7 @@ def models_screen(backend: Backend) -> Screen:
 def serving_screen(backend: Backend) -> Screen:
     """The Serving screen (tui/screens/serving.py), imported when first shown, as above."""
     try:
-        from .screens.serving import ServingScreen
+        from cairn.tui.screens.serving import ServingScreen
     except ImportError:
         return PlaceholderScreen("Serving", "The serving screen is not built yet.")
     return ServingScreen(backend)
@@ -95,7 +95,7 @@ class CairnApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(key_rows(self.BINDINGS)))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

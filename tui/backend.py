@@ -3,8 +3,8 @@
 Screens call only these methods, and get the engine's own entity Structs back, so a
 screen never knows whether it reads a local data directory (`LocalBackend`, the engine
 in-process) or a running Cairn server (`RemoteBackend`, MLflow's REST API over httpx).
-Method names and arguments mirror the engine stores' (engine/store.py,
-engine/registrystore.py); the docstrings here say only what differs or what the UI
+Method names and arguments mirror the engine stores' (engine/tracking/contract.py,
+engine/registry/contract.py); the docstrings here say only what differs or what the UI
 relies on. Every method blocks: screens call them from thread workers.
 
 Errors: both backends raise `engine.errors.CairnError` with MLflow's error codes, so a
@@ -19,11 +19,10 @@ from urllib.parse import quote
 
 import msgspec
 
-from engine.artifacts import check_artifact_path
-from engine.entities import Experiment, FileInfo, Metric, Page, Run, ViewType
-from engine.errors import CairnError
-from engine.loggedmodels import LoggedModel
-from engine.registryentities import (
+from cairn.engine.errors import CairnError
+from cairn.engine.loggedmodels.records import LoggedModel
+from cairn.engine.query.pagination import Page
+from cairn.engine.registry.entities import (
     Catalog,
     Lineage,
     ModelVersion,
@@ -31,6 +30,8 @@ from engine.registryentities import (
     Schema,
     StageTransition,
 )
+from cairn.engine.store.artifacts import FileInfo, check_artifact_path
+from cairn.engine.tracking.entities import Experiment, Metric, Run, ViewType
 
 # A preview is for reading on screen; a 2 GB log file must not be read whole.
 MAX_PREVIEW_BYTES = 64 * 1024

@@ -22,10 +22,9 @@ from typing import Any
 
 import msgspec
 
-from engine.endpointstore import Endpoint, EndpointConfig, PayloadRecord, ServedEntity
-from engine.errors import CairnError
-
-from .prometheus import Page, add_buckets, bucket_deltas, counter_delta, quantile
+from cairn.engine.endpoints.contract import Endpoint, EndpointConfig, PayloadRecord, ServedEntity
+from cairn.engine.errors import CairnError
+from cairn.tui.prometheus import Page, add_buckets, bucket_deltas, counter_delta, quantile
 
 REQUESTS = "cairn_serving_requests_total"
 ERRORS = "cairn_serving_errors_total"

@@ -30,12 +30,10 @@ from urllib.parse import unquote
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.response import File
 
-from engine.artifacts import ArtifactStore, check_artifact_path
-from engine.entities import FileInfo
-from engine.errors import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST, CairnError, invalid
-from engine.store import TrackingStore
-
-from ..httperrors import error_response
+from cairn.app.httperrors import error_response
+from cairn.engine.errors import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST, CairnError, invalid
+from cairn.engine.store.artifacts import ArtifactStore, FileInfo, check_artifact_path
+from cairn.engine.tracking.contract import TrackingStore
 
 # An upload's own body limit (the app-wide one is for JSON, 16 MiB). Large enough for any
 # model file; a bound all the same, so one request cannot fill the disk unchecked.
@@ -52,7 +50,7 @@ _UPLOAD_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="cairn-u
 MULTIPART_UNSUPPORTED = "Multipart upload is not supported for the current artifact repository"
 PRESIGNED_UNSUPPORTED = "Presigned download is not supported for the current artifact repository"
 NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
-# Registered versions' own files (engine/registration.py writes them through the engine,
+# Registered versions' own files (engine/registry/registration.py writes them through the engine,
 # never through the proxy): immutable for clients, readable by everyone.
 REGISTRY_PREFIX = "registry"
 

@@ -14,11 +14,10 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody
 
-from engine.errors import invalid
-from engine.registryentities import Catalog, Schema
-from engine.registrystore import RegistryStore
-
-from ..registrywire import required
+from cairn.app.registrywire import required
+from cairn.engine.errors import invalid
+from cairn.engine.registry.contract import RegistryStore
+from cairn.engine.registry.entities import Catalog, Schema
 
 
 class CreateCatalog(msgspec.Struct):

@@ -29,10 +29,9 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 from litestar.params import JSONBody
 
-from engine.endpointstore import Endpoint, EndpointStore
-from engine.errors import invalid
-
-from ..registrywire import page_out, required
+from cairn.app.registrywire import page_out, required
+from cairn.engine.endpoints.contract import Endpoint, EndpointStore
+from cairn.engine.errors import invalid
 
 
 class CreateEndpoint(msgspec.Struct):

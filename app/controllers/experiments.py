@@ -5,10 +5,9 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from engine.errors import not_found
-from engine.store import TrackingStore
-
-from ..wire import KeyValue, tags_dict
+from cairn.app.wire import KeyValue, tags_dict
+from cairn.engine.errors import not_found
+from cairn.engine.tracking.contract import TrackingStore
 
 
 class CreateExperiment(msgspec.Struct):

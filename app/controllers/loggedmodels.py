@@ -14,16 +14,11 @@ import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody
 
-from engine import Engine
-from engine.errors import invalid
-from engine.loggedmodels import (
-    LoggedModel,
-    LoggedModelStatus,
-    LoggedModelStore,
-    ModelOutput,
-)
-
-from ..wire import KeyValue, tags_dict
+from cairn.app.wire import KeyValue, tags_dict
+from cairn.engine import Engine
+from cairn.engine.errors import invalid
+from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
+from cairn.engine.loggedmodels.records import LoggedModel, LoggedModelStatus, ModelOutput
 
 # service.proto's LoggedModelStatus enum: protobuf JSON writes the names, and a client
 # may also send the numbers.

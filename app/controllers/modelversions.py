@@ -5,7 +5,7 @@ get/search/get-download-uri. Plus Cairn's own reads: GET lineage (where a versio
 from) and GET transitions (its audit trail of stage, alias and status changes).
 
 Create answers once the version is registered, when that is quick: the store commits
-the version PENDING_REGISTRATION and the registrar (engine/registration.py) copies and
+the version PENDING_REGISTRATION and the registrar (engine/registry/registration.py) copies and
 converts it in the background; the handler waits for that, bounded, off the event loop,
 and returns whatever status the version has then. A normal scikit-learn registration
 thus answers READY, and the mlflow client, which polls a pending version every few
@@ -24,13 +24,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import JSONBody
 
-from engine import Engine
-from engine.errors import CairnError
-from engine.registration import Registrar
-from engine.registryentities import ModelVersion, VersionStatus
-from engine.registrystore import RegistryStore
-
-from ..registrywire import (
+from cairn.app.registrywire import (
     lineage_out,
     message_or_query,
     page_out,
@@ -38,7 +32,12 @@ from ..registrywire import (
     version_number,
     version_out,
 )
-from ..wire import KeyValue, tags_dict
+from cairn.app.wire import KeyValue, tags_dict
+from cairn.engine import Engine
+from cairn.engine.errors import CairnError
+from cairn.engine.registry.contract import RegistryStore
+from cairn.engine.registry.entities import ModelVersion, VersionStatus
+from cairn.engine.registry.registration import Registrar
 
 log = logging.getLogger("cairn.server")
 

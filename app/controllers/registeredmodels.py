@@ -14,9 +14,7 @@ import msgspec
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import JSONBody
 
-from engine.registrystore import RegistryStore
-
-from ..registrywire import (
+from cairn.app.registrywire import (
     message_or_query,
     model_out,
     page_out,
@@ -24,7 +22,8 @@ from ..registrywire import (
     version_number,
     version_out,
 )
-from ..wire import KeyValue, tags_dict
+from cairn.app.wire import KeyValue, tags_dict
+from cairn.engine.registry.contract import RegistryStore
 
 
 # -- request messages (model_registry.proto); every field optional on the wire so a

@@ -3,7 +3,7 @@ them (rest_store.py): everything is a POST with a JSON body except `get`, a GET 
 run id in the query string. Every write is durable before the response is sent, so a
 client that reads right after writing sees its data, even after a crash.
 
-MLflow 3's model links live in the logged-model store (engine/loggedmodels.py): metrics
+MLflow 3's model links live in the logged-model store (engine/loggedmodels/lmdbstore.py): metrics
 that name a `model_id` are linked to that model, LogInputs' `models` become the run's
 model inputs, and every run this controller returns carries its model inputs and
 outputs, which the 3.x client reads to link later metrics to the run's models.
@@ -17,24 +17,15 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.params import JSONBody
 
-from engine import Engine
-from engine.entities import (
-    Dataset,
-    InputTag,
-    Metric,
-    Param,
-    Run,
-    RunStatus,
-    RunTag,
-    ViewType,
-)
-from engine.entities import DatasetInput as EngineDatasetInput
-from engine.errors import invalid
-from engine.loggedmodels import LoggedModelStore, ModelMetric
-from engine.store import TrackingStore
-from engine.validation import check_batch_sizes
-
-from ..wire import KeyValue, run_out
+from cairn.app.wire import KeyValue, run_out
+from cairn.engine import Engine
+from cairn.engine.errors import invalid
+from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
+from cairn.engine.loggedmodels.records import ModelMetric
+from cairn.engine.tracking.contract import TrackingStore
+from cairn.engine.tracking.entities import Dataset, InputTag, Metric, Param, Run, RunStatus, RunTag, ViewType
+from cairn.engine.tracking.entities import DatasetInput as EngineDatasetInput
+from cairn.engine.tracking.validation import check_batch_sizes
 
 # The tag MLflow's stores append each logged model's MLmodel summary to (log-model).
 LOGGED_MODELS_TAG = "mlflow.log-model.history"

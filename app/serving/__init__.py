@@ -5,7 +5,7 @@ The pipeline of one request (DESIGN.md, "Serving"):
     ASGI route (invocations.py, no framework work per request)
       -> scoring.parse_request: the body (dataframe_split, dataframe_records, instances,
          inputs, CSV) decoded with msgspec into columns or tensors, checked against the
-         served version's signature and turned into ONNX feeds (engine.predictor)
+         served version's signature and turned into ONNX feeds (engine.models.predictor)
       -> router.Router.choose: the served entity (weighted split, sticky by a routing
          key, an optional shadow copy)
       -> batcher.Batcher.submit: the entity's bounded queue; a worker thread takes what
@@ -23,5 +23,5 @@ live endpoints: builds them from the endpoint store, follows alias moves and con
 updates without dropping a request in flight), invocations (the ASGI routes of one
 served model), modelserver (`cairn models serve -m URI`: one model on its own uvicorn,
 no endpoint store; MLflow folders are prepared once and kept under DATA/cache).
-Endpoint configuration and payload logs are stored by the engine (engine/endpoints.py).
+Endpoint configuration and payload logs are stored by the engine (engine/endpoints/lmdbstore.py).
 """

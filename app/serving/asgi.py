@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from engine.errors import BAD_REQUEST
+from cairn.engine.errors import BAD_REQUEST
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 JSON = b"application/json"

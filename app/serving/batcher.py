@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.endpointstore import DEFAULT_MAX_BATCH_ROWS
+from cairn.engine.endpoints.contract import DEFAULT_MAX_BATCH_ROWS
 
 Feeds = dict[str, np.ndarray]
 RunFn = Callable[[Feeds], dict[str, Any]]

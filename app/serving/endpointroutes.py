@@ -20,9 +20,7 @@ from litestar import Response, get
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
-from engine.errors import INTERNAL_ERROR
-
-from .asgi import (
+from cairn.app.serving.asgi import (
     DEFAULT_MAX_BODY_BYTES,
     Disconnected,
     Refused,
@@ -31,6 +29,7 @@ from .asgi import (
     read_body,
     respond,
 )
+from cairn.engine.errors import INTERNAL_ERROR
 
 log = logging.getLogger("cairn.serving")
 # Prometheus' text exposition format (metrics.CONTENT_TYPE, without importing it early).
@@ -50,7 +49,7 @@ class LazyManager:
         if manager is None:
             with self._lock:
                 if self._manager is None:
-                    from .manager import EndpointManager
+                    from cairn.app.serving.manager import EndpointManager
 
                     self._manager = EndpointManager(self._engine)
                     self._manager.start()

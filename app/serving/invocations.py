@@ -22,10 +22,7 @@ from typing import Any
 
 import msgspec
 
-from engine.errors import BAD_REQUEST, INTERNAL_ERROR, CairnError
-
-from ..version import cairn_version
-from .asgi import (
+from cairn.app.serving.asgi import (
     DEFAULT_MAX_BODY_BYTES,
     Disconnected,
     Refused,
@@ -34,8 +31,10 @@ from .asgi import (
     read_body,
     respond,
 )
-from .batcher import Batcher, BatcherClosed, Overloaded
-from .scoring import ScoringError, format_response, parse_request
+from cairn.app.serving.batcher import Batcher, BatcherClosed, Overloaded
+from cairn.app.serving.scoring import ScoringError, format_response, parse_request
+from cairn.app.version import cairn_version
+from cairn.engine.errors import BAD_REQUEST, INTERNAL_ERROR, CairnError
 
 log = logging.getLogger("cairn.serving")
 
@@ -60,7 +59,7 @@ def create_model_server(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ):
     """The ASGI app serving `predictor` (anything with `.signature` and `.run(feeds)`:
-    an engine.predictor.OnnxPredictor or a runtime.ServedModel). `version_info` (e.g.
+    an engine.models.predictor.OnnxPredictor or a runtime.ServedModel). `version_info` (e.g.
     {"model_name": "iris", "model_version": "3"}) is added to /version. Without a
     `batcher`, the app makes one with the Batcher's defaults and closes it on shutdown."""
     signature = predictor.signature

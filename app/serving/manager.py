@@ -24,16 +24,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.endpointstore import Endpoint, PayloadRecord, ServedEntity
-from engine.errors import CairnError
-from engine.modelloading import version_onnx
-
-from .batcher import Batcher, BatcherClosed, Overloaded
-from .metrics import ServingMetrics
-from .payloadlog import PayloadLogger
-from .router import Router
-from .runtime import ServedModel
-from .scoring import ScoringError, error_body, format_response, parse_request
+from cairn.app.serving.batcher import Batcher, BatcherClosed, Overloaded
+from cairn.app.serving.metrics import ServingMetrics
+from cairn.app.serving.payloadlog import PayloadLogger
+from cairn.app.serving.router import Router
+from cairn.app.serving.runtime import ServedModel
+from cairn.app.serving.scoring import ScoringError, error_body, format_response, parse_request
+from cairn.engine.endpoints.contract import Endpoint, PayloadRecord, ServedEntity
+from cairn.engine.errors import CairnError
+from cairn.engine.sdk.modelloading import version_onnx
 
 log = logging.getLogger("cairn.serving")
 

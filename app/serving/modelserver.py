@@ -1,13 +1,13 @@
 """`cairn models serve -m URI`: one model behind MLflow's scoring routes, like `mlflow
 models serve`, on uvicorn (uvloop + httptools).
 
-The URI is anything engine.modelloading.load_model takes: `models:/NAME@ALIAS`,
+The URI is anything engine.sdk.modelloading.load_model takes: `models:/NAME@ALIAS`,
 `models:/NAME/N` (or a stage, or latest), `models:/m-ID`, `runs:/RUN/PATH`, an .onnx
 file or an MLflow model folder. A registry URI is resolved to its version once, at
 start: the server keeps serving that version if the alias moves later (named endpoints
 follow aliases; this mirrors `mlflow models serve`).
 
-A local MLflow model folder is prepared as registration prepares it (engine.modelpackage:
+A local MLflow model folder is prepared as registration prepares it (engine.models.package:
 its sklearn model converted to ONNX and verified on its example rows), in a child
 process, and the result is kept in the data directory under cache/prepared-models/,
 keyed by the folder's content. Why: preparing imports scikit-learn and skl2onnx and
@@ -28,16 +28,15 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 
-import engine
-from engine.endpointstore import DEFAULT_MAX_BATCH_ROWS
-from engine.errors import CairnError
-from engine.modelloading import load_model, resolve_version
-from engine.modelsignature import OnnxSignature
-
-from ..address import DEFAULT_HOST, DEFAULT_MODEL_PORT
-from ..serverrun import run_server
-from .batcher import Batcher
-from .invocations import DEFAULT_MAX_BODY_BYTES, create_model_server
+from cairn import engine
+from cairn.app.address import DEFAULT_HOST, DEFAULT_MODEL_PORT
+from cairn.app.serverrun import run_server
+from cairn.app.serving.batcher import Batcher
+from cairn.app.serving.invocations import DEFAULT_MAX_BODY_BYTES, create_model_server
+from cairn.engine.endpoints.contract import DEFAULT_MAX_BATCH_ROWS
+from cairn.engine.errors import CairnError
+from cairn.engine.models.signature import OnnxSignature
+from cairn.engine.sdk.modelloading import load_model, resolve_version
 
 DEFAULT_MAX_QUEUE_ROWS = 4096
 
@@ -45,7 +44,7 @@ DEFAULT_MAX_QUEUE_ROWS = 4096
 def load_served_model(uri: str, data_dir: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
     """(predictor, version info for /version) for `uri`; the registry and artifact store
     are those of `data_dir` (else the SDK's default data directory)."""
-    from engine.client import open_engine, set_tracking_dir
+    from cairn.engine.sdk.context import open_engine, set_tracking_dir
 
     if data_dir is not None:
         set_tracking_dir(data_dir)
@@ -88,7 +87,7 @@ def _prepared(folder: Path, data_dir: Path):
 
 
 def _load_prepared(cache: Path):
-    from engine.predictor import OnnxPredictor
+    from cairn.engine.models.predictor import OnnxPredictor
 
     signature = msgspec.msgpack.decode((cache / _SIGNATURE).read_bytes(), type=OnnxSignature)
     return OnnxPredictor((cache / _ONNX).read_bytes(), signature=signature)
@@ -107,7 +106,7 @@ def _prepare_in_child(folder: Path, cache: Path) -> None:
     root = str(Path(__file__).resolve().parents[2])  # where `app` and `engine` import from
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
-        [sys.executable, "-m", "app.serving.modelserver", str(folder), str(cache)],
+        [sys.executable, "-m", "cairn.app.serving.modelserver", str(folder), str(cache)],
         env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
     )  # fmt: skip
     if done.returncode != 0 or not (cache / _SIGNATURE).is_file():
@@ -119,8 +118,8 @@ def _prepare_in_child(folder: Path, cache: Path) -> None:
 def _prepare_main(folder: str, cache: str) -> int:
     """The child: prepare the folder, write model.onnx and the signature next to the
     cache entry, then rename into place (atomic: a concurrent start sees all or none)."""
-    from engine.modeldir import LocalModelDir
-    from engine.modelpackage import prepare_version
+    from cairn.engine.models.modeldir import LocalModelDir
+    from cairn.engine.models.package import prepare_version
 
     try:
         prepared = prepare_version(LocalModelDir(folder))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from hashlib import blake2b
 from typing import Any
 
-from engine.endpointstore import PayloadRecord
+from cairn.engine.endpoints.contract import PayloadRecord
 
 __all__ = ["PayloadLogger", "PayloadRecord", "truncate_payload"]
 

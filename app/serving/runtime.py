@@ -1,7 +1,7 @@
 """The ONNX Runtime session of one served version, and which providers really load here.
 
 `ServedModel.load(onnx, signature, workload_type)` opens one session (one intra-op
-thread, no spinning: engine.predictor.session_options) that all of the version's batcher
+thread, no spinning: engine.models.predictor.session_options) that all of the version's batcher
 workers share; ORT's `run` is thread-safe, so a session per worker would only multiply
 memory. A GPU workload gets CUDAExecutionProvider when it REALLY loads: ORT falls back
 to CPU silently when the CUDA libraries or the device are missing, so the truth is
@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from engine.modelsignature import OnnxSignature
-from engine.predictor import OnnxPredictor
+from cairn.engine.models.predictor import OnnxPredictor
+from cairn.engine.models.signature import OnnxSignature
 
 CPU, GPU = "CPU", "GPU"
 CUDA_EP, TRT_EP, CPU_EP = "CUDAExecutionProvider", "TensorrtExecutionProvider", "CPUExecutionProvider"
@@ -201,7 +201,7 @@ def provider_report() -> list[tuple[str, bool, str]]:
 def _probe(provider: str) -> tuple[bool, str]:
     import onnxruntime as ort
 
-    from engine.predictor import session_options
+    from cairn.engine.models.predictor import session_options
 
     name = {CUDA_EP: "CUDA", TRT_EP: "TensorRT"}.get(provider, "CPU")
     if provider not in ort.get_available_providers():

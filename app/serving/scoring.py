@@ -10,7 +10,7 @@ Requests (as `mlflow models serve` takes them, mlflow/pyfunc/scoring_server):
 - `text/csv`: a header row of column names, then rows; cells typed per the signature
   (an empty cell is a missing value, as pandas reads it).
 
-Bodies are decoded with msgspec and turned into feeds by engine.predictor.FeedBuilder,
+Bodies are decoded with msgspec and turned into feeds by engine.models.predictor.FeedBuilder,
 which checks them against the signature; numbers become arrays in one numpy conversion
 of the whole list. Every failure is a ScoringError carrying MLflow's error JSON
 (`{"error_code", "message"}`) and status: BAD_REQUEST 400 for a body that is not the
@@ -33,11 +33,10 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
-from engine.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, CairnError
-from engine.modelsignature import TENSOR, OnnxSignature
-from engine.predictor import FeedBuilder, pyfunc_output
-
-from .asgi import error_body
+from cairn.app.serving.asgi import error_body
+from cairn.engine.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.models.predictor import FeedBuilder, pyfunc_output
+from cairn.engine.models.signature import TENSOR, OnnxSignature
 
 CONTENT_TYPE_JSON = "application/json"
 CONTENT_TYPE_CSV = "text/csv"

@@ -1,7 +1,7 @@
 """The frozen `cairn` executable's entry point (PyInstaller runs this as __main__).
 
 Besides the CLI, it answers `cairn -m MODULE ARGS...` as `python -m` would: Cairn
-re-runs itself as `sys.executable -m app.serving.modelserver ...` to prepare a model
+re-runs itself as `sys.executable -m cairn.app.serving.modelserver ...` to prepare a model
 folder in a child process (app/serving/modelserver.py), and in the frozen app
 sys.executable is this program, not a Python interpreter.
 """
@@ -16,7 +16,7 @@ def _run() -> int:
         sys.argv = [sys.argv[0], *sys.argv[3:]]
         runpy.run_module(module, run_name="__main__", alter_sys=True)
         return 0  # a module that ends with sys.exit(n) has already exited with n
-    from app.cli import main
+    from cairn.cli.main import main
 
     return main()
 

@@ -12,11 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(data: str | Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`python -m app.cli --data DATA ARGS...`; CAIRN_HOME beside the data directory, so
+    """`python -m cairn.cli --data DATA ARGS...`; CAIRN_HOME beside the data directory, so
     a command that forgot --data could never touch the real home directory."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "CAIRN_HOME": str(Path(data).parent / "home")}
     proc = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", str(data), *args],
+        [sys.executable, "-m", "cairn.cli", "--data", str(data), *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     if check:

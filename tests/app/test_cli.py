@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from app import tables
-from app.cli import main
+from cairn.cli import tables
+from cairn.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_RUNS = {
@@ -83,7 +83,7 @@ def test_demo_prints_a_line_per_run(demo):
 
 
 def test_demo_registers_verified_models(demo):
-    import engine
+    from cairn import engine
 
     data, printed = demo
     assert "registered iris v1 (READY) Production @champion" in printed
@@ -252,7 +252,7 @@ def test_cli_as_a_separate_process(demo):
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "cairn.cli",
             "--data",
             data,
             "runs",
@@ -274,7 +274,7 @@ def test_cli_as_a_separate_process(demo):
         [
             sys.executable,
             "-m",
-            "app.cli",
+            "cairn.cli",
             "--data",
             data,
             "runs",

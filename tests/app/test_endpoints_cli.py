@@ -44,7 +44,7 @@ def iris():
 def register(path: Path, iris) -> Path:
     """`iris` v1 and v2 (flipped labels), alias champion -> 1, released afterwards."""
     import cairn
-    import engine
+    from cairn import engine
 
     X, models = iris
     cairn.set_tracking_dir(path)
@@ -195,8 +195,8 @@ def test_errors_are_one_line_and_exit_1(data, tmp_path):
 
 
 def test_logs_last_records_since_a_time_and_json(data):
-    import engine
-    from engine.endpointstore import PayloadRecord
+    from cairn import engine
+    from cairn.engine.endpoints.contract import PayloadRecord
 
     cli(data, "endpoints", "create", "logbook", "--model", "iris", "--version", "1", "--payload-logging")
     base = int(time.time() * 1000) - 60_000

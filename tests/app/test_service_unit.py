@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import build_parser
+from cairn.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "packaging" / "cairn.service"

@@ -4,7 +4,7 @@ nothing alarming on stderr, and every write it acknowledged with a 200 must be i
 data directory when it is opened again.
 
 The risk is the writer: operations are queued to one background thread that commits in
-groups (engine/lmdbenv.py), and metric points can be buffered (engine/metrics.py). An
+groups (engine/store/lmdbenv.py), and metric points can be buffered (engine/tracking/metrics.py). An
 exit that skips the final commit would lose what a client was told is stored."""
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-import engine
+from cairn import engine
 
 REPO = Path(__file__).resolve().parents[2]
 API = "/api/2.0/mlflow"
@@ -38,7 +38,7 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "CAIRN_HOME": str(logs / "home")}
         with open(self.out, "w") as out, open(self.err, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "--data", str(data), "server", "--port", "0"],
+                [sys.executable, "-m", "cairn.cli", "--data", str(data), "server", "--port", "0"],
                 cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             )  # fmt: skip
         self.url = self._wait_for_url()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import engine
+from cairn import engine
 
 
 @pytest.fixture

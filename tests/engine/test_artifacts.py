@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.artifacts import (
+from cairn.engine.errors import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, CairnError
+from cairn.engine.store.artifacts import (
     ARTIFACT_TABLES,
     MAX_PATH_BYTES,
     ArtifactEntry,
     ArtifactStore,
     BlobStore,
+    FileInfo,
     _encode_entry,
     check_artifact_path,
 )
-from engine.entities import FileInfo
-from engine.errors import INTERNAL_ERROR, INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, CairnError
-from engine.lmdbenv import LmdbEnv
+from cairn.engine.store.lmdbenv import LmdbEnv
 
 ROOT = "1/0123456789abcdef0123456789abcdef/artifacts"
 
@@ -369,7 +369,7 @@ def test_delete_file_and_subtree(store: ArtifactStore):
 
 
 def test_walk(store: ArtifactStore, monkeypatch: pytest.MonkeyPatch):
-    import engine.artifacts as artifacts
+    import cairn.engine.store.artifacts as artifacts
 
     monkeypatch.setattr(artifacts, "_WALK_BATCH", 3)  # exercise the batched reads
     paths = [f"x/d{i % 3}/f{i:02d}" for i in range(20)] + ["x/top", "x.other", "y/z"]

@@ -1,4 +1,4 @@
-"""Model bundles (engine/bundles.py) between two real data directories: a version is
+"""Model bundles (engine/bundles/transfer.py) between two real data directories: a version is
 exported from one appliance and imported into another with its run, lineage and origin;
 damaged, truncated, unsigned or foreign-signed bundles are refused before anything is
 written."""
@@ -17,10 +17,9 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import cairn
-import engine
-from engine.appliance import appliance_identity
-from engine.bundleformat import read_bundle, write_bundle
-from engine.bundlekeys import (
+from cairn import engine
+from cairn.engine.bundles.archive import read_bundle, write_bundle
+from cairn.engine.bundles.signing import (
     generate_key,
     load_private_key,
     own_key_info,
@@ -30,10 +29,11 @@ from engine.bundlekeys import (
     trusted_keys,
     untrust_key,
 )
-from engine.bundles import export_bundle, import_bundle, open_bundle, signing_key
-from engine.entities import ViewType
-from engine.errors import CairnError
-from engine.registration import ORIGINAL_TAG, SKIP_ORIGINAL
+from cairn.engine.bundles.transfer import export_bundle, import_bundle, open_bundle, signing_key
+from cairn.engine.errors import CairnError
+from cairn.engine.registry.registration import ORIGINAL_TAG, SKIP_ORIGINAL
+from cairn.engine.store.appliance import appliance_identity
+from cairn.engine.tracking.entities import ViewType
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

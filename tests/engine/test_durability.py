@@ -25,11 +25,11 @@ from pathlib import Path
 import lmdb
 import pytest
 
-import engine
-from engine.entities import Metric, Param, RunTag
-from engine.errors import CairnError
-from engine.keys import read_u64, u32
-from engine.records import LATEST, RUN, SCHEMA_VERSION
+from cairn import engine
+from cairn.engine.errors import CairnError
+from cairn.engine.store.keys import read_u64, u32
+from cairn.engine.tracking.entities import Metric, Param, RunTag
+from cairn.engine.tracking.records import LATEST, RUN, SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT_S = 30.0
@@ -38,7 +38,7 @@ CHILD_TIMEOUT_S = 30.0
 COMMON = textwrap.dedent(
     """
     import sys
-    from engine.entities import Metric, Param, RunTag
+    from cairn.engine.tracking.entities import Metric, Param, RunTag
 
     BATCHES = 3          # log_batch calls per run, PARAMS_PER_BATCH params + one tag each
     PARAMS_PER_BATCH = 20
@@ -64,7 +64,7 @@ COMMON = textwrap.dedent(
 CRASH_CHILD = textwrap.dedent(
     """
     import time
-    import engine
+    from cairn import engine
     from common import *
 
     data = sys.argv[1]
@@ -360,7 +360,7 @@ def test_sigkill_while_writing_loses_nothing_acknowledged(tmp_path, children, co
 CONCURRENT_CHILD = textwrap.dedent(
     """
     import time
-    import engine
+    from cairn import engine
     from common import *
 
     data, exp, parent_run = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -534,7 +534,7 @@ def test_map_grows_when_full(tmp_path):
 
 RESIZE_CHILD = textwrap.dedent(
     """
-    import engine
+    from cairn import engine
     from common import *
 
     data, seed_run = sys.argv[1], sys.argv[2]
@@ -655,7 +655,7 @@ def test_reads_in_other_threads_survive_map_growth(tmp_path):
 
 def test_waiting_for_a_write_while_holding_a_snapshot_fails_clearly(tmp_path, monkeypatch):
     """The one misuse the resize rule forbids ends in a clear error, not a hang."""
-    import engine.lmdbenv as lmdbenv
+    import cairn.engine.store.lmdbenv as lmdbenv
 
     monkeypatch.setattr(lmdbenv, "RESIZE_WAIT_S", 0.5)
     eng = open_engine(tmp_path / "data", map_size=1 << 20)

@@ -1,4 +1,4 @@
-"""The endpoint store (engine/endpointstore.py is the spec) on a real LMDB store:
+"""The endpoint store (engine/endpoints/contract.py is the spec) on a real LMDB store:
 endpoint CRUD, config checks and their messages, config stamps, persistence, and the
 payload logs (batched async writes, time-range paging, counts, deletion in chunks)."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-import engine
-from engine import endpoints as endpoints_module
-from engine.endpointstore import (
+from cairn import engine
+from cairn.engine.endpoints import lmdbstore as endpoints_module
+from cairn.engine.endpoints.contract import (
     DEFAULT_MAX_BATCH_ROWS,
     AutoCaptureConfig,
     EndpointConfig,
@@ -23,8 +23,8 @@ from engine.endpointstore import (
     ShadowConfig,
     TrafficConfig,
 )
-from engine.errors import CairnError
-from engine.keys import u64
+from cairn.engine.errors import CairnError
+from cairn.engine.store.keys import u64
 
 T0 = 1_700_000_000_000
 REPO = Path(__file__).resolve().parents[2]
@@ -562,7 +562,7 @@ def test_async_writes_are_durable_after_flush(tmp_path):
         for i in range(0, 2000, 100):
             eng.endpoints.log_payloads("dur", batch[i : i + 100])  # returns at once
         eng.flush()
-        probe = "import engine, sys; e = engine.open(sys.argv[1]); print(e.endpoints.payload_count('dur')); e.close()"
+        probe = "import sys; from cairn import engine; e = engine.open(sys.argv[1]); print(e.endpoints.payload_count('dur')); e.close()"
         out = subprocess.run(
             [sys.executable, "-c", probe, str(path)], check=False, cwd=REPO, capture_output=True, text=True, timeout=60
         )

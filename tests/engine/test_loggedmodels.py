@@ -1,4 +1,4 @@
-"""Logged models (engine.loggedmodels.LoggedModelStore) on a real LMDB environment.
+"""Logged models (engine.loggedmodels.lmdbstore.LoggedModelStore) on a real LMDB environment.
 
 Expected behaviour is MLflow 3's SQL store (sqlalchemy_store.py) unless the store's
 docstrings say otherwise. Each test opens its own data directory.
@@ -11,10 +11,10 @@ from contextlib import contextmanager
 
 import pytest
 
-import engine
-from engine.errors import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, CairnError
-from engine.loggedmodels import ModelMetric, ModelOutput
-from engine.pagination import decode_offset
+from cairn import engine
+from cairn.engine.errors import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, CairnError
+from cairn.engine.loggedmodels.records import ModelMetric, ModelOutput
+from cairn.engine.query.pagination import decode_offset
 
 
 @pytest.fixture

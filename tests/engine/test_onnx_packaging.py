@@ -23,35 +23,16 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from engine.errors import CairnError
-from engine.mlmodel import (
-    add_onnx_flavor,
-    read_input_example,
-    read_mlmodel,
-    write_input_example,
-)
-from engine.modeldir import LocalModelDir, MemoryModelDir
-from engine.modelerrors import (
-    ConversionError,
-    ModelFormatError,
-    RegistrationError,
-    VerificationError,
-)
-from engine.modelpackage import (
-    mlmodel_for_onnx,
-    package_sklearn,
-    prepare_onnx_file,
-    prepare_version,
-)
-from engine.modelsignature import (
-    OnnxSignature,
-    signature_from_onnx,
-    to_mlflow_signature,
-)
-from engine.onnxconvert import convert_sklearn
-from engine.onnxverify import verify
-from engine.predictor import OnnxPredictor
-from engine.sklearnmodel import load_sklearn_model
+from cairn.engine.errors import CairnError
+from cairn.engine.models.errors import ConversionError, ModelFormatError, RegistrationError, VerificationError
+from cairn.engine.models.mlmodel import add_onnx_flavor, read_input_example, read_mlmodel, write_input_example
+from cairn.engine.models.modeldir import LocalModelDir, MemoryModelDir
+from cairn.engine.models.onnxconvert import convert_sklearn
+from cairn.engine.models.onnxverify import verify
+from cairn.engine.models.package import mlmodel_for_onnx, package_sklearn, prepare_onnx_file, prepare_version
+from cairn.engine.models.predictor import OnnxPredictor
+from cairn.engine.models.signature import OnnxSignature, signature_from_onnx, to_mlflow_signature
+from cairn.engine.models.sklearnmodel import load_sklearn_model
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

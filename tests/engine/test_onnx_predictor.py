@@ -11,10 +11,10 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from engine.errors import CairnError
-from engine.modelsignature import OnnxSignature, TensorSpec
-from engine.onnxconvert import convert_sklearn
-from engine.predictor import OnnxPredictor
+from cairn.engine.errors import CairnError
+from cairn.engine.models.onnxconvert import convert_sklearn
+from cairn.engine.models.predictor import OnnxPredictor
+from cairn.engine.models.signature import OnnxSignature, TensorSpec
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -222,7 +222,7 @@ def test_table_feeds_take_columns_and_rows(numeric, mixed):
 
 
 def test_pyfunc_output_is_what_predict_gives(numeric):
-    from engine.predictor import pyfunc_output
+    from cairn.engine.models.predictor import pyfunc_output
 
     df, model, predictor = numeric
     out = predictor.run(predictor.feeds(df.head(4)))

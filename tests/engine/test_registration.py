@@ -1,4 +1,4 @@
-"""The registration pipeline (engine/registration.py) end to end on a real store:
+"""The registration pipeline (engine/registry/registration.py) end to end on a real store:
 sources are resolved and copied, ONNX made and verified in ONNX Runtime, versions
 finished READY or FAILED_REGISTRATION with the reason, and a restart finishes what was
 left pending."""
@@ -11,12 +11,12 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-import engine
-from engine.errors import CairnError
-from engine.mlmodel import read_mlmodel
-from engine.modelpackage import package_sklearn
-from engine.registration import ArtifactModelDir
-from engine.registryentities import VersionStatus
+from cairn import engine
+from cairn.engine.errors import CairnError
+from cairn.engine.models.mlmodel import read_mlmodel
+from cairn.engine.models.package import package_sklearn
+from cairn.engine.registry.entities import VersionStatus
+from cairn.engine.registry.registration import ArtifactModelDir
 
 WAIT_S = 120.0
 
@@ -183,7 +183,7 @@ def test_logged_model_finalized_ready_gets_its_onnx_conversion(eng, iris, tmp_pa
     logged model is finalized READY; the outcome is the model's cairn.onnx tag."""
     import mlflow.sklearn
 
-    from engine.registration import ONNX_TAG
+    from cairn.engine.registry.registration import ONNX_TAG
 
     X, y = iris
     model = LogisticRegression(max_iter=500).fit(X, y)

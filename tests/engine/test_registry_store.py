@@ -1,6 +1,6 @@
 """The model registry store (engine.registry.LmdbRegistryStore) on a real LMDB environment.
 
-Expected behaviour is the RegistryStore spec (engine/registrystore.py), which follows
+Expected behaviour is the RegistryStore spec (engine/registry/contract.py), which follows
 MLflow's SQL registry store except where it says otherwise. Search: test_registrysearch.py.
 """
 from __future__ import annotations
@@ -9,17 +9,23 @@ from contextlib import contextmanager
 
 import pytest
 
-import engine
-from engine.entities import Dataset, DatasetInput, InputTag, Metric
-from engine.errors import (
+from cairn import engine
+from cairn.engine.errors import (
     INVALID_PARAMETER_VALUE,
     INVALID_STATE,
     RESOURCE_ALREADY_EXISTS,
     RESOURCE_DOES_NOT_EXIST,
     CairnError,
 )
-from engine.modelsignature import ColumnSpec, OnnxSignature, TensorSpec
-from engine.registrynames import FullName, check_settable_alias, display_name, parse_model_name, parse_schema_name
+from cairn.engine.models.signature import ColumnSpec, OnnxSignature, TensorSpec
+from cairn.engine.registry.names import (
+    FullName,
+    check_settable_alias,
+    display_name,
+    parse_model_name,
+    parse_schema_name,
+)
+from cairn.engine.tracking.entities import Dataset, DatasetInput, InputTag, Metric, Param
 
 
 @pytest.fixture
@@ -523,7 +529,7 @@ def test_lineage_from_a_real_run(eng, reg):
         "mlflow.source.git.commit": "abc123", "mlflow.source.git.repoURL": "https://git/x"})
     run_id = run.info.run_id
     tr.log_batch(run_id, metrics=[Metric("acc", 0.5, 1, 0), Metric("acc", 0.9, 2, 1)],
-                 params=[engine.entities.Param("alpha", "0.1")])
+                 params=[Param("alpha", "0.1")])
     tr.log_inputs(run_id, [DatasetInput(dataset=Dataset(name="iris", digest="d1", source_type="local",
                                                         source="/data/iris.csv"),
                                         tags=[InputTag("mlflow.data.context", "train")])])

@@ -1,4 +1,4 @@
-"""search_registered_models / search_model_versions (engine.registrysearch) on a real
+"""search_registered_models / search_model_versions (engine.registry.search) on a real
 store: MLflow's registry grammar, Cairn's name forms, ordering, paging and errors."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from engine.errors import INVALID_PARAMETER_VALUE, CairnError
-from engine.pagination import decode_offset
+from cairn.engine.errors import INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.query.pagination import decode_offset
 
 
 @contextmanager

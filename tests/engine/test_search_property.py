@@ -16,7 +16,7 @@ and reads only what the test itself logged; it never calls the engine's search c
 would show.)
 
 Every query pages through all of its pages (max_results 1..40) and the concatenation
-must equal the reference list exactly, order included. The planner in engine/runsearch.py
+must equal the reference list exactly, order included. The planner in engine/tracking/runsearch.py
 chooses among a metric-order index walk, a default-order walk and candidates from an
 index (run_id IN, param equality, metric range) or a full sort, by selectivity; the
 populations and queries here are shaped so that every plan is taken.
@@ -37,16 +37,8 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-import engine
-from engine.entities import (
-    Dataset,
-    DatasetInput,
-    InputTag,
-    Metric,
-    Param,
-    RunStatus,
-    RunTag,
-)
+from cairn import engine
+from cairn.engine.tracking.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunStatus, RunTag
 
 RUN_NAME_TAG = "mlflow.runName"
 CONTEXT_TAG = "mlflow.data.context"

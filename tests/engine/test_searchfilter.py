@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.errors import INVALID_PARAMETER_VALUE, CairnError
-from engine.searchfilter import (
+from cairn.engine.errors import INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.query.searchfilter import (
     Comparison,
     OrderKey,
     like_matcher,

@@ -3,7 +3,7 @@
 Every test opens its own data directory with `engine.open` and closes it afterwards; no
 mocks except a controlled clock where a test needs distinct (or equal) milliseconds.
 Expected values are MLflow's (SQL store and abstract store) unless the store contract
-(engine/store.py) says otherwise.
+(engine/tracking/contract.py) says otherwise.
 """
 from __future__ import annotations
 
@@ -16,8 +16,15 @@ from contextlib import contextmanager
 
 import pytest
 
-import engine
-from engine.entities import (
+from cairn import engine
+from cairn.engine.errors import (
+    INVALID_PARAMETER_VALUE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    CairnError,
+)
+from cairn.engine.store.keys import u32, u64
+from cairn.engine.tracking.entities import (
     Dataset,
     DatasetInput,
     InputTag,
@@ -27,14 +34,7 @@ from engine.entities import (
     RunStatus,
     RunTag,
 )
-from engine.errors import (
-    INVALID_PARAMETER_VALUE,
-    RESOURCE_ALREADY_EXISTS,
-    RESOURCE_DOES_NOT_EXIST,
-    CairnError,
-)
-from engine.keys import u32, u64
-from engine.records import LATEST
+from cairn.engine.tracking.records import LATEST
 
 RUN_NAME_TAG = "mlflow.runName"
 

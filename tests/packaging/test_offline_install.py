@@ -88,9 +88,13 @@ def test_installed_cairn_logs_registers_and_serves(installed, tmp_path, launch):
     python = installed / "venv" / "bin" / "python"
     data = tmp_path / "data"
     # The launcher is the installed venv's, not this checkout's.
-    where = run([python, "-c", "import app, engine; print(app.__file__)"], cwd=tmp_path).stdout
-    assert str(installed) in where and str(REPO) not in where
-    styles = "import importlib.resources as r; print(r.files('tui').joinpath('styles/app.tcss').is_file())"
+    where = run([python, "-c", "import cairn.app, cairn.engine; print(cairn.app.__file__, cairn.engine.__file__)"],
+                cwd=tmp_path).stdout
+    assert where.count(str(installed)) == 2 and str(REPO) not in where
+    # one import name: the design card's folders are cairn.*, not top-level packages
+    others = "import importlib.util as u; print([n for n in ('engine', 'app', 'tui', 'cli') if u.find_spec(n)])"
+    assert run([python, "-c", others], cwd=tmp_path).stdout.strip() == "[]"
+    styles = "import importlib.resources as r; print(r.files('cairn.tui').joinpath('styles/app.tcss').is_file())"
     assert run([python, "-c", styles], cwd=tmp_path).stdout.strip() == "True"
 
     script = textwrap.dedent("""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import cairn
-import engine
+from cairn import engine
 
 
 @pytest.fixture(autouse=True)

@@ -22,8 +22,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import cairn
-import engine
-from cairn import RunStatus
+from cairn import RunStatus, engine
 
 REPO = Path(__file__).resolve().parents[2]
 ORIGINAL_LR_FIT = LogisticRegression.fit

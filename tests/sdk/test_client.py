@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 import cairn
-import engine
-from cairn import CairnError, Metric, Param, RunStatus, RunTag, ViewType
+from cairn import CairnError, Metric, Param, RunStatus, RunTag, ViewType, engine
 
 
 def test_experiment_lifecycle(client):

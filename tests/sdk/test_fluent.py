@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 import cairn
-import engine
-from cairn import CairnError, RunStatus
+from cairn import CairnError, RunStatus, engine
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 import cairn
 from cairn import CairnError
-from engine.predictor import OnnxPredictor
+from cairn.engine.models.predictor import OnnxPredictor
 
 IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 

@@ -11,8 +11,8 @@ import uuid
 import httpx
 import pytest
 
-import engine
-from engine.endpointstore import PayloadRecord
+from cairn import engine
+from cairn.engine.endpoints.contract import PayloadRecord
 
 API = "/api/2.0/serving-endpoints"
 T0 = 1_700_000_000_000

@@ -17,8 +17,8 @@ import pytest
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
-from app.serving.batcher import Batcher, BatcherClosed, Overloaded
-from app.serving.runtime import ServedModel
+from cairn.app.serving.batcher import Batcher, BatcherClosed, Overloaded
+from cairn.app.serving.runtime import ServedModel
 
 N_FEATURES = 6
 BOUND_S = 20.0  # the longest any wait in these tests may take before it fails

@@ -1,4 +1,4 @@
-"""Serving endpoints of `cairn server` end to end: a real `python -m app.cli --data D
+"""Serving endpoints of `cairn server` end to end: a real `python -m cairn.cli --data D
 server --port 0` child process on 127.0.0.1, endpoints created over REST
 (/api/2.0/serving-endpoints) and scored at /serving-endpoints/NAME/invocations.
 
@@ -28,8 +28,8 @@ from prometheus_text import parse, samples_of
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from app.serving.payloadlog import PayloadLogger
-from app.serving.router import key_bucket
+from cairn.app.serving.payloadlog import PayloadLogger
+from cairn.app.serving.router import key_bucket
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -56,7 +56,7 @@ def iris():
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory, iris):
     import cairn
-    import engine
+    from cairn import engine
 
     path = tmp_path_factory.mktemp("endpoints-data")
     X, models = iris

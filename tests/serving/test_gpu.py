@@ -12,8 +12,8 @@ import warnings
 import numpy as np
 import pytest
 
-from app.serving.batcher import Batcher
-from app.serving.runtime import CPU_EP, CUDA_EP, ServedModel, cuda_status
+from cairn.app.serving.batcher import Batcher
+from cairn.app.serving.runtime import CPU_EP, CUDA_EP, ServedModel, cuda_status
 
 pytestmark = pytest.mark.gpu
 

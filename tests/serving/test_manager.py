@@ -13,9 +13,9 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-import engine
-from app.serving.manager import EndpointManager
-from engine.modelpackage import package_sklearn
+from cairn import engine
+from cairn.app.serving.manager import EndpointManager
+from cairn.engine.models.package import package_sklearn
 
 WAIT_S = 30.0
 

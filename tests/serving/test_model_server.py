@@ -1,4 +1,4 @@
-"""`cairn models serve` as a user runs it: a real `python -m app.cli --data D models
+"""`cairn models serve` as a user runs it: a real `python -m cairn.cli --data D models
 serve -m URI --port 0` child process on 127.0.0.1, driven over HTTP.
 
 Three servers, one per kind of URI: a registered version by alias (a mixed-type pipeline
@@ -62,7 +62,7 @@ def numeric():
 def data_dir(tmp_path_factory, mixed):
     """A data directory where `mixed` is registered (version 1, alias @champion)."""
     import cairn
-    import engine
+    from cairn import engine
 
     path = tmp_path_factory.mktemp("serve-data")
     df, pipe = mixed
@@ -153,7 +153,7 @@ def test_mlflow_client_side_helpers_score(mlflow_dir_server, registry_server, nu
 
 
 def test_onnx_file(tmp_path, numeric, launch):
-    from engine.onnxconvert import convert_sklearn
+    from cairn.engine.models.onnxconvert import convert_sklearn
 
     df, model = numeric
     path = tmp_path / "numeric.onnx"
@@ -270,7 +270,7 @@ def test_a_full_queue_is_429_with_retry_after_and_the_server_recovers(data_dir, 
 
 def test_bad_uri_exits_with_one_line(tmp_path):
     r = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", str(tmp_path / "d"), "models", "serve", "-m", "models:/nope/1"],
+        [sys.executable, "-m", "cairn.cli", "--data", str(tmp_path / "d"), "models", "serve", "-m", "models:/nope/1"],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: ") and "Traceback" not in r.stderr
@@ -305,7 +305,7 @@ def test_a_folder_cairn_cannot_serve_exits_with_the_reason(tmp_path):
     folder.mkdir()
     (folder / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: my.module\n")
     r = subprocess.run(
-        [sys.executable, "-m", "app.cli", "--data", str(tmp_path / "d"), "models", "serve", "-m", str(folder)],
+        [sys.executable, "-m", "cairn.cli", "--data", str(tmp_path / "d"), "models", "serve", "-m", str(folder)],
         cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert r.returncode == 1 and r.stderr.startswith("error: "), r.stderr

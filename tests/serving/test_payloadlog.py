@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from app.serving.payloadlog import PayloadLogger, PayloadRecord, truncate_payload
+from cairn.app.serving.payloadlog import PayloadLogger, PayloadRecord, truncate_payload
 
 
 class Sink:
@@ -130,7 +130,7 @@ def test_sampling_edges():
 
 
 def test_sampling_is_not_aligned_with_router_buckets():
-    from app.serving.router import Router
+    from cairn.app.serving.router import Router
 
     router = Router([("a", 30), ("b", 70)])
     log = PayloadLogger(Sink(), sampling_fraction=0.3)

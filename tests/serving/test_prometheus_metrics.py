@@ -11,7 +11,7 @@ import threading
 import pytest
 from prometheus_text import parse, samples_of
 
-from app.serving.metrics import (
+from cairn.app.serving.metrics import (
     BATCH_ROWS_BUCKETS,
     CONTENT_TYPE,
     LATENCY_BUCKETS,
@@ -288,7 +288,7 @@ def test_the_strict_parser_rejects_bad_expositions(text):
 def test_batcher_stats_feed_queue_gauges_and_batch_histogram():
     import numpy as np
 
-    from app.serving.batcher import Batcher
+    from cairn.app.serving.batcher import Batcher
 
     release = threading.Event()
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from app.serving.router import Router, key_bucket
+from cairn.app.serving.router import Router, key_bucket
 
 N = 100_000
 
@@ -74,7 +74,7 @@ def test_empty_key_is_no_key():
 def test_key_bucket_is_stable_across_processes():
     keys = ["alice", "bob", "user-42", "ü-ß-漢字", ""]
     here = [key_bucket(k) for k in keys]
-    code = ("import sys; from app.serving.router import key_bucket; "
+    code = ("import sys; from cairn.app.serving.router import key_bucket; "
             "print([key_bucket(k) for k in sys.argv[1:]])")
     out = subprocess.run([sys.executable, "-c", code, *keys], check=True,
                          capture_output=True, text=True,

@@ -12,16 +12,10 @@ from onnx import TensorProto, helper
 from skl2onnx import to_onnx
 from sklearn.ensemble import RandomForestRegressor
 
-from app.serving import runtime
-from app.serving.batcher import Batcher
-from app.serving.runtime import (
-    CPU_EP,
-    CUDA_EP,
-    ServedModel,
-    cuda_status,
-    provider_report,
-)
-from engine.errors import CairnError
+from cairn.app.serving import runtime
+from cairn.app.serving.batcher import Batcher
+from cairn.app.serving.runtime import CPU_EP, CUDA_EP, ServedModel, cuda_status, provider_report
+from cairn.engine.errors import CairnError
 
 
 @pytest.fixture(scope="module")

@@ -19,14 +19,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from app.serving.scoring import (
-    ParsedRequest,
-    ScoringError,
-    format_response,
-    parse_request,
-)
-from engine.onnxconvert import convert_sklearn
-from engine.predictor import OnnxPredictor
+from cairn.app.serving.scoring import ParsedRequest, ScoringError, format_response, parse_request
+from cairn.engine.models.onnxconvert import convert_sklearn
+from cairn.engine.models.predictor import OnnxPredictor
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 JSON = "application/json"

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import engine
-from engine.entities import Metric, Param, RunTag
+from cairn import engine
+from cairn.engine.tracking.entities import Metric, Param, RunTag
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 BIG_RUNS = 5000
@@ -65,7 +65,7 @@ def tui_data(tmp_path_factory):
 
 @pytest.fixture()
 def backend(tui_data):
-    from tui.backend import LocalBackend
+    from cairn.tui.backend import LocalBackend
 
     eng = engine.open(tui_data[0])
     yield LocalBackend(eng)

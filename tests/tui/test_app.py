@@ -5,12 +5,12 @@ import pytest
 from pilotwait import wait_for
 from textual.widgets import DataTable, Input, Static
 
-from tui.app import create_tui
-from tui.screens.compare import CompareScreen
-from tui.screens.experiments import ExperimentsScreen
-from tui.screens.placeholder import PlaceholderScreen
-from tui.screens.run import RunScreen
-from tui.screens.runs import FIRST_PAGE, RunsScreen
+from cairn.tui.app import create_tui
+from cairn.tui.screens.compare import CompareScreen
+from cairn.tui.screens.experiments import ExperimentsScreen
+from cairn.tui.screens.placeholder import PlaceholderScreen
+from cairn.tui.screens.run import RunScreen
+from cairn.tui.screens.runs import FIRST_PAGE, RunsScreen
 
 SIZE = (140, 40)
 # anyio (installed with httpx) runs the async tests; no extra pytest plugin.
@@ -204,7 +204,7 @@ async def test_help_models_and_quit(backend):
         await pilot.press("escape")
         await pilot.press("m")
         try:
-            from tui.screens.models import ModelsScreen  # noqa: F401 - built by another session
+            from cairn.tui.screens.models import ModelsScreen  # noqa: F401 - built by another session
         except ImportError:
             assert isinstance(app.screen, PlaceholderScreen)
         await pilot.press("e")
@@ -218,11 +218,11 @@ async def test_help_models_and_quit(backend):
 def test_no_screen_key_hides_an_app_key():
     """A screen's binding wins over the app's: one on a mode key would make that mode
     unreachable from the screen (as `s` once did on the runs table)."""
-    from tui.app import CairnApp
-    from tui.screens.help import key_rows
+    from cairn.tui.app import CairnApp
+    from cairn.tui.screens.help import key_rows
 
     app_keys = {k for b in CairnApp.BINDINGS for k in (*b.key.split(","), b.key_display) if k}
-    clashes = [(where, key) for where, key, _ in key_rows() if where != "everywhere" and key in app_keys]
+    clashes = [(where, key) for where, key, _ in key_rows(CairnApp.BINDINGS) if where != "everywhere" and key in app_keys]
     assert clashes == []
     # every screen's bindings are in the help, with a description
-    assert all(what for _, _, what in key_rows())
+    assert all(what for _, _, what in key_rows(CairnApp.BINDINGS))

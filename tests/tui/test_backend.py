@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from engine.errors import CairnError
-from tui.backend import Backend, LocalBackend, RemoteBackend
+from cairn.engine.errors import CairnError
+from cairn.tui.backend import Backend, LocalBackend, RemoteBackend
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ async def test_screens_over_remote(remote, tui_data):
     from test_app import SIZE, names, open_experiment  # tests/tui is on sys.path
     from textual.widgets import DataTable
 
-    from tui.app import create_tui
+    from cairn.tui.app import create_tui
 
     app = create_tui(remote)
     async with app.run_test(size=SIZE) as pilot:

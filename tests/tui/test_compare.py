@@ -7,12 +7,12 @@ import pytest
 from pilotwait import wait_for
 from textual.widgets import DataTable, Static
 
-import engine
-from engine.entities import Metric
-from tui.app import create_tui
-from tui.backend import LocalBackend
-from tui.screens.compare import CompareHistories, CompareScreen
-from tui.widgets.run import MAX_POINTS
+from cairn import engine
+from cairn.engine.tracking.entities import Metric
+from cairn.tui.app import create_tui
+from cairn.tui.backend import LocalBackend
+from cairn.tui.screens.compare import CompareHistories, CompareScreen
+from cairn.tui.widgets.run import MAX_POINTS
 
 pytestmark = pytest.mark.anyio
 T0 = 1_767_225_600_000

@@ -11,11 +11,11 @@ import pytest
 from textual.app import App
 from textual.widgets import Checkbox, DataTable, Input, RadioButton, Tree
 
-import engine
-from engine.errors import CairnError
-from tui.app import create_tui
-from tui.backend import LocalBackend
-from tui.screens.models import (
+from cairn import engine
+from cairn.engine.errors import CairnError
+from cairn.tui.app import create_tui
+from cairn.tui.backend import LocalBackend
+from cairn.tui.screens.models import (
     AliasDeleted,
     AliasSet,
     BackendFailed,
@@ -26,7 +26,7 @@ from tui.screens.models import (
     TransitionsLoaded,
     VersionsLoaded,
 )
-from tui.screens.modelwidgets import ConfirmModal, LineageModal, StageModal
+from cairn.tui.screens.modelwidgets import ConfirmModal, LineageModal, StageModal
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -386,7 +386,7 @@ def test_in_the_real_app_m_opens_the_screen_and_its_keys_reach_it(backend):
 def test_over_a_remote_server(data, registry, launch):
     """`cairn ui --remote`: the same flow through RemoteBackend and a real `cairn server`
     on the data directory (the server writes; this process's store sees it)."""
-    from tui.backend import RemoteBackend
+    from cairn.tui.backend import RemoteBackend
 
     _, url = launch(data[0])
     remote = RemoteBackend(url)
@@ -421,8 +421,8 @@ class FixedBackend:
     clock), so a snapshot compares only how the screen draws."""
 
     def __init__(self) -> None:
-        from engine.entities import Page
-        from engine.registryentities import (
+        from cairn.engine.query.pagination import Page
+        from cairn.engine.registry.entities import (
             Catalog,
             Lineage,
             LineageDataset,
@@ -521,8 +521,8 @@ def test_snapshot_lineage(snap_compare, utc):
 def test_models_without_full_name_are_placed_by_their_display_name():
     """A remote server in MLflow's JSON shape may omit full_name: `iris` is
     main.default.iris, `team.churn` is main.team.churn."""
-    from engine.registryentities import Catalog, RegisteredModel, Schema
-    from tui.screens.models import group_models
+    from cairn.engine.registry.entities import Catalog, RegisteredModel, Schema
+    from cairn.tui.screens.models import group_models
 
     models = [RegisteredModel(name=n, creation_timestamp=0, last_updated_timestamp=0)
               for n in ("iris", "team.churn", "prod.vision.digits")]

@@ -8,10 +8,10 @@ import pytest
 from pilotwait import wait_for
 from textual.widgets import DataTable, Static, TabbedContent
 
-import engine
-from tui.app import create_tui
-from tui.backend import LocalBackend
-from tui.screens.run import LoggedModelsLoaded, RunScreen
+from cairn import engine
+from cairn.tui.app import create_tui
+from cairn.tui.backend import LocalBackend
+from cairn.tui.screens.run import LoggedModelsLoaded, RunScreen
 
 pytestmark = pytest.mark.anyio
 

@@ -13,12 +13,12 @@ import pytest
 from textual.app import App
 from textual.widgets import DataTable
 
-import engine
-from engine.endpointstore import PayloadRecord
-from tui.backend import LocalBackend, RemoteBackend
-from tui.prometheus import Page, bucket_deltas, parse, quantile
-from tui.screens.serving import PayloadsLoaded, ServingPolled, ServingScreen
-from tui.servingdata import NO_LIVE_METRICS, ServingReader, endpoint_from_json, window
+from cairn import engine
+from cairn.engine.endpoints.contract import PayloadRecord
+from cairn.tui.backend import LocalBackend, RemoteBackend
+from cairn.tui.prometheus import Page, bucket_deltas, parse, quantile
+from cairn.tui.screens.serving import PayloadsLoaded, ServingPolled, ServingScreen
+from cairn.tui.servingdata import NO_LIVE_METRICS, ServingReader, endpoint_from_json, window
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -258,9 +258,9 @@ def test_remote_shows_live_figures(served, launch):
 
 
 def test_up_hands_its_server_to_the_serving_screen(served):
-    """`cairn up`'s UI (app/upui.py) reads endpoints from the engine in-process and live
+    """`cairn up`'s UI (cli/up.py) reads endpoints from the engine in-process and live
     figures from the server running beside it: requests, p50 and errors appear."""
-    from app.upui import ServerThread, create_up_tui
+    from cairn.cli.up import ServerThread, create_up_tui
 
     path, X = served
     eng = engine.open(path)
@@ -309,7 +309,7 @@ def test_local_ui_without_a_server_has_no_live_figures(tmp_path):
 def test_v_opens_the_serving_screen_from_the_app(tmp_path):
     from textual.widgets import Static
 
-    from tui.app import create_tui
+    from cairn.tui.app import create_tui
 
     eng = engine.open(tmp_path / "data")
 
@@ -356,7 +356,7 @@ class FakeServer:
 
 
 def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
-    from tui.screens import serving
+    from cairn.tui.screens import serving
 
     # Long enough that a loaded machine still checks one poll's figures before the next
     # poll (of the same page, whose window would be empty) replaces them.
@@ -386,7 +386,7 @@ def test_window_figures_on_screen_and_the_before_routing_row(monkeypatch):
 
 def test_snapshot_serving(snap_compare, monkeypatch):
     """The screen on a fixed /metrics page and payload log, UTC, no second poll."""
-    from tui.screens import serving
+    from cairn.tui.screens import serving
 
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
@@ -411,7 +411,7 @@ def test_snapshot_serving(snap_compare, monkeypatch):
 
 
 def test_new_payloads_keep_the_cursor_on_the_record_read(monkeypatch):
-    from tui.screens import serving
+    from cairn.tui.screens import serving
 
     monkeypatch.setattr(serving, "REFRESH_S", 0.2)
     record = {"status_code": 200, "latency_ms": 1.0, "served_entity_name": "a", "model_version": "1"}

@@ -8,18 +8,10 @@ from typing import ClassVar
 
 import pytest
 
-from engine.entities import (
-    Experiment,
-    ExperimentTag,
-    FileInfo,
-    Metric,
-    Page,
-    Param,
-    Run,
-    RunData,
-    RunInfo,
-)
-from tui.app import create_tui
+from cairn.engine.query.pagination import Page
+from cairn.engine.store.artifacts import FileInfo
+from cairn.engine.tracking.entities import Experiment, ExperimentTag, Metric, Param, Run, RunData, RunInfo
+from cairn.tui.app import create_tui
 
 T0 = 1_767_225_600_000  # 2026-01-01 00:00:00 UTC
 
@@ -108,7 +100,7 @@ def test_snapshot_runs_sorted(snap_compare, utc):
     """The runs of `vision`, sorted by rmse (the cursor on its column, then `s`)."""
 
     async def run_before(pilot) -> None:
-        from tui.screens.runs import RunsScreen
+        from cairn.tui.screens.runs import RunsScreen
 
         backend = pilot.app.backend
         pilot.app.push_screen(RunsScreen(backend, backend.exps[2]))
@@ -133,7 +125,7 @@ async def until(pilot, check) -> None:
 
 async def open_run(pilot):
     """Run-3 of `vision` on the run screen, loaded."""
-    from tui.screens.run import RunScreen
+    from cairn.tui.screens.run import RunScreen
 
     backend = pilot.app.backend
     pilot.app.push_screen(RunScreen(backend, backend.runs["2"][3].info.run_id))
@@ -185,7 +177,7 @@ def test_snapshot_compare_chart(snap_compare, utc):
     """Three runs of `vision` compared: params, rmse with the best starred, the overlaid chart."""
 
     async def run_before(pilot) -> None:
-        from tui.screens.compare import CompareScreen
+        from cairn.tui.screens.compare import CompareScreen
 
         backend = pilot.app.backend
         pilot.app.push_screen(CompareScreen(backend, [r.info.run_id for r in backend.runs["2"][:3]]))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.cli import build_parser
+from cairn.cli.main import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -17,17 +17,17 @@ def test_ui_flags():
 
 
 def test_other_commands_do_not_load_textual():
-    code = "import sys, app.cli; app.cli.build_parser(); print('textual' in sys.modules, 'tui' in sys.modules)"
+    code = "import sys, cairn.cli.main as m; m.build_parser(); print('textual' in sys.modules, 'cairn.tui' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 
 
 def test_ui_runs_the_app_on_the_data_dir(tmp_path, monkeypatch):
     """cmd_ui builds a LocalBackend on --data and runs create_tui's app."""
-    import tui.app
-    from app.cli import main
+    from cairn.cli.main import main
+    from cairn.tui.app import CairnApp
 
     ran = []
-    monkeypatch.setattr(tui.app.CairnApp, "run", lambda self: ran.append(self.backend.describe()))
+    monkeypatch.setattr(CairnApp, "run", lambda self: ran.append(self.backend.describe()))
     assert main(["--data", str(tmp_path), "ui"]) == 0
     assert ran == [str(tmp_path.resolve())]

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-import engine
-from app.cli import DEMO_EXPERIMENT
+from cairn import engine
+from cairn.cli.main import DEMO_EXPERIMENT
 
 REPO = Path(__file__).resolve().parents[2]
 COLS, ROWS = 120, 40
@@ -103,7 +103,7 @@ def start_up(data_dir: Path, *flags: str) -> Terminal:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TERM": "xterm-256color",
            "COLUMNS": str(COLS), "LINES": str(ROWS)}  # fmt: skip
     env.pop("TEXTUAL", None)  # no devtools
-    return Terminal([sys.executable, "-m", "app.cli", "--data", str(data_dir), "up", *flags], env)
+    return Terminal([sys.executable, "-m", "cairn.cli", "--data", str(data_dir), "up", *flags], env)
 
 
 # The child of the stderr check. Textual draws on sys.__stderr__; on a real terminal that
@@ -117,7 +117,7 @@ terminal = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8")
 err = open(sys.argv[1], "w", buffering=1)
 os.dup2(err.fileno(), 2)
 sys.stderr, sys.__stderr__ = err, terminal
-from app.cli import main
+from cairn.cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
 
@@ -211,16 +211,16 @@ class _Tty(io.StringIO):
 def test_up_chooses_the_ui_by_the_terminal(data_dir, monkeypatch, tty, flags, ui):
     """cmd_up hands over to run_up only when stdin and stdout are a terminal and --no-ui
     is not given; otherwise it serves as `cairn server` does."""
-    import app.cli
-    import app.upui
+    import cairn.cli.main as cli_main
+    import cairn.cli.up as cli_up
 
     calls = []
-    monkeypatch.setattr(app.upui, "run_up", lambda eng, host, port: calls.append(("ui", port)) or 0)
-    monkeypatch.setattr(app.cli, "cmd_server", lambda args: calls.append(("server", args.port)) or 0)
+    monkeypatch.setattr(cli_up, "run_up", lambda eng, host, port: calls.append(("ui", port)) or 0)
+    monkeypatch.setattr(cli_main, "cmd_server", lambda args: calls.append(("server", args.port)) or 0)
     if tty:
         monkeypatch.setattr(sys, "stdin", _Tty())
         monkeypatch.setattr(sys, "stdout", _Tty())
-    assert app.cli.main(["--data", str(data_dir), "up", "--port", "5123", *flags]) == 0
+    assert cli_main.main(["--data", str(data_dir), "up", "--port", "5123", *flags]) == 0
     assert calls == [("ui" if ui else "server", 5123)]
 
 

@@ -9,10 +9,10 @@ from test_app import (  # tests/tui is on sys.path (rootdir import mode)
 )
 from textual.widgets import DataTable, SelectionList
 
-from engine.entities import Metric
-from tui.app import create_tui
-from tui.widgets.run import MAX_POINTS, downsample
-from tui.widgets.runs import ColumnPicker
+from cairn.engine.tracking.entities import Metric
+from cairn.tui.app import create_tui
+from cairn.tui.widgets.run import MAX_POINTS, downsample
+from cairn.tui.widgets.runs import ColumnPicker
 
 
 def test_downsample_keeps_ends_and_spikes():

@@ -16,14 +16,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from engine.entities import Run
-from engine.errors import CairnError
-
-from ..backend import Backend
-from ..messages import BackendFailed, error_text
-from ..widgets.footer import KeyFooter
-from ..widgets.run import MetricChart, Series, downsample
-from ..widgets.runs import number_text
+from cairn.engine.errors import CairnError
+from cairn.engine.tracking.entities import Run
+from cairn.tui.backend import Backend
+from cairn.tui.messages import BackendFailed, error_text
+from cairn.tui.widgets.footer import KeyFooter
+from cairn.tui.widgets.run import MetricChart, Series, downsample
+from cairn.tui.widgets.runs import number_text
 
 MAX_COMPARED = 10
 # Which way is better is not recorded anywhere; names like these are minimised.

@@ -15,11 +15,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 
-from engine.entities import Experiment
-from engine.errors import CairnError
-
-from ..backend import Backend
-from ..widgets.footer import KeyFooter
+from cairn.engine.errors import CairnError
+from cairn.engine.tracking.entities import Experiment
+from cairn.tui.backend import Backend
+from cairn.tui.widgets.footer import KeyFooter
 
 # Counting pages through runs; past this a count shows as "N+" (exact counts of huge
 # experiments are not worth the reads on every open).
@@ -184,7 +183,7 @@ class ExperimentsScreen(Screen):
     def open_experiment(self, exp_id: str | None) -> None:
         exp = next((e for e in self.experiments if e.experiment_id == exp_id), None)
         if exp is not None:
-            from .runs import RunsScreen
+            from cairn.tui.screens.runs import RunsScreen
 
             self.app.push_screen(RunsScreen(self.backend, exp))
 

@@ -1,6 +1,7 @@
 """`?`: every key of the app and of each screen, in one list."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.markup import escape
@@ -11,22 +12,23 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 
-def key_rows() -> list[tuple[str, str, str]]:
-    """(where, key, what) for the app's and every screen's bindings. Imported here, not
-    at module level, because the screens import nothing of the help screen."""
-    from ..app import CairnApp
-    from .compare import CompareScreen
-    from .experiments import ExperimentsScreen
-    from .models import ModelsScreen
-    from .run import RunScreen
-    from .runs import RunsScreen
-    from .serving import ServingScreen
+def key_rows(app_bindings: Iterable[Binding | tuple]) -> list[tuple[str, str, str]]:
+    """(where, key, what) for the app's bindings (given by the app, which imports this
+    screen) and every screen's. The screens are imported here, not at module level: the
+    Models and Serving screens load only when first opened."""
+    from cairn.tui.screens.compare import CompareScreen
+    from cairn.tui.screens.experiments import ExperimentsScreen
+    from cairn.tui.screens.models import ModelsScreen
+    from cairn.tui.screens.run import RunScreen
+    from cairn.tui.screens.runs import RunsScreen
+    from cairn.tui.screens.serving import ServingScreen
 
     rows: list[tuple[str, str, str]] = []
-    for where, cls in (("everywhere", CairnApp), ("experiments", ExperimentsScreen),
-                       ("runs", RunsScreen), ("run", RunScreen), ("compare", CompareScreen),
-                       ("models", ModelsScreen), ("serving", ServingScreen)):  # fmt: skip
-        for b in cls.BINDINGS:
+    for where, bindings in (("everywhere", app_bindings), ("experiments", ExperimentsScreen.BINDINGS),
+                            ("runs", RunsScreen.BINDINGS), ("run", RunScreen.BINDINGS),
+                            ("compare", CompareScreen.BINDINGS), ("models", ModelsScreen.BINDINGS),
+                            ("serving", ServingScreen.BINDINGS)):  # fmt: skip
+        for b in bindings:
             if isinstance(b, Binding):
                 rows.append((where, b.key_display or b.key, b.description))
     rows.append(("everywhere", "ctrl+p", "Command palette"))
@@ -36,10 +38,14 @@ def key_rows() -> list[tuple[str, str, str]]:
 class HelpScreen(ModalScreen):
     BINDINGS: ClassVar[list[Binding]] = [Binding("escape,question_mark,q", "dismiss", "Close help")]
 
+    def __init__(self, rows: list[tuple[str, str, str]]):
+        super().__init__()
+        self._rows = rows
+
     def compose(self) -> ComposeResult:
         lines = ["[b]Keys[/b]", ""]
         last = None
-        for where, key, what in key_rows():
+        for where, key, what in self._rows:
             if where != last:
                 lines.append(f"\n[b]{where}[/b]")
                 last = where

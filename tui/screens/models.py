@@ -21,8 +21,8 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Static, Tree
 
-from engine.errors import CairnError
-from engine.registryentities import (
+from cairn.engine.errors import CairnError
+from cairn.engine.registry.entities import (
     Catalog,
     Lineage,
     ModelVersion,
@@ -31,11 +31,9 @@ from engine.registryentities import (
     StageTransition,
     VersionStatus,
 )
-from engine.registrynames import parse_model_name
-
-from ..messages import BackendFailed, error_text
-from ..widgets.footer import KeyFooter
-from .modelwidgets import (
+from cairn.engine.registry.names import parse_model_name
+from cairn.tui.messages import BackendFailed, error_text
+from cairn.tui.screens.modelwidgets import (
     AliasInputModal,
     ConfirmModal,
     HistoryModal,
@@ -46,6 +44,7 @@ from .modelwidgets import (
     format_ms,
     short_status,
 )
+from cairn.tui.widgets.footer import KeyFooter
 
 STATUS_STYLES = {VersionStatus.READY: "green", VersionStatus.PENDING: "yellow", VersionStatus.FAILED: "bold red"}
 PENDING_POLL_S = 2.0

@@ -24,7 +24,8 @@ from textual.widgets import (
     Tree,
 )
 
-from engine.registryentities import Lineage, ModelVersion, Stage, StageTransition
+from cairn.engine.registry.entities import Lineage, ModelVersion, Stage, StageTransition
+from cairn.engine.registry.lineage import dataset_source_gist
 
 CSS_PATH = "../styles/models.tcss"
 
@@ -191,8 +192,6 @@ class StageModal(ModalScreen[StageRequest | None]):
 def lineage_nodes(lin: Lineage) -> list[tuple[str, list]]:
     """The version's ancestry as (label, children): run -> datasets, source, commit; the
     logged model; the version it was derived from (as `cairn models lineage` prints)."""
-    from app.modelscli import _short_source  # one reading of a dataset's JSON source
-
     nodes: list[tuple[str, list]] = []
     if lin.run_id:
         label = f"run {lin.run_name or '?'} ({lin.run_id})"
@@ -204,7 +203,7 @@ def lineage_nodes(lin: Lineage) -> list[tuple[str, list]]:
         if lin.datasets:
             kids.append(("datasets", [
                 (f"{d.name}  digest {d.digest}" + (f"  [{d.context}]" if d.context else "")
-                 + (f"  source {_short_source(d.source_type, d.source)}" if d.source else ""), [])
+                 + (f"  source {dataset_source_gist(d.source_type, d.source)}" if d.source else ""), [])
                 for d in lin.datasets
             ]))
         else:

@@ -5,7 +5,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Header, Static
 
-from ..widgets.footer import KeyFooter
+from cairn.tui.widgets.footer import KeyFooter
 
 
 class PlaceholderScreen(Screen):

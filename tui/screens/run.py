@@ -23,21 +23,16 @@ from textual.widgets import (
     Tree,
 )
 
-from engine.entities import FileInfo, Metric, Run
-from engine.errors import CairnError
-from engine.loggedmodels import LoggedModel
-from engine.mlmodel import MLMODEL_FILE, read_mlmodel
-
-from ..backend import Backend
-from ..messages import BackendFailed, error_text
-from ..widgets.footer import KeyFooter
-from ..widgets.run import (
-    LOGGED_MODEL_COLUMNS,
-    MetricChart,
-    downsample,
-    logged_model_cells,
-)
-from ..widgets.runs import duration_ms, duration_text, number_text
+from cairn.engine.errors import CairnError
+from cairn.engine.loggedmodels.records import LoggedModel
+from cairn.engine.models.mlmodel import MLMODEL_FILE, read_mlmodel
+from cairn.engine.store.artifacts import FileInfo
+from cairn.engine.tracking.entities import Metric, Run
+from cairn.tui.backend import Backend
+from cairn.tui.messages import BackendFailed, error_text
+from cairn.tui.widgets.footer import KeyFooter
+from cairn.tui.widgets.run import LOGGED_MODEL_COLUMNS, MetricChart, downsample, logged_model_cells
+from cairn.tui.widgets.runs import duration_ms, duration_text, number_text
 
 PARENT_TAG = "mlflow.parentRunId"
 MAX_CHILDREN = 500

@@ -30,12 +30,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import get_current_worker
 
-from engine.entities import Experiment, Run, RunStatus
-from engine.errors import CairnError
-
-from ..backend import Backend
-from ..widgets.footer import KeyFooter
-from ..widgets.runs import ColumnPicker, duration_ms, run_cells
+from cairn.engine.errors import CairnError
+from cairn.engine.tracking.entities import Experiment, Run, RunStatus
+from cairn.tui.backend import Backend
+from cairn.tui.widgets.footer import KeyFooter
+from cairn.tui.widgets.runs import ColumnPicker, duration_ms, run_cells
 
 # A screenful and then some: a taller terminal gets the rest a moment later (PAGE).
 # Fewer rows first halves the two costs of an open after mount: the first read and add_row.
@@ -332,7 +331,7 @@ class RunsScreen(Screen):
         if len(ids) < 2:
             self.notify("Select two runs or more with space first.", severity="warning")
             return
-        from .compare import MAX_COMPARED, CompareScreen
+        from cairn.tui.screens.compare import MAX_COMPARED, CompareScreen
 
         if len(ids) > MAX_COMPARED:
             self.notify(f"Comparing the first {MAX_COMPARED} selected runs.")
@@ -341,7 +340,7 @@ class RunsScreen(Screen):
     def action_open_run(self) -> None:
         rid = self.cursor_run_id()
         if rid is not None:
-            from .run import RunScreen
+            from cairn.tui.screens.run import RunScreen
 
             self.app.push_screen(RunScreen(self.backend, rid))
 

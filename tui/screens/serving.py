@@ -20,10 +20,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from engine.endpointstore import Endpoint, PayloadRecord
-
-from ..messages import BackendFailed, error_text
-from ..servingdata import (
+from cairn.engine.endpoints.contract import Endpoint, PayloadRecord
+from cairn.tui.messages import BackendFailed, error_text
+from cairn.tui.servingdata import (
     EntityStats,
     ServingReader,
     ServingState,
@@ -34,7 +33,7 @@ from ..servingdata import (
     fmt_seconds,
     traffic_of,
 )
-from ..widgets.footer import KeyFooter
+from cairn.tui.widgets.footer import KeyFooter
 
 REFRESH_S = 2.0
 CONFIG_COLUMNS = ("endpoint", "served entity", "model", "version", "traffic")

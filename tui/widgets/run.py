@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Sparkline, Static
 
-from engine.entities import Metric
-from engine.loggedmodels import LoggedModel
+from cairn.engine.loggedmodels.records import LoggedModel
+from cairn.engine.tracking.entities import Metric
 
 # Tags a logged model carries: the registered versions made from it (MLflow's server
 # sets it on create), and whether Cairn added the ONNX flavor (READY) or why not.

@@ -13,7 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, SelectionList
 
-from engine.entities import Run
+from cairn.engine.tracking.entities import Run
 
 STATUS_STYLE = {"RUNNING": "bold cyan", "FINISHED": "green", "FAILED": "bold red", "KILLED": "yellow",
                 "SCHEDULED": "dim"}  # fmt: skip
