@@ -13,6 +13,12 @@ once with `mlflow.sklearn.save_model` (cloudpickle); both servers load that dire
   rows64        64-row requests at concurrency 8: rows/s, against raw in-process ONNX
                 Runtime on the same rows (one caller, the same session settings as
                 serving: one intra-op thread) -- the ceiling
+  ep1, ep8      the same single-row requests through a named endpoint of `cairn server`
+                (POST /serving-endpoints/NAME/invocations: router, batcher, Prometheus
+                metrics and payload-log offer on every request) at concurrency 1 and 8,
+                against MLflow's c1 and c8; the overhead of an endpoint over `cairn models
+                serve` is the ep rows beside c1 and c8. The run also prints the metrics'
+                own cost in process: microseconds per observed request and per scrape.
   ready         process start to 200 from /ping (median of starts)
   rss           the server's resident memory after the run (its process tree)
 
@@ -56,6 +62,8 @@ WORKLOADS = (
     Workload("c1", "req/s", True, 1.0),
     Workload("c8", "req/s", True, 1.0),
     Workload("c64", "req/s", True, 100.0),
+    Workload("ep1", "req/s", True, 1.0),
+    Workload("ep8", "req/s", True, 1.0),
     Workload("rows64", "rows/s", True, 0.5),
     Workload("ready", "s", False, 4.2),
     Workload("rss", "MiB", False, 3.0),
@@ -70,9 +78,14 @@ class Sizes:
     starts: int
 
 
-FULL = Sizes({"c1": (3000, 300), "c8": (20000, 600), "c64": (40000, 1200), "rows64": (4000, 300)}, 20.0, 3)
-QUICK = Sizes({"c1": (800, 100), "c8": (4000, 200), "c64": (8000, 400), "rows64": (800, 100)}, 6.0, 2)
-CONCURRENCY = {"c1": 1, "c8": 8, "c64": 64, "rows64": 8}
+FULL = Sizes({"c1": (3000, 300), "c8": (20000, 600), "c64": (40000, 1200), "rows64": (4000, 300),
+              "ep1": (3000, 0), "ep8": (20000, 0)}, 20.0, 3)
+QUICK = Sizes({"c1": (800, 100), "c8": (4000, 200), "c64": (8000, 400), "rows64": (800, 100),
+               "ep1": (800, 0), "ep8": (4000, 0)}, 6.0, 2)
+CONCURRENCY = {"c1": 1, "c8": 8, "c64": 64, "rows64": 8, "ep1": 1, "ep8": 8}
+# Endpoint workloads are compared with MLflow's plain scoring of the same concurrency.
+MLFLOW_TWIN = {"ep1": "c1", "ep8": "c8"}
+ENDPOINT = "bench"
 # The latency half of a target (issue 5): workload -> (percentile, bound in ms).
 LATENCY_BOUNDS = {"c1": ("p50", 0.5), "c64": ("p99", 10.0)}
 
@@ -140,8 +153,53 @@ def raw_onnx_rows_per_s(model_dir: Path, X, seconds: float) -> Measure:
     return Measure(n * 64 / dt, f"{n:,} x 64 rows")
 
 
-def _load(url: str, body: bytes, conc: int, budget: int, seconds: float, rows: int) -> Measure:
-    res = run_load(url, "/invocations", body, concurrency=conc, max_requests=budget, max_seconds=seconds)
+def start_endpoint_server(model_dir: Path, root: Path):
+    """`cairn server` on a data directory where the model is registered and served by
+    the endpoint ENDPOINT (one entity, version 1, payload logging off as by default)."""
+    import cairn
+    from cairn import engine
+
+    data = root / "cairn-endpoint-data"
+    cairn.set_tracking_dir(data)
+    try:
+        mv = cairn.register_model(str(model_dir), ENDPOINT)
+    finally:
+        cairn.set_tracking_dir(None)
+    eng = engine.open(data)
+    try:
+        eng.endpoints.create_endpoint(
+            ENDPOINT, {"served_entities": [{"entity_name": ENDPOINT, "entity_version": mv.version}]})
+    finally:
+        eng.close()
+    log = root / f"cairn-server.{time.monotonic_ns()}.log"
+    env = _server_env("cairn", mlflow_jobs=False)
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "cairn.cli", "--data", str(data), "server", "--port", "0"]
+    return launch("cairn", cmd, None, log, env, 120.0, "/health")
+
+
+def metrics_cost(n: int = 200_000) -> str:
+    """The Prometheus metrics' own cost, in process: one observed request (the three
+    series a request touches) and one scrape of 20 endpoints' series."""
+    from cairn.app.serving.metrics import ServingMetrics
+
+    m = ServingMetrics()
+    for i in range(20):
+        m.observe_request(f"ep{i}", "a", 1, 200, 0.0004)
+    t0 = time.perf_counter()
+    for _ in range(n):
+        m.observe_request("ep0", "a", 1, 200, 0.0004)
+    per_request_us = (time.perf_counter() - t0) / n * 1e6
+    t0 = time.perf_counter()
+    for _ in range(200):
+        m.render()
+    scrape_ms = (time.perf_counter() - t0) / 200 * 1e3
+    return f"metrics: {per_request_us:.2f} us per observed request, {scrape_ms:.2f} ms per scrape (20 endpoints)"
+
+
+def _load(url: str, body: bytes, conc: int, budget: int, seconds: float, rows: int,
+          path: str = "/invocations") -> Measure:
+    res = run_load(url, path, body, concurrency=conc, max_requests=budget, max_seconds=seconds)
     if res.errors:
         return Measure(error=f"{res.errors} errors ({res.statuses}) {res.first_error}")
     m = Measure(res.rate * rows, f"{res.requests:,} req, c{conc}", percentiles_ms={"p50": res.p50, "p99": res.p99})
@@ -187,6 +245,24 @@ def run_side(side: str, sizes: Sizes, names: set[str], model_dir: Path, X, root:
             out["rss"] = Measure(mib, f"after run, {nproc} process{'es' if nproc > 1 else ''}")
     finally:
         server.stop()
+    endpoint_names = [n for n in ("ep1", "ep8") if n in names]
+    if side == "cairn" and endpoint_names:
+        progress("cairn: server with an endpoint")
+        try:
+            ep_server = start_endpoint_server(model_dir, root)
+        except Exception as exc:  # noqa: BLE001 (reported in the table)
+            err = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            out.update({n: Measure(error=f"endpoint server: {err[:300]}") for n in endpoint_names})
+        else:
+            try:
+                path = f"/serving-endpoints/{ENDPOINT}/invocations"
+                _load(ep_server.url, one, 1, 20, 30.0, 1, path)  # loads the model
+                for name in endpoint_names:
+                    progress(f"cairn: {name}")
+                    out[name] = _guard(_load, ep_server.url, one, CONCURRENCY[name], sizes.requests[name][k],
+                                       sizes.seconds, 1, path)
+            finally:
+                ep_server.stop()
     if "ready" in names:
         for i in range(1, sizes.starts):
             progress(f"{side}: restart {i} for ready")
@@ -219,8 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     with _tmpdir("serving") as root:
         progress("training and saving the model")
         _, X = make_model(root / "model")
+        twins = {MLFLOW_TWIN[n] for n in names if n in MLFLOW_TWIN}
         for side in SIDES:
-            results[side] = run_side(side, sizes, names, root / "model", X, root, progress)
+            results[side] = run_side(side, sizes, names | twins if side == "mlflow" else names,
+                                     root / "model", X, root, progress)
         raw = raw_onnx_rows_per_s(root / "model", X, sizes.seconds) if "rows64" in names else None
     after = conditions()
     c, b = results["cairn"], results["mlflow"]
@@ -228,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for w in selected:
         cm = c.get(w.name, missing)
-        bm = (raw or missing) if w.name == "rows64" else b.get(w.name, missing)
+        bm = (raw or missing) if w.name == "rows64" else b.get(MLFLOW_TWIN.get(w.name, w.name), missing)
         rows.append((w, _check_latency(w.name, cm), bm, _ratio(w, cm, bm)))
     print(
         f"\nserving workloads, {'quick' if args.quick else 'full'} run (baseline: mlflow models serve "
@@ -245,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {w.name:<7} {side:<7} {m.error or '; '.join(m.notes)}")
     if "rows64" in names and "rows64" in b:
         print(f"  rows64  mlflow  {b['rows64'].value or 0:,.0f} rows/s ({'; '.join(b['rows64'].notes)})")
+    if names & {"ep1", "ep8"}:
+        print(f"  {metrics_cost()}")
     finish(rows, time.perf_counter() - t_start, args.json, BASELINE_NAME)
     return 0
 

@@ -22,7 +22,7 @@ from cairn.engine.endpoints.contract import DEFAULT_MAX_BATCH_ROWS
 from cairn.engine.errors import CairnError
 from cairn.engine.registry.contract import SEARCH_MODEL_VERSIONS_MAX, SEARCH_REGISTERED_MODELS_MAX
 from cairn.engine.registry.entities import Lineage, ModelVersion, Stage, VersionStatus
-from cairn.engine.registry.lineage import dataset_source_gist
+from cairn.engine.registry.lineage import lineage_nodes
 
 # `register` waits this long for a version to finish unless --timeout says otherwise.
 REGISTER_TIMEOUT_S = 300
@@ -226,49 +226,11 @@ Tree = tuple[str, list["Tree"]]
 
 
 def lineage_tree(lin: Lineage, mv: ModelVersion) -> list[str]:
-    """The version's ancestry as text lines: version -> run -> datasets, source and
-    commit; the logged model; the version it was derived from."""
+    """The version's ancestry as text lines under a head line naming the version."""
     head = f"{lin.name} version {lin.version}  [{mv.status}, stage {mv.current_stage}"
     head += f", aliases: {', '.join(mv.aliases)}]" if mv.aliases else "]"
-    children: list[Tree] = []
-    if lin.run_id:
-        run_label = f"run {lin.run_name or '?'} ({lin.run_id})"
-        if lin.experiment_id:
-            run_label += f"  experiment {lin.experiment_name or '?'} ({lin.experiment_id})"
-        if lin.run_deleted:
-            run_label += "  [deleted]"
-        run_children: list[Tree] = []
-        if lin.datasets:
-            run_children.append(("datasets", [
-                (f"{d.name}  digest {d.digest}"
-                 + (f"  [{d.context}]" if d.context else "")
-                 + (f"  source {dataset_source_gist(d.source_type, d.source)}" if d.source else ""), [])
-                for d in lin.datasets
-            ]))
-        else:
-            run_children.append(("datasets: none recorded", []))
-        if lin.source_name:
-            kind = f" ({lin.source_type})" if lin.source_type else ""
-            run_children.append((f"source {lin.source_name}{kind}", []))
-        if lin.git_commit:
-            repo = f"  {lin.git_repo}" if lin.git_repo else ""
-            run_children.append((f"git commit {lin.git_commit}{repo}", []))
-        children.append((run_label, run_children))
-    elif not lin.derived_from:
-        children.append((f"source {lin.source or '?'} (no run recorded)", []))
-    if lin.model_id:
-        children.append((f"logged model {lin.model_id}", []))
-    if lin.derived_from:
-        children.append((f"derived from {lin.derived_from}", []))
-    if lin.origin:  # an imported model bundle (cairn bundle import)
-        o = lin.origin
-        label = (f"imported from {o.get('hostname') or '?'} (appliance {o.get('appliance_id', '?')}): "
-                 f"{o.get('name', '?')} version {o.get('version', '?')}")
-        if o.get("exported_at"):
-            label += f", exported {o['exported_at']}"
-        children.append((label, []))
     lines = [head]
-    _draw(children, "", lines)
+    _draw(lineage_nodes(lin), "", lines)
     return lines
 
 

@@ -90,3 +90,45 @@ def dataset_source_gist(source_type: str, source: str) -> str:
         if isinstance(tags, dict) and tags.get("mlflow.source.name"):
             return f"code {tags['mlflow.source.name']}"
     return f"{source_type or 'unknown'}"
+
+
+def lineage_nodes(lin: Lineage) -> list[tuple[str, list]]:
+    """The version's ancestry as (label, children) trees: run -> datasets, source and
+    commit; the logged model; the version it was derived from; the appliance an imported
+    bundle came from. `cairn models lineage` draws it as text, the Models screen as a
+    Tree."""
+    nodes: list[tuple[str, list]] = []
+    if lin.run_id:
+        label = f"run {lin.run_name or '?'} ({lin.run_id})"
+        if lin.experiment_id:
+            label += f"  experiment {lin.experiment_name or '?'} ({lin.experiment_id})"
+        if lin.run_deleted:
+            label += "  [deleted]"
+        kids: list[tuple[str, list]] = []
+        if lin.datasets:
+            kids.append(("datasets", [
+                (f"{d.name}  digest {d.digest}" + (f"  [{d.context}]" if d.context else "")
+                 + (f"  source {dataset_source_gist(d.source_type, d.source)}" if d.source else ""), [])
+                for d in lin.datasets
+            ]))
+        else:
+            kids.append(("datasets: none recorded", []))
+        if lin.source_name:
+            kids.append((f"source {lin.source_name}" + (f" ({lin.source_type})" if lin.source_type else ""), []))
+        if lin.git_commit:
+            kids.append((f"git commit {lin.git_commit}" + (f"  {lin.git_repo}" if lin.git_repo else ""), []))
+        nodes.append((label, kids))
+    elif not lin.derived_from:
+        nodes.append((f"source {lin.source or '?'} (no run recorded)", []))
+    if lin.model_id:
+        nodes.append((f"logged model {lin.model_id}", []))
+    if lin.derived_from:
+        nodes.append((f"derived from {lin.derived_from}", []))
+    if lin.origin:  # an imported model bundle (cairn bundle import)
+        o = lin.origin
+        label = (f"imported from {o.get('hostname') or '?'} (appliance {o.get('appliance_id', '?')}): "
+                 f"{o.get('name', '?')} version {o.get('version', '?')}")
+        if o.get("exported_at"):
+            label += f", exported {o['exported_at']}"
+        nodes.append((label, []))
+    return nodes

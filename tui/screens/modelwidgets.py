@@ -25,7 +25,7 @@ from textual.widgets import (
 )
 
 from cairn.engine.registry.entities import Lineage, ModelVersion, Stage, StageTransition
-from cairn.engine.registry.lineage import dataset_source_gist
+from cairn.engine.registry.lineage import lineage_nodes
 
 CSS_PATH = "../styles/models.tcss"
 
@@ -187,39 +187,6 @@ class StageModal(ModalScreen[StageRequest | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
-
-
-def lineage_nodes(lin: Lineage) -> list[tuple[str, list]]:
-    """The version's ancestry as (label, children): run -> datasets, source, commit; the
-    logged model; the version it was derived from (as `cairn models lineage` prints)."""
-    nodes: list[tuple[str, list]] = []
-    if lin.run_id:
-        label = f"run {lin.run_name or '?'} ({lin.run_id})"
-        if lin.experiment_id:
-            label += f"  experiment {lin.experiment_name or '?'} ({lin.experiment_id})"
-        if lin.run_deleted:
-            label += "  [deleted]"
-        kids: list[tuple[str, list]] = []
-        if lin.datasets:
-            kids.append(("datasets", [
-                (f"{d.name}  digest {d.digest}" + (f"  [{d.context}]" if d.context else "")
-                 + (f"  source {dataset_source_gist(d.source_type, d.source)}" if d.source else ""), [])
-                for d in lin.datasets
-            ]))
-        else:
-            kids.append(("datasets: none recorded", []))
-        if lin.source_name:
-            kids.append((f"source {lin.source_name}" + (f" ({lin.source_type})" if lin.source_type else ""), []))
-        if lin.git_commit:
-            kids.append((f"git commit {lin.git_commit}" + (f"  {lin.git_repo}" if lin.git_repo else ""), []))
-        nodes.append((label, kids))
-    elif not lin.derived_from:
-        nodes.append((f"source {lin.source or '?'} (no run recorded)", []))
-    if lin.model_id:
-        nodes.append((f"logged model {lin.model_id}", []))
-    if lin.derived_from:
-        nodes.append((f"derived from {lin.derived_from}", []))
-    return nodes
 
 
 class LineageModal(ModalScreen[None]):
