@@ -1,38 +1,22 @@
-"""Reading Prometheus' text exposition format (0.0.4) and the arithmetic of a scrape window.
+"""Reading Prometheus' text exposition format and the arithmetic of a scrape window.
 
-The UI reads the /metrics page `cairn server` renders (app/serving/metrics.py). A
-Prometheus server would compute rates and quantiles from two scrapes; the UI has none,
-so it does the same itself: counters' deltas over the time between two scrapes, and
-histogram quantiles from the buckets' deltas, interpolated linearly within a bucket as
-PromQL's histogram_quantile does. prometheus_client is not a dependency (the appliance
-installs offline), and a lenient parser is enough here: the tests check the page is
-strict; the UI only has to read it, skipping what it does not understand.
+The UI reads the /metrics page `cairn server` renders (app/serving/metrics.py) with
+prometheus_client's own parser. A Prometheus server would compute rates and quantiles
+from two scrapes; the UI has none, so it does the same itself: counters' deltas over the
+time between two scrapes, and histogram quantiles from the buckets' deltas, interpolated
+linearly within a bucket as PromQL's histogram_quantile does. The tests check that the
+page is strict; the UI only has to read it, so a line the parser refuses is skipped
+rather than blanking the whole screen.
 """
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 
-# name, optional {labels}, value, optional timestamp
-_SAMPLE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)(?:\s+-?\d+)?\s*\Z")
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*,?')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 Labels = tuple[tuple[str, str], ...]  # sorted (name, value) pairs: hashable, comparable
-
-
-class Sample(tuple):
-    """(name, labels, value) as a named tuple would be, without its import cost."""
-
-    __slots__ = ()
-
-    def __new__(cls, name: str, labels: Mapping[str, str], value: float):
-        return super().__new__(cls, (name, dict(labels), value))
-
-    name = property(lambda self: self[0])
-    labels = property(lambda self: self[1])
-    value = property(lambda self: self[2])
 
 
 def parse_value(text: str) -> float:
@@ -40,36 +24,25 @@ def parse_value(text: str) -> float:
     return float(text)
 
 
-def parse_labels(text: str) -> dict[str, str]:
-    body = text.strip()[1:-1]
-    labels: dict[str, str] = {}
-    pos = 0
-    while pos < len(body):
-        m = _LABEL.match(body, pos)
-        if not m:
-            raise ValueError(f"bad labels {text!r}")
-        labels[m.group(1)] = re.sub(r"\\.", lambda e: _UNESCAPE.get(e.group(), e.group()[1:]), m.group(2))
-        pos = m.end()
-    return labels
+def _samples(text: str) -> list[Sample]:
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
 
 
 def parse(text: str) -> list[Sample]:
-    """Every sample of the page, in page order. Comments (HELP, TYPE, and the `# ...
-    source failed` lines the registry writes) are skipped, as is any line that does not
-    parse: one bad line must not blank the whole screen."""
+    """Every sample of the page (name, labels, value), in page order. Comments are
+    skipped; when the parser refuses the page, it is read again line by line and the
+    lines it refuses are skipped: one bad line must not blank the whole screen."""
+    try:
+        return _samples(text)
+    except ValueError:
+        pass
     samples: list[Sample] = []
     for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        try:
-            labels = parse_labels(m.group(2)) if m.group(2) else {}
-            samples.append(Sample(m.group(1), labels, parse_value(m.group(3))))
-        except ValueError:
-            continue
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                samples.extend(_samples(line + "\n"))
+            except ValueError:
+                continue
     return samples
 
 

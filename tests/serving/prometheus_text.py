@@ -1,10 +1,11 @@
 """A strict parser of Prometheus' text exposition format 0.0.4, for the tests that read
-/metrics (test_prometheus_metrics.py on the registry itself, test_endpoints_serving.py on a real
+/metrics (test_prometheus_metrics.py on ServingMetrics, test_endpoints_serving.py on a real
 `cairn server`).
 
-prometheus_client is not installed in the venv (and is not a dependency), so the tests
-carry their own parser; strict on purpose: it asserts the format's rules, so a page a
-real Prometheus would reject fails the test that scraped it.
+prometheus_client renders the page; this parser checks it independently of that
+library (whose own parser is lenient, and is what the terminal UI reads with). Strict
+on purpose: it asserts the format's rules, so a page a real Prometheus would reject
+fails the test that scraped it.
 """
 from __future__ import annotations
 
