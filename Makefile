@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,$(ORT_EXTRA)]'
+	$(BIN)/pip install --quiet -e '.[test,features,$(ORT_EXTRA)]'
 	touch $(STAMP)
 
 # `cairn up` chooses by the terminal: in one, the server and the terminal UI in one

@@ -16,6 +16,8 @@ import lmdb
 
 from cairn.engine.endpoints.lmdbstore import ENDPOINT_TABLES, LmdbEndpointStore
 from cairn.engine.errors import CairnError
+from cairn.engine.features.records import FEATURE_TABLES
+from cairn.engine.features.store import FeatureStore
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
 from cairn.engine.loggedmodels.records import LOGGED_MODEL_TABLES
 from cairn.engine.registry.lmdbstore import LmdbRegistryStore
@@ -51,7 +53,8 @@ class Engine:
 
     def __init__(self, path: Path, map_size: int):
         self.path = path
-        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES}
+        tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES,
+                  **FEATURE_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / BLOBS_DIR)
@@ -63,6 +66,8 @@ class Engine:
         # Finishes new versions in a background thread (see resume_pending for old ones).
         self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
         self.endpoints = LmdbEndpointStore(self.env)
+        # Feature tables' records and online rows; the Delta side is features.offline().
+        self.features = FeatureStore(self.env, path)
         self._holders = 0
 
     def flush(self) -> None:

@@ -99,10 +99,17 @@ def _split(text: object, what: str, max_parts: int, example: str) -> list[str]:
 def parse_model_name(name: object) -> FullName:
     """`iris`, `schema.iris` or `catalog.schema.iris` -> FullName; INVALID_PARAMETER_VALUE
     naming the name and what is wrong with it."""
-    parts = _split(name, "registered model", 3, "catalog.schema.model")
-    labels = _PART_LABELS[len(parts)]
+    return parse_full_name(name, "registered model", "model")
+
+
+def parse_full_name(name: object, what: str, leaf: str) -> FullName:
+    """A three-level name of any securable (a registered model, a feature table): bare
+    names land in `main.default`, two parts in catalog `main`. `what` and `leaf` name
+    the kind in errors ("feature table", "table")."""
+    parts = _split(name, what, 3, f"catalog.schema.{leaf}")
+    labels = (*_PART_LABELS[len(parts)][:-1], leaf)
     for part, label in zip(parts, labels):
-        _check_part(part, label, "registered model", name)  # type: ignore[arg-type]
+        _check_part(part, label, what, name)  # type: ignore[arg-type]
     if len(parts) == 1:
         full = FullName(DEFAULT_CATALOG, DEFAULT_SCHEMA, parts[0])
     elif len(parts) == 2:
@@ -111,7 +118,7 @@ def parse_model_name(name: object) -> FullName:
         full = FullName(*parts)
     if len(full.full) > MAX_FULL_NAME_LENGTH:
         raise invalid(
-            f"Invalid registered model name '{name}': the full name '{full.full}' has "
+            f"Invalid {what} name '{name}': the full name '{full.full}' has "
             f"{len(full.full)} characters; at most {MAX_FULL_NAME_LENGTH} are allowed."
         )
     return full

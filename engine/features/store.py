@@ -1,0 +1,337 @@
+"""FeatureStore: feature tables' records and their online rows, on the engine's LMDB.
+
+This half needs nothing beyond LMDB and msgspec, so an edge install serves online
+lookups without the `features` extra; the Delta side (`offline.OfflineStore`) and
+publishing (`publish`) come from `offline()`, which imports them on first use.
+
+Contract (the docstrings below are the spec):
+- Names are three-level (`catalog.schema.table`; bare names live in `main.default`)
+  and the catalog and schema must exist in the registry's namespace.
+- `list_tables` orders by full name. Dropping a table removes its record and its online
+  rows in one transaction, then its Delta folder; a name can be used again at once.
+- Lookups read one snapshot for any number of keys: a key never published, or one
+  whose row is older than the table's online TTL, is a miss (None), counted per table.
+"""
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from cairn.engine.errors import already_exists, invalid, not_found
+from cairn.engine.features.records import (
+    FEATURE_TABLE,
+    NEXT_FEATURE_TABLE_ID,
+    ONLINE_ROW,
+    FeatureTableRecord,
+    OnlineRow,
+    OnlineState,
+)
+from cairn.engine.registry.names import FullName, check_text, parse_full_name, schema_prefix, tag_map
+from cairn.engine.store.keys import prefix_end, read_u64, u64
+from cairn.engine.store.lmdbenv import Batch, LmdbEnv
+from cairn.engine.store.timestamps import now_ms
+
+FEATURES_DIR = "features"
+# Online rows deleted per transaction when a table is dropped: bounds one commit.
+PURGE_CHUNK = 10_000
+_KEY = msgspec.msgpack.Encoder()
+
+
+def parse_table_name(name: object) -> FullName:
+    return parse_full_name(name, "feature table", "table")
+
+
+def check_columns(value: object, what: str, *, required: bool) -> list[str]:
+    """A column name or a list of them -> list; the parameter named when it is wrong."""
+    if value is None:
+        value = []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) and c for c in value):
+        raise invalid(f"{what}: a column name or a list of column names is required, got {value!r}")
+    if required and not value:
+        raise invalid(f"{what}: at least one column is required")
+    if len(set(value)) != len(value):
+        raise invalid(f"{what}: a column is named twice in {list(value)!r}")
+    return list(value)
+
+
+class FeatureTable(msgspec.Struct, kw_only=True):
+    """A feature table as the API shows it (Databricks' FeatureTable)."""
+
+    name: str
+    table_id: int
+    primary_keys: list[str]
+    timestamp_keys: list[str]
+    description: str
+    tags: dict[str, str]
+    creator: str
+    creation_timestamp: int
+    last_updated_timestamp: int
+    path: str  # the Delta folder, absolute
+    # Filled from the Delta log when the offline side is installed.
+    features: list[str] = []
+    schema: list[tuple[str, str]] = []
+    delta_version: int = -1
+    online_version: int = -1
+    online_published_timestamp: int = 0
+    online_ttl_seconds: float = 0.0
+    online_rows: int = 0
+
+
+def _coercer(arrow_type: str):
+    """How a lookup key value is made to match the published key's type: JSON gives 7.0
+    for an integer key and a number for a string key as easily as the right thing."""
+    if arrow_type.startswith(("int", "uint")):
+        return lambda v: int(v) if isinstance(v, float) and v.is_integer() else v
+    if arrow_type in ("string", "large_string"):
+        return lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    return None
+
+
+def key_bytes(table_id: int, values: Sequence[Any]) -> bytes:
+    """The online key of one row: the table id, then its key values as msgpack (ints as
+    ints, strings as strings: the caller normalises to the key columns' types)."""
+    return u64(table_id) + _KEY.encode(list(values))
+
+
+class FeatureStore:
+    def __init__(self, lenv: LmdbEnv, root: Path):
+        self._env = self.env = lenv
+        self._db = lenv.dbs
+        self.root = root  # the data directory
+        self._offline = None
+        self._offline_lock = threading.Lock()
+        # table -> [lookups, misses, stale]: read by serving's /metrics
+        self.lookup_counts: dict[str, list[int]] = {}
+
+    def offline(self):
+        """The Delta side (create, write, read, publish, training sets); a clear error
+        when the `features` extra (deltalake, pyarrow, duckdb) is not installed."""
+        with self._offline_lock:
+            if self._offline is None:
+                try:
+                    from cairn.engine.features.offline import OfflineStore
+                except ImportError as exc:
+                    raise invalid(f"Feature tables need the 'features' extra (pip install 'cairn[features]'): "
+                                  f"{exc}") from None
+                self._offline = OfflineStore(self)
+            return self._offline
+
+    # ================================================================ records
+    def entity(self, full: FullName, rec: FeatureTableRecord) -> FeatureTable:
+        return FeatureTable(
+            name=full.display, table_id=rec.table_id, primary_keys=rec.primary_keys,
+            timestamp_keys=rec.timestamp_keys, description=rec.description, tags=dict(rec.tags),
+            creator=rec.creator, creation_timestamp=rec.created_ms, last_updated_timestamp=rec.updated_ms,
+            path=str(self.root / rec.path), online_version=rec.online.version,
+            online_published_timestamp=rec.online.published_ms, online_ttl_seconds=rec.online.ttl_s,
+            online_rows=rec.online.rows)
+
+    def record(self, name: object) -> tuple[FullName, FeatureTableRecord]:
+        full = parse_table_name(name)
+        with self._env.read() as txn:
+            raw = txn.get(full.key(), db=self._db["feature_tables"])
+        if raw is None:
+            raise not_found(f"Feature table '{full.display}' does not exist.")
+        return full, FEATURE_TABLE.decode(raw)
+
+    def add_record(self, full: FullName, primary_keys: list[str], timestamp_keys: list[str],
+                   description: object, tags: object, creator: str) -> FeatureTableRecord:
+        """A new table's record, its Delta folder `features/<catalog>/<schema>/<table>-<id>`
+        (RESOURCE_ALREADY_EXISTS if the name is taken; the catalog and schema must exist)."""
+        description = check_text(description or "", "description")
+        tags = tag_map(tags)
+
+        def op(b: Batch) -> FeatureTableRecord:
+            if b.txn.get(full.catalog.encode(), db=b.dbs["catalogs"]) is None:
+                raise not_found(f"Catalog with name={full.catalog} not found")
+            if b.txn.get(schema_prefix(full.catalog, full.schema), db=b.dbs["schemas"]) is None:
+                raise not_found(f"Schema with name={full.catalog}.{full.schema} not found")
+            if b.txn.get(full.key(), db=b.dbs["feature_tables"]) is not None:
+                raise already_exists(f"Feature table '{full.display}' already exists.")
+            raw = b.txn.get(NEXT_FEATURE_TABLE_ID, db=b.dbs["meta"])
+            tid = read_u64(raw) if raw else 1
+            b.txn.put(NEXT_FEATURE_TABLE_ID, u64(tid + 1), db=b.dbs["meta"])
+            t = now_ms()
+            # The id in the folder's name: a name dropped and created again (or a folder a
+            # crash left behind) never shares a Delta log with the new table.
+            path = f"{FEATURES_DIR}/{full.catalog}/{full.schema}/{full.model}-{tid}"
+            rec = FeatureTableRecord(tid, primary_keys, timestamp_keys, description, tags, creator, t, t, path)
+            b.txn.put(full.key(), FEATURE_TABLE.encode(rec), db=b.dbs["feature_tables"])
+            return rec
+
+        return self._env.write(op)
+
+    def update_record(self, full: FullName, change) -> FeatureTableRecord:
+        """Apply `change(record)` (which mutates it) in one write; the table must exist."""
+
+        def op(b: Batch) -> FeatureTableRecord:
+            raw = b.txn.get(full.key(), db=b.dbs["feature_tables"])
+            if raw is None:
+                raise not_found(f"Feature table '{full.display}' does not exist.")
+            rec = FEATURE_TABLE.decode(raw)
+            change(rec)
+            b.txn.put(full.key(), FEATURE_TABLE.encode(rec), db=b.dbs["feature_tables"])
+            return rec
+
+        return self._env.write(op)
+
+    def list_records(self) -> list[tuple[FullName, FeatureTableRecord]]:
+        """Every table, ordered by full name."""
+        out = []
+        with self._env.read() as txn, txn.cursor(db=self._db["feature_tables"]) as cur:
+            for key, raw in cur:
+                out.append((FullName(*key.decode().split("\0")), FEATURE_TABLE.decode(raw)))
+        return out
+
+    def set_tag(self, name: object, key: object, value: object) -> None:
+        full, _ = self.record(name)
+        tags = tag_map({key: value})
+
+        def change(rec: FeatureTableRecord) -> None:
+            rec.tags.update(tags)
+            rec.updated_ms = now_ms()
+
+        self.update_record(full, change)
+
+    def delete_tag(self, name: object, key: object) -> None:
+        full, rec = self.record(name)
+        if key not in rec.tags:
+            raise not_found(f"Feature table '{full.display}' has no tag {key!r}.")
+
+        def change(r: FeatureTableRecord) -> None:
+            r.tags.pop(key, None)
+            r.updated_ms = now_ms()
+
+        self.update_record(full, change)
+
+    def drop_table(self, name: object) -> None:
+        """The record and its online rows go in one transaction (chunked beyond
+        PURGE_CHUNK rows, the record first), then the Delta folder."""
+        full, rec = self.record(name)
+        prefix = u64(rec.table_id)
+
+        def op(b: Batch) -> None:
+            if b.txn.get(full.key(), db=b.dbs["feature_tables"]) is not None:
+                b.txn.delete(full.key(), db=b.dbs["feature_tables"])
+            self._purge(b, prefix)
+
+        self._env.write(op)
+        while self._has_rows(prefix):
+            self._env.write(lambda b: self._purge(b, prefix))
+        shutil.rmtree(self.root / rec.path, ignore_errors=True)
+
+    def _has_rows(self, prefix: bytes) -> bool:
+        with self._env.read() as txn, txn.cursor(db=self._db["online_features"]) as cur:
+            return cur.set_range(prefix) and cur.key().startswith(prefix)
+
+    def _purge(self, b: Batch, prefix: bytes) -> None:
+        db = b.dbs["online_features"]
+        with b.txn.cursor(db=db) as cur:
+            keys = []
+            if cur.set_range(prefix):
+                for key in cur.iternext(values=False):
+                    if not key.startswith(prefix) or len(keys) >= PURGE_CHUNK:
+                        break
+                    keys.append(key)
+        for key in keys:
+            b.txn.delete(key, db=db)
+
+    # ================================================================ online rows
+    def online_state(self, b: Batch, full: FullName) -> OnlineState:
+        raw = b.txn.get(full.key(), db=b.dbs["feature_tables"])
+        if raw is None:
+            raise not_found(f"Feature table '{full.display}' does not exist.")
+        return FEATURE_TABLE.decode(raw).online
+
+    def put_online_state(self, b: Batch, full: FullName, state: OnlineState) -> None:
+        rec = FEATURE_TABLE.decode(b.txn.get(full.key(), db=b.dbs["feature_tables"]))
+        rec.online = state
+        b.txn.put(full.key(), FEATURE_TABLE.encode(rec), db=b.dbs["feature_tables"])
+
+    def clear_online(self, b: Batch, table_id: int) -> None:
+        """Every online row of the table, in this one transaction (a full republish)."""
+        db, prefix = b.dbs["online_features"], u64(table_id)
+        with b.txn.cursor(db=db) as cur:
+            if cur.set_range(prefix):
+                while cur.key().startswith(prefix):
+                    if not cur.delete():
+                        break
+
+    def write_online(self, b: Batch, table_id: int, rows: Iterable[tuple[bytes, OnlineRow | None]]) -> int:
+        """Inside a write: put (or, for None, delete) each online row; a row only
+        replaces one whose event time is not later (a backfilled old row never
+        overwrites a newer one). Returns the change in the table's row count."""
+        db = b.dbs["online_features"]
+        delta = 0
+        for key, row in rows:
+            old = b.txn.get(key, db=db)
+            if row is None:
+                if old is not None:
+                    b.txn.delete(key, db=db)
+                    delta -= 1
+                continue
+            if old is not None and ONLINE_ROW.decode(old).event_us > row.event_us:
+                continue
+            b.txn.put(key, ONLINE_ROW.encode(row), db=db)
+            delta += old is None
+        return delta
+
+    def lookup(self, name: object, keys: Sequence[Sequence[Any]],
+               features: Sequence[str] | None = None) -> list[dict[str, Any] | None]:
+        """Each key's latest published features (all, or `features` in that order), or
+        None for a miss (never published, or stale beyond the table's TTL). Keys are
+        given as tuples in primary-key order (the timestamp key excluded)."""
+        full, rec = self.record(name)
+        columns = rec.online.columns
+        if features is None:
+            picks = list(range(len(columns)))
+            names = list(columns)
+        else:
+            index = {c: i for i, c in enumerate(columns)}
+            unknown = [f for f in features if f not in index]
+            if unknown:
+                raise invalid(f"Feature table '{full.display}' has no published feature {unknown[0]!r} "
+                              f"(published: {', '.join(columns) or 'none; run publish_table'})")
+            picks = [index[f] for f in features]
+            names = list(features)
+        ttl_ms = rec.online.ttl_s * 1000.0
+        event_based = bool(rec.timestamp_keys)
+        now = now_ms()
+        tid = rec.table_id
+        width = len(rec.primary_keys)
+        coercers = [_coercer(t) for t in rec.online.key_types]
+        coerce = any(coercers)
+        out: list[dict[str, Any] | None] = []
+        misses = stale = 0
+        db = self._db["online_features"]
+        with self._env.read() as txn:
+            for key in keys:
+                if len(key) != width:
+                    raise invalid(f"A lookup key of feature table '{full.display}' has {width} value(s) "
+                                  f"({', '.join(rec.primary_keys)}); got {list(key)!r}")
+                if coerce:
+                    key = [c(v) if c else v for c, v in zip(coercers, key)]
+                raw = txn.get(key_bytes(tid, key), db=db)
+                if raw is None:
+                    misses += 1
+                    out.append(None)
+                    continue
+                row = ONLINE_ROW.decode(raw)
+                if ttl_ms and now - (row.event_us / 1000.0 if event_based else row.commit_ms) > ttl_ms:
+                    stale += 1
+                    out.append(None)
+                    continue
+                values = row.values
+                out.append({n: values[i] for n, i in zip(names, picks)})
+        counts = self.lookup_counts.setdefault(full.display, [0, 0, 0])
+        counts[0] += len(keys)
+        counts[1] += misses
+        counts[2] += stale
+        return out
