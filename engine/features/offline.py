@@ -139,8 +139,11 @@ class OfflineStore:
         keys = rec.primary_keys + rec.timestamp_keys
         with self._lock(rec.table_id):
             dt = self.delta(rec)
-            data = frames.conform(frames.to_arrow(df), self.arrow_schema(dt), full.display)
-            frames.check_keys(data, keys, full.display)
+            data = frames.to_arrow(df)
+            # keys first: pandas turns an integer key with a gap into floats, and "null
+            # key" is the error to give, not "double is not int64"
+            frames.check_keys(data, [k for k in keys if k in data.column_names], full.display)
+            data = frames.conform(data, self.arrow_schema(dt), full.display)
             if not data.num_rows:
                 return dt.version()
             predicate = " AND ".join(f"t.{_quoted(k)} = s.{_quoted(k)}" for k in keys)
@@ -156,7 +159,7 @@ class OfflineStore:
                                           or as_of_version < 0):
             raise invalid(f"as_of_version: a non-negative integer is required, got {as_of_version!r}")
         _, rec = self.store.record(name)
-        return self.delta(rec, as_of_version).to_pyarrow_table()
+        return frames.plain_views(self.delta(rec, as_of_version).to_pyarrow_table())
 
     def create_training_set(self, df: Any, feature_lookups, label: Any, exclude_columns: Any = None):
         from cairn.engine.features.trainingset import create_training_set
