@@ -66,7 +66,7 @@ class Engine:
         # Finishes new versions in a background thread (see resume_pending for old ones).
         self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
         self.endpoints = LmdbEndpointStore(self.env)
-        # Feature tables' records and online rows; the Delta side is features.offline().
+        # Feature tables' records and online rows; the Delta side is sdk.features.offline_store.
         self.features = FeatureStore(self.env, path)
         self._holders = 0
 

@@ -1,8 +1,9 @@
 """FeatureStore: feature tables' records and their online rows, on the engine's LMDB.
 
 This half needs nothing beyond LMDB and msgspec, so an edge install serves online
-lookups without the `features` extra; the Delta side (`offline.OfflineStore`) and
-publishing (`publish`) come from `offline()`, which imports them on first use.
+lookups without the `features` extra; the Delta side (`offline.OfflineStore`, with
+publishing and training sets) is built on it by the SDK's `offline_store`, which
+imports it on first use.
 
 Contract (the docstrings below are the spec):
 - Names are three-level (`catalog.schema.table`; bare names live in `main.default`)
@@ -15,7 +16,6 @@ Contract (the docstrings below are the spec):
 from __future__ import annotations
 
 import shutil
-import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -105,23 +105,8 @@ class FeatureStore:
         self._env = self.env = lenv
         self._db = lenv.dbs
         self.root = root  # the data directory
-        self._offline = None
-        self._offline_lock = threading.Lock()
         # table -> [lookups, misses, stale]: read by serving's /metrics
         self.lookup_counts: dict[str, list[int]] = {}
-
-    def offline(self):
-        """The Delta side (create, write, read, publish, training sets); a clear error
-        when the `features` extra (deltalake, pyarrow, duckdb) is not installed."""
-        with self._offline_lock:
-            if self._offline is None:
-                try:
-                    from cairn.engine.features.offline import OfflineStore
-                except ImportError as exc:
-                    raise invalid(f"Feature tables need the 'features' extra (pip install 'cairn[features]'): "
-                                  f"{exc}") from None
-                self._offline = OfflineStore(self)
-            return self._offline
 
     # ================================================================ records
     def entity(self, full: FullName, rec: FeatureTableRecord) -> FeatureTable:

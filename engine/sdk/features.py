@@ -5,14 +5,38 @@ notebook's feature code ports by changing its import. Frames come back as pandas
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
+
+from cairn.engine.errors import invalid
+from cairn.engine.features.store import FeatureStore
 
 from cairn.engine.features.lookups import FeatureLookup
 from cairn.engine.features.store import FeatureTable
 from cairn.engine.sdk.context import current_user, open_engine
 
-__all__ = ["FeatureEngineeringClient", "FeatureLookup", "FeatureTable"]
+__all__ = ["FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "offline_store"]
+
+# One OfflineStore per FeatureStore (its per-table write locks must be shared).
+_offline: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_offline_lock = threading.Lock()
+
+
+def offline_store(store: FeatureStore):
+    """The Delta side of `store` (create, write, read, publish, training sets); a clear
+    error when the `features` extra (deltalake, pyarrow, duckdb) is not installed."""
+    with _offline_lock:
+        found = _offline.get(store)
+        if found is None:
+            try:
+                from cairn.engine.features.offline import OfflineStore
+            except ImportError as exc:
+                raise invalid(f"Feature tables need the 'features' extra (pip install 'cairn[features]'): "
+                              f"{exc}") from None
+            found = _offline[store] = OfflineStore(store)
+        return found
 
 
 class FeatureEngineeringClient:
@@ -22,7 +46,7 @@ class FeatureEngineeringClient:
 
     @property
     def _offline(self):
-        return self._store.offline()
+        return offline_store(self._store)
 
     # -- tables -------------------------------------------------------------------------
     def create_table(self, name: str, primary_keys: str | Sequence[str], df: Any = None, *,
