@@ -32,6 +32,7 @@ from cairn.app.serving.runtime import ServedModel
 from cairn.app.serving.scoring import ScoringError, error_body, format_response, parse_request
 from cairn.engine.endpoints.contract import Endpoint, PayloadRecord, ServedEntity
 from cairn.engine.errors import CairnError
+from cairn.engine.sdk.features import version_filler
 from cairn.engine.sdk.modelloading import version_onnx
 
 log = logging.getLogger("cairn.serving")
@@ -75,6 +76,9 @@ class LiveEntity:
         self.model = ServedModel.load(onnx, signature, spec.workload_type, name=f"{endpoint}/{spec.name}")
         self.load_s = time.perf_counter() - t0
         self.signature = self.model.signature
+        # A version logged from a training set: its features come from the online store.
+        filler = version_filler(engine, mv)
+        self.fill = filler.fill if filler is not None else None
         self.batcher = Batcher(
             self.model.run,
             max_batch_rows=spec.max_batch_rows,
@@ -146,6 +150,7 @@ class EndpointManager:
         self.registry = engine.registry
         self.metrics = metrics or ServingMetrics()
         self.metrics.set_batcher_stats(self._batcher_stats)
+        self.metrics.set_feature_counts(lambda: engine.features.lookup_counts)
         self.poll_s = poll_s
         self.idle_unload_s = idle_unload_s
         self._live: dict[str, LiveEndpoint] = {}
@@ -191,7 +196,7 @@ class EndpointManager:
         key = headers.get(ROUTING_KEY_HEADER)
         ent = ep.entities[ep.router.choose(key)]
         try:
-            parsed = parse_request(content_type, body, ent.signature)
+            parsed = parse_request(content_type, body, ent.signature, ent.fill)
         except ScoringError as exc:
             return self._answer(ep, ent, t0, Reply(exc.status, exc.body()), body, headers, rid)
         for attempt in (0, 1):
@@ -255,7 +260,7 @@ class EndpointManager:
         async def shadow() -> None:
             t0 = time.perf_counter()
             try:
-                parsed = parse_request(content_type, body, ent.signature)
+                parsed = parse_request(content_type, body, ent.signature, ent.fill)
                 outputs = await ent.batcher.submit(parsed.feeds, parsed.rows)
                 reply = Reply(200, format_response(outputs, ent.signature))
             except ScoringError as exc:

@@ -23,7 +23,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -97,6 +97,28 @@ class _BatcherCollector(Collector):
         return list(zip(bounds, accumulate(counts)))
 
 
+class _FeatureCollector(Collector):
+    """Online feature lookups per table (FeatureStore.lookup_counts), read at scrape."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, list[int]]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        lookups = CounterMetricFamily("cairn_feature_lookups", "Keys looked up in the online store, by table.",
+                                      labels=("table",))
+        misses = CounterMetricFamily("cairn_feature_lookup_misses",
+                                     "Keys looked up that the online store does not hold, by table.", labels=("table",))
+        stale = CounterMetricFamily("cairn_feature_lookup_stale",
+                                    "Keys whose online row was older than the table's TTL, by table.",
+                                    labels=("table",))
+        counts = dict(self.source()) if self.source is not None else {}
+        for table, (n, missed, old) in sorted(counts.items()):
+            lookups.add_metric((table,), n)
+            misses.add_metric((table,), missed)
+            stale.add_metric((table,), old)
+        yield from (lookups, misses, stale)
+
+
 class ServingMetrics:
     """The serving metrics of one process, and the calls the request path makes.
 
@@ -108,7 +130,8 @@ class ServingMetrics:
     Pushed on the request path: observe_request (requests, errors, latency),
     observe_shadow, observe_model_load, payload_dropped. Pulled at scrape time from the
     batchers (set_batcher_stats): queue depth, queued rows, workers and the batch-size
-    histogram.
+    histogram; from the online feature store (set_feature_counts): lookups, misses and
+    stale rows per table.
     """
 
     def __init__(self) -> None:
@@ -127,6 +150,8 @@ class ServingMetrics:
             _ENTITY, buckets=LATENCY_BUCKETS, registry=r)
         self._batchers = _BatcherCollector()
         r.register(self._batchers)
+        self._features = _FeatureCollector()
+        r.register(self._features)
         self.shadow_requests = Counter(
             "cairn_serving_shadow_requests_total",
             "Copies of requests sent to a shadow entity (answers logged, never returned).",
@@ -149,6 +174,11 @@ class ServingMetrics:
         """Read the batchers at each scrape: fn() yields ((endpoint, served_entity,
         version), batcher.stats()) per live batcher, once per scrape. None: stop."""
         self._batchers.source = fn
+
+    def set_feature_counts(self, fn: Callable[[], Mapping[str, list[int]]] | None) -> None:
+        """Read the online store's lookup counts at each scrape: fn() gives
+        {table: [lookups, misses, stale]}."""
+        self._features.source = fn
 
     def _child(self, metric: Any, *values: Any) -> Any:
         """metric.labels(*values), remembered under its endpoint (the first label)."""

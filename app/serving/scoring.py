@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgspec
@@ -116,15 +117,24 @@ def media_type(content_type: str | None) -> str:
     return mime
 
 
-def parse_request(content_type: str | None, body: bytes, signature: OnnxSignature) -> ParsedRequest:
-    """The feeds (checked against `signature`), row count and params of one request."""
+def parse_request(content_type: str | None, body: bytes, signature: OnnxSignature,
+                  fill: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None) -> ParsedRequest:
+    """The feeds (checked against `signature`), row count and params of one request.
+    `fill` (a served version logged from a training set: FeatureFiller.fill) adds the
+    looked-up features to the rows before they become feeds."""
     mime = media_type(content_type)
     if not body.strip():
         raise _bad("The request body is empty")
     builder = FeedBuilder(signature)
     params = request_id = None
     try:
-        if mime == CONTENT_TYPE_CSV:
+        if fill is not None:
+            if mime == CONTENT_TYPE_CSV:
+                raise _bad("This model looks up features by key: send JSON (dataframe_records or dataframe_split)")
+            doc = _decode_json(body)
+            params, request_id = _extras(doc)
+            feeds = builder.feeds(fill(_as_records(doc)))
+        elif mime == CONTENT_TYPE_CSV:
             feeds = _csv_feeds(body, builder)
         else:
             doc = _decode_json(body)
@@ -188,6 +198,35 @@ def _json_feeds(doc: dict[str, Any], builder: FeedBuilder) -> dict[str, np.ndarr
     if isinstance(data, list) and builder.signature.layout != TENSOR:
         return builder.table_feeds(None, data)  # rows in the model's column order
     return builder.feeds(data)  # an object of columns or named tensors, or one tensor
+
+
+def _as_records(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Any table-shaped body as row objects (what feature lookup fills)."""
+    if DF_SPLIT in doc:
+        split = doc[DF_SPLIT]
+        if not isinstance(split, dict) or not isinstance(split.get("columns"), list) \
+                or not isinstance(split.get("data"), list):
+            raise _bad("dataframe_split needs 'columns' and 'data' lists when features are looked up")
+        columns = [str(c) for c in split["columns"]]
+        rows = split["data"]
+        if not all(isinstance(r, list) and len(r) == len(columns) for r in rows):
+            raise _bad(f"Every dataframe_split row must have {len(columns)} values ({', '.join(columns)})")
+        records = [dict(zip(columns, r)) for r in rows]
+    else:
+        key = next(k for k in FORMATS if k in doc)
+        data = doc[key]
+        if isinstance(data, dict) and all(isinstance(v, list) for v in data.values()):  # columns
+            lengths = {len(v) for v in data.values()}
+            if len(lengths) > 1:
+                raise _bad(f"'{key}' columns have different lengths")
+            records = [dict(zip(data, values)) for values in zip(*data.values())]
+        elif isinstance(data, list) and all(type(r) is dict for r in data):
+            records = data
+        else:
+            raise _bad(f"'{key}' must be row objects or named columns when features are looked up")
+    if not records:
+        raise _no_rows()
+    return records
 
 
 def _split_feeds(split: Any, builder: FeedBuilder) -> dict[str, np.ndarray]:

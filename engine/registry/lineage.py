@@ -84,6 +84,8 @@ def dataset_source_gist(source_type: str, source: str) -> str:
     except msgspec.DecodeError:
         return source[:80]
     if isinstance(doc, dict):
+        if "delta_version" in doc:  # a feature table (engine/sdk/features.py)
+            return f"delta {doc.get('uri', '?')} at version {doc['delta_version']}"
         if "uri" in doc:
             return str(doc["uri"])
         tags = doc.get("tags")

@@ -4,6 +4,8 @@ notebook's feature code ports by changing its import. Frames come back as pandas
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import threading
 import weakref
@@ -13,11 +15,17 @@ from typing import Any
 from cairn.engine.errors import invalid
 from cairn.engine.features.store import FeatureStore
 
-from cairn.engine.features.lookups import FeatureLookup
+from cairn.engine.features.lookups import SPEC_JSON, FeatureLookup, FeatureSpec
 from cairn.engine.features.store import FeatureTable
 from cairn.engine.sdk.context import current_user, open_engine
+from cairn.engine.tracking.entities import Dataset
 
-__all__ = ["FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "offline_store"]
+__all__ = ["FEATURE_SPEC_FILE", "FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "offline_store"]
+
+# Beside MLmodel in a model logged from a training set; registration copies the folder,
+# so a registered version carries it too (serving and score_batch read it there).
+FEATURE_SPEC_FILE = "feature_spec.json"
+FEATURE_DATASET_SOURCE = "delta"
 
 # One OfflineStore per FeatureStore (its per-table write locks must be shared).
 _offline: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -37,6 +45,22 @@ def offline_store(store: FeatureStore):
                               f"{exc}") from None
             found = _offline[store] = OfflineStore(store)
         return found
+
+
+def version_filler(engine, mv):
+    """The FeatureFiller of a registered version logged from a training set (its copied
+    feature_spec.json), or None for a model that takes all its inputs from the caller."""
+    from cairn.engine.errors import CairnError
+    from cairn.engine.features.fill import FeatureFiller
+
+    if not mv.storage_location:
+        return None
+    try:
+        with engine.artifacts.open(f"{mv.storage_location}/{FEATURE_SPEC_FILE}") as f:
+            raw = f.read()
+    except CairnError:  # no spec: a plain model
+        return None
+    return FeatureFiller.from_json(raw, engine.features)
 
 
 class FeatureEngineeringClient:
@@ -91,3 +115,40 @@ class FeatureEngineeringClient:
                       feature_names: Sequence[str] | None = None) -> list[dict[str, Any] | None]:
         """Each key's published features, None where missing or stale."""
         return self._store.lookup(name, keys, feature_names)
+
+    def log_model(self, model: Any, artifact_path: str = "model", *, training_set, flavor: Any = None,
+                  registered_model_name: str | None = None, input_example: Any = None,
+                  await_registration_for: int = 300):
+        """Log a scikit-learn model trained on `training_set` into the active run, with
+        the set's feature spec beside it (`feature_spec.json`: tables, their Delta
+        versions, lookup keys, renames) and each feature table recorded as a training
+        input of the run, so lineage reads model -> run -> feature tables at versions.
+        `flavor` is accepted for Databricks' signature (only scikit-learn is logged)."""
+        del flavor
+        from cairn.engine.sdk import fluent, modellogging
+
+        if open_engine() is not self._engine:
+            raise invalid("log_model: this client's data directory is not the tracking directory; "
+                          "create it without a path, or cairn.set_tracking_dir() to it first")
+        spec: FeatureSpec = training_set.feature_spec
+        if input_example is None:
+            frame = training_set.load_df()
+            labels = [spec.label] if isinstance(spec.label, str) else list(spec.label or [])
+            input_example = frame.drop(columns=[c for c in labels if c in frame.columns]).head(5)
+        info = modellogging.log_model(model, artifact_path, input_example=input_example)
+        client, run_id = fluent._client(), fluent._run_id()
+        client.log_bytes(run_id, SPEC_JSON.encode(spec), f"{info.artifact_path}/{FEATURE_SPEC_FILE}")
+        for lookup in spec.lookups:
+            fluent.log_input(self._table_dataset(lookup.table_name, lookup.table_version), context="training")
+        if registered_model_name:
+            mv = fluent.register_model(info.model_uri, registered_model_name,
+                                       await_registration_for=await_registration_for)
+            info.registered_model_version = int(mv.version)
+        return info
+
+    def _table_dataset(self, table_name: str, version: int):
+        """A feature table at a Delta version as an MLflow dataset input."""
+        table = self._store.entity(*self._store.record(table_name))
+        digest = hashlib.sha256(f"{table.table_id}:{table_name}@{version}".encode()).hexdigest()[:8]
+        source = json.dumps({"uri": table.path, "table": table_name, "delta_version": version})
+        return Dataset(name=table.name, digest=digest, source_type=FEATURE_DATASET_SOURCE, source=source)
