@@ -30,6 +30,9 @@ FAMILIES = {
     "cairn_serving_shadow_requests_total": "counter",
     "cairn_serving_payload_log_dropped_total": "counter",
     "cairn_serving_model_load_seconds": "histogram",
+    "cairn_feature_lookups_total": "counter",
+    "cairn_feature_lookup_misses_total": "counter",
+    "cairn_feature_lookup_stale_total": "counter",
 }
 ENTITY = (("endpoint", "iris"), ("served_entity", "champion"), ("version", "3"))
 
@@ -53,8 +56,12 @@ def test_serving_metrics_render_parses():
     m.observe_shadow("iris", "challenger", "4", 200)
     m.observe_model_load("iris", "champion", 3, 0.12)
     m.payload_dropped("iris", 3)
+    m.set_feature_counts(lambda: {"cust": [10, 2, 1]})
     fams = parse(m.render())
     assert {name: f["type"] for name, f in fams.items()} == FAMILIES
+    assert samples_of(fams, "cairn_feature_lookups_total") == {("cairn_feature_lookups_total", (("table", "cust"),)): 10}
+    assert samples_of(fams, "cairn_feature_lookup_stale_total") == {
+        ("cairn_feature_lookup_stale_total", (("table", "cust"),)): 1}
 
     def with_class(cls: str) -> tuple:
         return tuple(sorted((*ENTITY, ("status_class", cls))))
