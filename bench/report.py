@@ -191,17 +191,17 @@ def _fmt_value(v: float | None, err: str | None) -> str:
 
 
 def print_table(
-    rows: list[tuple[Workload, Measure, Measure, float | None]], out=sys.stdout
+    rows: list[tuple[Workload, Measure, Measure, float | None]], out=sys.stdout, baseline: str = "mlflow"
 ) -> None:
     header = (
         "workload",
         "unit",
         "cairn",
-        "mlflow",
+        baseline,
         "ratio",
         "target",
         "met",
-        "sizes (cairn / mlflow)",
+        f"sizes (cairn / {baseline})",
     )
     body = []
     for w, c, b, r in rows:
@@ -302,13 +302,13 @@ def stderr_progress() -> tuple[Callable[[str], None], float]:
     return progress, start
 
 
-def print_report(title: str, before: str, after: str, rows) -> None:
+def print_report(title: str, before: str, after: str, rows, baseline: str = "mlflow") -> None:
     """The title, the machine before and after, the table and each side's errors."""
     print(f"\n{title}")
     print(f"machine before: {before}")
     print(f"machine after:  {after}\n")
-    print_table(rows)
+    print_table(rows, baseline=baseline)
     for w, cm, bm, _ in rows:
-        for side, m in (("cairn", cm), ("mlflow", bm)):
+        for side, m in (("cairn", cm), (baseline, bm)):
             if m.error:
                 print(f"  {w.name} ({side}): {m.error}")

@@ -15,10 +15,11 @@ Contract (the docstrings below are the spec):
 """
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -100,11 +101,28 @@ def key_bytes(table_id: int, values: Sequence[Any]) -> bytes:
     return u64(table_id) + _KEY.encode(list(values))
 
 
+class _LookupPlan(NamedTuple):
+    raw: bytes
+    display: str
+    table_id: int
+    primary_keys: list[str]
+    pairs: list[tuple[str, int]]  # (output name, index into the row's values)
+    ttl_ms: float
+    event_based: bool
+    coercers: list | None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_cached(name: str) -> FullName:
+    return parse_table_name(name)
+
+
 class FeatureStore:
     def __init__(self, lenv: LmdbEnv, root: Path):
         self._env = self.env = lenv
         self._db = lenv.dbs
         self.root = root  # the data directory
+        self._plans: dict[tuple[FullName, tuple[str, ...] | None], _LookupPlan] = {}
         # table -> [lookups, misses, stale]: read by serving's /metrics
         self.lookup_counts: dict[str, list[int]] = {}
 
@@ -268,54 +286,71 @@ class FeatureStore:
             delta += old is None
         return delta
 
-    def lookup(self, name: object, keys: Sequence[Sequence[Any]],
-               features: Sequence[str] | None = None) -> list[dict[str, Any] | None]:
-        """Each key's latest published features (all, or `features` in that order), or
-        None for a miss (never published, or stale beyond the table's TTL). Keys are
-        given as tuples in primary-key order (the timestamp key excluded)."""
-        full, rec = self.record(name)
+    def _plan(self, full: FullName, raw: bytes, features: tuple[str, ...] | None) -> _LookupPlan:
+        """What a lookup needs from the table's record, decoded once per record version
+        (the raw record bytes are the cache key: a publish changes them)."""
+        cache_key = (full, features)
+        plan = self._plans.get(cache_key)
+        if plan is not None and plan.raw == raw:
+            return plan
+        rec = FEATURE_TABLE.decode(raw)
         columns = rec.online.columns
         if features is None:
-            picks = list(range(len(columns)))
-            names = list(columns)
+            picks, names = list(range(len(columns))), list(columns)
         else:
             index = {c: i for i, c in enumerate(columns)}
             unknown = [f for f in features if f not in index]
             if unknown:
                 raise invalid(f"Feature table '{full.display}' has no published feature {unknown[0]!r} "
                               f"(published: {', '.join(columns) or 'none; run publish_table'})")
-            picks = [index[f] for f in features]
-            names = list(features)
-        ttl_ms = rec.online.ttl_s * 1000.0
-        event_based = bool(rec.timestamp_keys)
-        now = now_ms()
-        tid = rec.table_id
-        width = len(rec.primary_keys)
+            picks, names = [index[f] for f in features], list(features)
         coercers = [_coercer(t) for t in rec.online.key_types]
-        coerce = any(coercers)
+        plan = _LookupPlan(raw, full.display, rec.table_id, list(rec.primary_keys), list(zip(names, picks)),
+                           rec.online.ttl_s * 1000.0, bool(rec.timestamp_keys),
+                           coercers if any(coercers) else None)
+        if len(self._plans) > 4096:
+            self._plans.clear()
+        self._plans[cache_key] = plan
+        return plan
+
+    def lookup(self, name: object, keys: Sequence[Sequence[Any]],
+               features: Sequence[str] | None = None) -> list[dict[str, Any] | None]:
+        """Each key's latest published features (all, or `features` in that order), or
+        None for a miss (never published, or stale beyond the table's TTL). Keys are
+        given as tuples in primary-key order (the timestamp key excluded). One read
+        snapshot holds the table's record and every key's row."""
+        full = _parse_cached(name) if isinstance(name, str) else parse_table_name(name)
+        wanted = tuple(features) if features is not None else None
         out: list[dict[str, Any] | None] = []
         misses = stale = 0
-        db = self._db["online_features"]
+        now = now_ms()
         with self._env.read() as txn:
+            raw = txn.get(full.key(), db=self._db["feature_tables"])
+            if raw is None:
+                raise not_found(f"Feature table '{full.display}' does not exist.")
+            plan = self._plan(full, raw, wanted)
+            tid, width, pairs, coercers = plan.table_id, len(plan.primary_keys), plan.pairs, plan.coercers
+            ttl_ms, event_based = plan.ttl_ms, plan.event_based
+            db = self._db["online_features"]
             for key in keys:
                 if len(key) != width:
-                    raise invalid(f"A lookup key of feature table '{full.display}' has {width} value(s) "
-                                  f"({', '.join(rec.primary_keys)}); got {list(key)!r}")
-                if coerce:
+                    raise invalid(f"A lookup key of feature table '{plan.display}' has {width} value(s) "
+                                  f"({', '.join(plan.primary_keys)}); got {list(key)!r}")
+                if coercers is not None:
                     key = [c(v) if c else v for c, v in zip(coercers, key)]
-                raw = txn.get(key_bytes(tid, key), db=db)
-                if raw is None:
+                row_raw = txn.get(key_bytes(tid, key), db=db)
+                if row_raw is None:
                     misses += 1
                     out.append(None)
                     continue
-                row = ONLINE_ROW.decode(raw)
+                row = ONLINE_ROW.decode(row_raw)
                 if ttl_ms and now - (row.event_us / 1000.0 if event_based else row.commit_ms) > ttl_ms:
                     stale += 1
                     out.append(None)
                     continue
                 values = row.values
-                out.append({n: values[i] for n, i in zip(names, picks)})
-        counts = self.lookup_counts.setdefault(full.display, [0, 0, 0])
+                out.append({n: values[i] for n, i in pairs})
+        counts = self.lookup_counts.setdefault(plan.display, [0, 0, 0])
         counts[0] += len(keys)
         counts[1] += misses
         counts[2] += stale
