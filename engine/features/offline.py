@@ -153,13 +153,15 @@ class OfflineStore:
         self.store.update_record(full, lambda r: setattr(r, "updated_ms", _commit_ms(dt)))
         return version
 
-    def read_table(self, name: object, as_of_version: int | None = None) -> pa.Table:
-        """The table (at `as_of_version`, Delta time travel) as an Arrow table."""
+    def read_table(self, name: object, as_of_version: int | None = None,
+                   columns: list[str] | None = None) -> pa.Table:
+        """The table (at `as_of_version`, Delta time travel; only `columns` when given)
+        as an Arrow table."""
         if as_of_version is not None and (isinstance(as_of_version, bool) or not isinstance(as_of_version, int)
                                           or as_of_version < 0):
             raise invalid(f"as_of_version: a non-negative integer is required, got {as_of_version!r}")
         _, rec = self.store.record(name)
-        return frames.plain_views(self.delta(rec, as_of_version).to_pyarrow_table())
+        return frames.plain_views(self.delta(rec, as_of_version).to_pyarrow_table(columns=columns))
 
     def create_training_set(self, df: Any, feature_lookups, label: Any, exclude_columns: Any = None):
         from cairn.engine.features.trainingset import create_training_set

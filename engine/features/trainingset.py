@@ -28,7 +28,8 @@ class TrainingSet:
         self.feature_spec = spec
 
     def load_arrow(self) -> pa.Table:
-        tables = [self._offline.read_table(s.table_name, s.table_version) for s in self.feature_spec.lookups]
+        tables = [self._offline.read_table(s.table_name, s.table_version, columns=_columns(s))
+                  for s in self.feature_spec.lookups]
         joined = pointintime.join(self._df, self.feature_spec.lookups, tables)
         drop = [c for c in self.feature_spec.exclude_columns if c in joined.column_names]
         return joined.drop_columns(drop) if drop else joined
@@ -36,6 +37,13 @@ class TrainingSet:
     def load_df(self):
         """The training frame as pandas (Databricks returns a Spark DataFrame here)."""
         return self.load_arrow().to_pandas()
+
+
+def _columns(spec: LookupSpec) -> list[str]:
+    """What a lookup reads of its table: keys, timestamp and its features."""
+    wanted = [*spec.primary_keys, *([spec.timestamp_key] if spec.timestamp_key else []),
+              *(src for src, _ in spec.features)]
+    return list(dict.fromkeys(wanted))
 
 
 def resolve(offline, lookup: FeatureLookup, df_schema: pa.Schema) -> LookupSpec:
