@@ -13,6 +13,7 @@ from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
 from cairn.app.controllers.artifacts import ArtifactController
 from cairn.app.controllers.catalogs import CatalogController, SchemaController
 from cairn.app.controllers.endpoints import EndpointController
+from cairn.app.controllers.features import FeatureTableController
 from cairn.app.controllers.experiments import ExperimentController
 from cairn.app.controllers.loggedmodels import LoggedModelController, RunOutputsController
 from cairn.app.controllers.metrics import MetricController
@@ -106,6 +107,7 @@ def create_app(engine: Engine) -> Litestar:
             CatalogController,
             SchemaController,
             EndpointController,
+            FeatureTableController,
             *endpoint_routes(serving),
         ],
         on_shutdown=[serving.close],

@@ -28,6 +28,7 @@ from cairn.cli import tables
 from cairn.cli.bundles import add_commands as add_bundle_commands
 from cairn.cli.doctor import add_command as add_doctor_command
 from cairn.cli.endpoints import add_commands as add_endpoint_commands
+from cairn.cli.features import add_commands as add_feature_commands
 from cairn.cli.models import add_commands as add_registry_commands
 from cairn.cli.ui import add_command as add_ui_command
 from cairn.engine.errors import CairnError, not_found
@@ -501,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     server.set_defaults(handler=cmd_server, needs_store=False)
     add_registry_commands(sub)  # models, catalogs, schemas (cli/models.py)
     add_endpoint_commands(sub)  # endpoints (cli/endpoints.py)
+    add_feature_commands(sub)  # features (cli/features.py)
     add_bundle_commands(sub)  # keys, bundle (cli/bundles.py)
     add_doctor_command(sub)  # doctor (cli/doctor.py)
     add_ui_command(sub)  # ui (cli/ui.py; textual loads only when it runs)

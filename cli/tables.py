@@ -8,7 +8,11 @@ off a terminal.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+import msgspec
 
 MAX_CELL = 40
 GAP = "  "
@@ -87,3 +91,13 @@ def render_pairs(pairs: Iterable[tuple[str, object]]) -> str:
         return ""
     width = max(len(k) for k, _ in items)
     return "\n".join(f"{k.ljust(width)}{GAP}{v}".rstrip() for k, v in items)
+
+
+def local_time(ms: int | None, timespec: str = "seconds") -> str:
+    """Milliseconds since the epoch as local ISO time (empty for none)."""
+    return datetime.fromtimestamp(ms / 1000).isoformat(sep=" ", timespec=timespec) if ms else ""
+
+
+def print_json(obj: object) -> None:
+    """`obj` as msgspec encodes it, indented, on stdout (every command's --json)."""
+    sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")

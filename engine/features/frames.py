@@ -119,6 +119,8 @@ def _casts(src: pa.DataType, dst: pa.DataType) -> bool:
     that changes a value's kind."""
     if pa.types.is_null(src):
         return True
+    if pa.types.is_string(src) and (pa.types.is_timestamp(dst) or pa.types.is_date(dst)):
+        return True  # ISO text from JSON or CSV; a value that does not parse is refused
     if pa.types.is_integer(src) and (pa.types.is_integer(dst) or pa.types.is_floating(dst)):
         return True
     return pa.types.is_floating(src) and pa.types.is_floating(dst) and dst.bit_width >= src.bit_width

@@ -146,6 +146,31 @@ class FeatureEngineeringClient:
             info.registered_model_version = int(mv.version)
         return info
 
+    def models_using(self, table_name: str) -> list[tuple[str, str, int]]:
+        """(model, version, Delta version of the table) for every registered version
+        trained on the table, read from the versions' lineage (their runs' delta inputs)."""
+        full = self._store.record(table_name)[0].full
+        out = []
+        registry = self._engine.registry
+        token = None
+        while True:
+            page = registry.search_model_versions(max_results=1000, page_token=token)
+            for mv in page.items:
+                if not mv.run_id:
+                    continue
+                for d in registry.get_lineage(mv.name, mv.version).datasets:
+                    if d.source_type != FEATURE_DATASET_SOURCE:
+                        continue
+                    try:
+                        src = json.loads(d.source)
+                    except ValueError:
+                        continue
+                    if src.get("table") == full:
+                        out.append((mv.name, str(mv.version), int(src.get("delta_version", -1))))
+            token = page.next_page_token
+            if not token:
+                return out
+
     def _table_dataset(self, table_name: str, version: int):
         """A feature table at a Delta version as an MLflow dataset input."""
         table = self._store.entity(*self._store.record(table_name))

@@ -1,0 +1,151 @@
+"""/api/2.0/feature-store: feature tables over HTTP, the same operations as the SDK's
+FeatureEngineeringClient and `cairn features`, with MLflow's error codes.
+
+  POST   /feature-tables/create      {name, primary_keys, timestamp_keys?, schema {col: type},
+                                      description?, tags?} -> {"feature_table": ...}
+  GET    /feature-tables/get?name=   -> {"feature_table": ...}
+  GET    /feature-tables/list        -> {"feature_tables": [...]} (by full name)
+  DELETE /feature-tables/delete?name= -> {}
+  POST   /feature-tables/set-tag     {name, key, value} -> {}
+  POST   /feature-tables/delete-tag  {name, key} -> {}
+  POST   /feature-tables/write?name= body: an Arrow IPC stream
+                                      (application/vnd.apache.arrow.stream) or JSON
+                                      {"records": [...]} -> {"version": N}
+  GET    /feature-tables/read?name=&version=&max_rows= -> {"rows": [...], "total_rows": N}
+  POST   /feature-tables/publish     {name, ttl_seconds?} -> the publish result
+  POST   /online/lookup              {name, keys: [[...]], features?} -> {"results": [...]}
+
+The offline routes need the `features` extra; `online/lookup` reads LMDB only. Every
+write is the engine's (one Delta commit after every check), so a refused request leaves
+nothing behind.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.params import JSONBody
+
+from cairn.app.registrywire import required
+from cairn.engine.datadir import Engine
+from cairn.engine.errors import invalid
+from cairn.engine.sdk.features import offline_store
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+MAX_WRITE_BODY = 256 << 20
+READ_MAX_ROWS = 10_000
+
+
+class CreateTable(msgspec.Struct):
+    name: str | None = None
+    primary_keys: list[str] | str | None = None
+    timestamp_keys: list[str] | str | None = None
+    schema: dict[str, str] | None = None
+    description: str | None = None
+    tags: dict[str, str] | None = None
+
+
+class TagBody(msgspec.Struct):
+    name: str | None = None
+    key: str | None = None
+    value: str | None = None
+
+
+class WriteRecords(msgspec.Struct):
+    records: list[dict[str, Any]] | None = None
+
+
+class PublishBody(msgspec.Struct):
+    name: str | None = None
+    ttl_seconds: float | None = None
+
+
+class LookupBody(msgspec.Struct):
+    name: str | None = None
+    keys: list[list[Any]] | None = None
+    features: list[str] | None = None
+
+
+def _frame(request_type: str, body: bytes):
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    if request_type.split(";")[0].strip().lower() == ARROW_STREAM:
+        try:
+            return ipc.open_stream(pa.BufferReader(body)).read_all()
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise invalid(f"The body is not an Arrow IPC stream: {exc}") from None
+    try:
+        doc = msgspec.json.decode(body, type=WriteRecords)
+    except msgspec.DecodeError as exc:
+        raise invalid(f"The body must be JSON {{\"records\": [...]}} or an Arrow IPC stream: {exc}") from None
+    if not doc.records:
+        raise invalid("records: at least one row object is required")
+    try:
+        return pa.Table.from_pylist(doc.records)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise invalid(f"records: {exc}") from None
+
+
+class FeatureTableController(Controller):
+    path = "/api/2.0/feature-store"
+    tags = ("feature-store",)
+
+    @post("/feature-tables/create", status_code=200, sync_to_thread=True)
+    def create(self, engine: Engine, data: JSONBody[CreateTable]) -> dict:
+        if data.schema is None:
+            raise invalid("schema: a {column: type} object is required (write rows with feature-tables/write)")
+        table = offline_store(engine.features).create_table(
+            required(data.name, "name"), data.primary_keys, data.timestamp_keys, schema=data.schema,
+            description=data.description, tags=data.tags)
+        return {"feature_table": table}
+
+    @get("/feature-tables/get", sync_to_thread=True)
+    def get_table(self, engine: Engine, name: str | None = None) -> dict:
+        return {"feature_table": offline_store(engine.features).get_table(required(name, "name"))}
+
+    @get("/feature-tables/list", sync_to_thread=True)
+    def list_tables(self, engine: Engine) -> dict:
+        return {"feature_tables": offline_store(engine.features).list_tables()}
+
+    @delete("/feature-tables/delete", status_code=200, sync_to_thread=True)
+    def drop(self, engine: Engine, name: str | None = None) -> dict:
+        engine.features.drop_table(required(name, "name"))
+        return {}
+
+    @post("/feature-tables/set-tag", status_code=200, sync_to_thread=True)
+    def set_tag(self, engine: Engine, data: JSONBody[TagBody]) -> dict:
+        engine.features.set_tag(required(data.name, "name"), required(data.key, "key"), data.value or "")
+        return {}
+
+    @post("/feature-tables/delete-tag", status_code=200, sync_to_thread=True)
+    def delete_tag(self, engine: Engine, data: JSONBody[TagBody]) -> dict:
+        engine.features.delete_tag(required(data.name, "name"), required(data.key, "key"))
+        return {}
+
+    @post("/feature-tables/write", status_code=200, sync_to_thread=True, request_max_body_size=MAX_WRITE_BODY)
+    def write(self, engine: Engine, request: Request, body: bytes, name: str | None = None) -> dict:
+        offline = offline_store(engine.features)
+        frame = _frame(request.headers.get("content-type", ""), body)
+        return {"version": offline.write_table(required(name, "name"), frame)}
+
+    @get("/feature-tables/read", sync_to_thread=True)
+    def read(self, engine: Engine, name: str | None = None, version: int | None = None,
+             max_rows: int = 1000) -> dict:
+        if not 0 < max_rows <= READ_MAX_ROWS:
+            raise invalid(f"max_rows: between 1 and {READ_MAX_ROWS}, got {max_rows}")
+        table = offline_store(engine.features).read_table(required(name, "name"), version)
+        return {"rows": table.slice(0, max_rows).to_pylist(), "total_rows": table.num_rows}
+
+    @post("/feature-tables/publish", status_code=200, sync_to_thread=True)
+    def publish(self, engine: Engine, data: JSONBody[PublishBody]) -> dict:
+        return msgspec.to_builtins(offline_store(engine.features).publish_table(required(data.name, "name"),
+                                                                                data.ttl_seconds))
+
+    @post("/online/lookup", status_code=200, sync_to_thread=True)
+    def lookup(self, engine: Engine, data: JSONBody[LookupBody]) -> dict:
+        if not data.keys:
+            raise invalid("keys: a list of key value lists is required")
+        found = engine.features.lookup(required(data.name, "name"), data.keys, data.features)
+        return {"results": found}
