@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # is tested when a GPU is present; it runs on CPU everywhere else), plain onnxruntime elsewhere.
 ORT_EXTRA ?= $(if $(filter Linux-x86_64,$(shell uname -s)-$(shell uname -m)),gpu,cpu)
 
-.PHONY: run test bench bench-quick lock package clean
+.PHONY: run test bench bench-quick bench-features-venv lock package clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/bundles.py
+	$(BIN)/python bench/features.py
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/tracking.py --quick
@@ -38,6 +39,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python bench/registry.py --quick
 	$(BIN)/python bench/serving.py --quick
 	$(BIN)/python bench/bundles.py --quick
+	$(BIN)/python bench/features.py --quick
 
 # Offline bundles (packaging/build.py): dist/cairn-<version>-{cpu,gpu,cpu-aarch64}-linux-<arch>.tar.gz
 # and, unless EXE=0, the PyInstaller one-directory build of the cpu variant. They install
@@ -52,3 +54,9 @@ lock: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info
+
+# Feast for bench/features.py, in its own venv: it pins pandas and pyarrow versions that
+# Cairn's do not share. bench/features.py finds it here (or at $$FEAST_PYTHON).
+bench-features-venv:
+	$(PYTHON) -m venv .feast-venv
+	.feast-venv/bin/pip install --quiet feast
