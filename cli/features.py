@@ -89,12 +89,10 @@ def cmd_list(fe: FeatureEngineeringClient, args) -> int:
 
 
 def cmd_show(fe: FeatureEngineeringClient, args) -> int:
-    t = fe.get_table(args.name)
-    history = fe._offline.history(args.name, 10)
-    models = fe.models_using(args.name)
+    desc = fe.describe_table(args.name)
+    t, history, models = desc.feature_table, desc.history, desc.models
     if args.json:
-        tables.print_json({"feature_table": t, "history": history,
-                           "models": [{"name": m, "version": v, "table_version": tv} for m, v, tv in models]})
+        tables.print_json(desc)
         return 0
     online = (f"version {t.online_version}, {t.online_rows} keys, published "
               f"{tables.local_time(t.online_published_timestamp)}"
@@ -174,7 +172,7 @@ def _value(text: str):
 
 def _runner(command: Callable[[FeatureEngineeringClient, argparse.Namespace], int]):
     def run(args: argparse.Namespace) -> int:
-        return command(FeatureEngineeringClient(engine.open(args.data).path), args)
+        return command(FeatureEngineeringClient(engine=engine.open(args.data)), args)
 
     return run
 

@@ -43,6 +43,13 @@ def serving_screen(backend: Backend) -> Screen:
     return ServingScreen(backend)
 
 
+def features_screen(backend: Backend) -> Screen:
+    """The Features screen (tui/screens/features.py), imported when first shown."""
+    from cairn.tui.screens.features import FeaturesScreen
+
+    return FeaturesScreen(backend)
+
+
 UI_SWITCH_INTERVAL_S = 0.001
 
 
@@ -54,6 +61,7 @@ class CairnApp(App):
         Binding("m", "show_models", "Models"),
         # `v`, not `s`: the runs table sorts with `s`, and a screen's key would hide a mode's.
         Binding("v", "show_serving", "Serving"),
+        Binding("f", "show_features", "Features"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
@@ -74,6 +82,7 @@ class CairnApp(App):
         self.add_mode("experiments", lambda: ExperimentsScreen(self.backend))
         self.add_mode("models", lambda: models_screen(self.backend))
         self.add_mode("serving", lambda: serving_screen(self.backend))
+        self.add_mode("features", lambda: features_screen(self.backend))
         self.switch_mode("experiments")
 
     def on_unmount(self) -> None:
@@ -93,6 +102,9 @@ class CairnApp(App):
     def action_show_serving(self) -> None:
         self.switch_mode("serving")
 
+    def action_show_features(self) -> None:
+        self.switch_mode("features")
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(key_rows(self.BINDINGS)))
@@ -102,6 +114,7 @@ class CairnApp(App):
         yield SystemCommand("Experiments", "List experiments (e)", self.action_show_experiments)
         yield SystemCommand("Models", "Registered models (m)", self.action_show_models)
         yield SystemCommand("Serving", "Endpoints and live serving figures (v)", self.action_show_serving)
+        yield SystemCommand("Features", "Feature tables and their online copies (f)", self.action_show_features)
         yield SystemCommand("Help", "Every key (?)", self.action_help)
         # The current screen's own actions, so the palette reaches everything a key does.
         for binding in getattr(screen, "BINDINGS", ()):

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import msgspec
 
 from cairn.engine.errors import CairnError
+from cairn.engine.features.store import FeatureTable
 from cairn.engine.loggedmodels.records import LoggedModel
 from cairn.engine.query.pagination import Page
 from cairn.engine.registry.entities import (
@@ -30,6 +31,7 @@ from cairn.engine.registry.entities import (
     Schema,
     StageTransition,
 )
+from cairn.engine.sdk.features import TableDescription
 from cairn.engine.store.artifacts import FileInfo, check_artifact_path
 from cairn.engine.tracking.entities import Experiment, Metric, Run, ViewType
 
@@ -145,6 +147,12 @@ class Backend(Protocol):
 
     def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]: ...
 
+    def list_feature_tables(self) -> list[FeatureTable]:
+        """Every feature table with its Delta and online versions, by full name."""
+
+    def describe_feature_table(self, name: str) -> TableDescription:
+        """The table, its newest Delta versions and the model versions trained on it."""
+
 
 class LocalBackend:
     """The engine of one data directory, in this process. `server_url`: a Cairn server
@@ -224,6 +232,19 @@ class LocalBackend:
 
     def list_transitions(self, name: str, version: str | int | None = None) -> list[StageTransition]:
         return self.eng.registry.list_transitions(name, version)
+
+
+    # -- feature store (the offline side needs the `features` extra) ------------------
+    def _features(self):
+        from cairn.engine.sdk.features import FeatureEngineeringClient
+
+        return FeatureEngineeringClient(engine=self.eng)
+
+    def list_feature_tables(self) -> list[FeatureTable]:
+        return self._features().list_tables()
+
+    def describe_feature_table(self, name: str) -> TableDescription:
+        return self._features().describe_table(name)
 
 
 class RemoteBackend:
@@ -391,3 +412,11 @@ class RemoteBackend:
         body = self._get("/api/2.0/mlflow/model-versions/transitions", name=name,
                          version=str(version) if version is not None else None)  # fmt: skip
         return self._as(body.get("transitions", []), list[StageTransition])
+
+    # -- feature store ---------------------------------------------------------------
+    def list_feature_tables(self) -> list[FeatureTable]:
+        body = self._get("/api/2.0/feature-store/feature-tables/list")
+        return self._as(body.get("feature_tables", []), list[FeatureTable])
+
+    def describe_feature_table(self, name: str) -> TableDescription:
+        return self._as(self._get("/api/2.0/feature-store/feature-tables/describe", name=name), TableDescription)

@@ -4,6 +4,7 @@ FeatureEngineeringClient and `cairn features`, with MLflow's error codes.
   POST   /feature-tables/create      {name, primary_keys, timestamp_keys?, schema {col: type},
                                       description?, tags?} -> {"feature_table": ...}
   GET    /feature-tables/get?name=   -> {"feature_table": ...}
+  GET    /feature-tables/describe?name= -> {feature_table, history, models} (the UI's)
   GET    /feature-tables/list        -> {"feature_tables": [...]} (by full name)
   DELETE /feature-tables/delete?name= -> {}
   POST   /feature-tables/set-tag     {name, key, value} -> {}
@@ -30,7 +31,7 @@ from litestar.params import JSONBody
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
-from cairn.engine.sdk.features import offline_store
+from cairn.engine.sdk.features import FeatureEngineeringClient, TableDescription, offline_store
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_WRITE_BODY = 256 << 20
@@ -104,6 +105,11 @@ class FeatureTableController(Controller):
     @get("/feature-tables/get", sync_to_thread=True)
     def get_table(self, engine: Engine, name: str | None = None) -> dict:
         return {"feature_table": offline_store(engine.features).get_table(required(name, "name"))}
+
+    @get("/feature-tables/describe", sync_to_thread=True)
+    def describe(self, engine: Engine, name: str | None = None) -> TableDescription:
+        """The table, its newest Delta versions, and the model versions trained on it."""
+        return FeatureEngineeringClient(engine=engine).describe_table(required(name, "name"))
 
     @get("/feature-tables/list", sync_to_thread=True)
     def list_tables(self, engine: Engine) -> dict:

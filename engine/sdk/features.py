@@ -12,6 +12,8 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from cairn.engine.errors import invalid
 from cairn.engine.features.store import FeatureStore
 
@@ -20,7 +22,8 @@ from cairn.engine.features.store import FeatureTable
 from cairn.engine.sdk.context import current_user, open_engine
 from cairn.engine.tracking.entities import Dataset
 
-__all__ = ["FEATURE_SPEC_FILE", "FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "offline_store"]
+__all__ = ["FEATURE_SPEC_FILE", "FeatureEngineeringClient", "FeatureLookup", "FeatureTable", "TableDescription",
+           "offline_store"]
 
 # Beside MLmodel in a model logged from a training set; registration copies the folder,
 # so a registered version carries it too (serving and score_batch read it there).
@@ -63,9 +66,21 @@ def version_filler(engine, mv):
     return FeatureFiller.from_json(raw, engine.features)
 
 
+class TableDescription(msgspec.Struct, kw_only=True):
+    """One table as `cairn features show`, the REST describe route and the UI's
+    Features screen show it: the table, its newest Delta versions and the registered
+    versions trained on it as (model, version, the table's Delta version)."""
+
+    feature_table: FeatureTable
+    history: list[dict[str, Any]]
+    models: list[tuple[str, str, int]]
+
+
 class FeatureEngineeringClient:
-    def __init__(self, data_dir: str | os.PathLike | None = None):
-        self._engine = open_engine(data_dir)
+    def __init__(self, data_dir: str | os.PathLike | None = None, *, engine=None):
+        """On `data_dir` (default: the tracking directory), or on an already opened
+        `engine` (the server and the UI, which hold one and must not open it again)."""
+        self._engine = engine if engine is not None else open_engine(data_dir)
         self._store = self._engine.features
 
     @property
@@ -145,6 +160,10 @@ class FeatureEngineeringClient:
                                        await_registration_for=await_registration_for)
             info.registered_model_version = int(mv.version)
         return info
+
+    def describe_table(self, name: str, history: int = 10) -> TableDescription:
+        return TableDescription(feature_table=self.get_table(name), history=self._offline.history(name, history),
+                                models=self.models_using(name))
 
     def models_using(self, table_name: str) -> list[tuple[str, str, int]]:
         """(model, version, Delta version of the table) for every registered version
