@@ -28,15 +28,22 @@ class TrainingSet:
         self.feature_spec = spec
 
     def load_arrow(self) -> pa.Table:
-        tables = [self._offline.read_table(s.table_name, s.table_version, columns=_columns(s))
-                  for s in self.feature_spec.lookups]
-        joined = pointintime.join(self._df, self.feature_spec.lookups, tables)
-        drop = [c for c in self.feature_spec.exclude_columns if c in joined.column_names]
-        return joined.drop_columns(drop) if drop else joined
+        return join_features(self._offline, self._df, self.feature_spec, pinned=True)
 
     def load_df(self):
         """The training frame as pandas (Databricks returns a Spark DataFrame here)."""
         return self.load_arrow().to_pandas()
+
+
+def join_features(offline, frame: pa.Table, spec: FeatureSpec, *, pinned: bool) -> pa.Table:
+    """`frame` with the spec's features joined point-in-time, its excluded columns
+    dropped: from the Delta versions the spec pinned (a training set), or from each
+    table's current version (batch scoring of new rows)."""
+    tables = [offline.read_table(s.table_name, s.table_version if pinned else None, columns=_columns(s))
+              for s in spec.lookups]
+    joined = pointintime.join(frame, spec.lookups, tables)
+    drop = [c for c in spec.exclude_columns if c in joined.column_names]
+    return joined.drop_columns(drop) if drop else joined
 
 
 def _columns(spec: LookupSpec) -> list[str]:

@@ -165,6 +165,49 @@ class FeatureEngineeringClient:
         return TableDescription(feature_table=self.get_table(name), history=self._offline.history(name, history),
                                 models=self.models_using(name))
 
+    def score_batch(self, model_uri: str, df: Any, result_type: Any = None):
+        """Score `df` (keys, timestamps and any request-time columns) with a model logged
+        from a training set: its features are joined point-in-time from each table's
+        current Delta version, the model runs in ONNX Runtime, and the frame comes back
+        (pandas) with a `prediction` column. `result_type` is accepted for Databricks'
+        signature."""
+        del result_type
+        from cairn.engine.features import frames
+        from cairn.engine.features.trainingset import join_features
+        from cairn.engine.sdk.modelloading import load_model
+
+        spec = self._model_spec(model_uri)
+        frame = frames.to_arrow(df)
+        joined = join_features(self._offline, frame, spec, pinned=False)
+        labels = [spec.label] if isinstance(spec.label, str) else list(spec.label or [])
+        inputs = joined.drop_columns([c for c in labels if c in joined.column_names]).to_pandas()
+        out = joined.to_pandas()
+        out["prediction"] = list(load_model(model_uri, engine=self._engine).predict(inputs))
+        return out
+
+    def _model_spec(self, model_uri: str) -> FeatureSpec:
+        """The feature_spec.json of a registered version (`models:/...`) or of a model
+        folder in a run (`runs:/RUN/PATH`)."""
+        from cairn.engine.errors import CairnError
+        from cairn.engine.features.lookups import SPEC_DECODE
+        from cairn.engine.registry.registration import proxy_path
+        from cairn.engine.sdk.modelloading import resolve_version
+
+        if model_uri.startswith("models:/"):
+            mv = resolve_version(self._engine.registry, model_uri[len("models:/"):].strip("/"), model_uri)
+            where = mv.storage_location
+        elif model_uri.startswith("runs:/"):
+            run_id, _, path = model_uri[len("runs:/"):].strip("/").partition("/")
+            where = f"{proxy_path(self._engine.tracking.get_run(run_id).info.artifact_uri)}/{path.strip('/')}"
+        else:
+            raise invalid(f"score_batch: use a models:/ or runs:/ URI, got {model_uri!r}")
+        try:
+            with self._engine.artifacts.open(f"{where}/{FEATURE_SPEC_FILE}") as f:
+                return SPEC_DECODE.decode(f.read())
+        except CairnError:
+            raise invalid(f"score_batch: {model_uri} was not logged with a training set (no {FEATURE_SPEC_FILE}); "
+                          "use cairn.load_model(uri).predict(df) for it") from None
+
     def models_using(self, table_name: str) -> list[tuple[str, str, int]]:
         """(model, version, Delta version of the table) for every registered version
         trained on the table, read from the versions' lineage (their runs' delta inputs)."""

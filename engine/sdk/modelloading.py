@@ -28,22 +28,23 @@ from cairn.engine.registry.entities import ModelVersion, Stage, VersionStatus
 ONNX_FILE = "model.onnx"
 
 
-def load_model(model_uri: str | os.PathLike, dst_path: str | None = None):
-    """An `engine.models.predictor.OnnxPredictor` for `model_uri` (see the module doc).
-    `dst_path` is accepted for mlflow.pyfunc.load_model's signature; nothing is
-    downloaded, the model is read from the store directly."""
+def load_model(model_uri: str | os.PathLike, dst_path: str | None = None, *, engine=None):
+    """An `engine.models.predictor.OnnxPredictor` for `model_uri` (see the module doc),
+    from `engine` (default: the tracking directory's). `dst_path` is accepted for
+    mlflow.pyfunc.load_model's signature; nothing is downloaded, the model is read from
+    the store directly."""
     from cairn.engine.sdk.context import open_engine
 
     uri = os.fspath(model_uri)
     if uri.startswith("models:/"):
-        eng = open_engine()
+        eng = engine or open_engine()
         rest = uri[len("models:/"):].strip("/")
         if rest.startswith("m-") and "/" not in rest:
             model = eng.logged_models.get_logged_model(rest)
             return _from_dir(_artifact_dir(eng, model.info.artifact_uri), uri)
         return _from_version(eng, resolve_version(eng.registry, rest, uri))
     if uri.startswith("runs:/"):
-        eng = open_engine()
+        eng = engine or open_engine()
         run_id, _, path = uri[len("runs:/"):].strip("/").partition("/")
         if not run_id:
             raise invalid(f"Invalid model URI {uri!r}: use runs:/RUN_ID/PATH")

@@ -92,3 +92,18 @@ def test_an_endpoint_fills_features_by_key(trained, eng):
         assert 'cairn_feature_lookup_misses_total{table="cust"} 1.0' in page
     finally:
         manager.close()
+
+
+def test_score_batch_joins_current_features_point_in_time(trained, fe):
+    model, feats, info = trained
+    rows = pd.DataFrame({"cid": [3, 10, 999], "t": pd.Timestamp("2024-03-01", tz="UTC"), "amount": [1.0, 2.5, 0.5]})
+    fe.write_table("cust", feats.iloc[[3]].assign(ts=pd.Timestamp("2024-04-01", tz="UTC"), spend=1e6))  # future
+    scored = fe.score_batch(f"models:/spend/{info.registered_model_version}", rows)
+    assert list(scored.columns) == ["amount", "spend", "visits", "prediction"]
+    want = model.predict(pd.DataFrame({"amount": [1.0, 2.5, 0.5], "spend": [feats.spend[3], feats.spend[10], 0.0],
+                                       "visits": [feats.visits[3], feats.visits[10], 0.0]}))
+    np.testing.assert_allclose(scored.prediction, want, rtol=1e-4)  # the future row was not used
+    same = fe.score_batch(f"runs:/{info.run_id}/model", rows)
+    np.testing.assert_allclose(same.prediction, want, rtol=1e-4)
+    with pytest.raises(cairn.CairnError, match="was not logged with a training set"):
+        fe.score_batch(f"runs:/{info.run_id}/missing", rows)
