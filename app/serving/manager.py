@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cairn.app.serving.batcher import Batcher, BatcherClosed, Overloaded
+from cairn.app.serving.featureserving import LiveFeatureEntity
 from cairn.app.serving.metrics import ServingMetrics
 from cairn.app.serving.payloadlog import PayloadLogger
 from cairn.app.serving.router import Router
 from cairn.app.serving.runtime import ServedModel
 from cairn.app.serving.scoring import ScoringError, error_body, format_response, parse_request
-from cairn.engine.endpoints.contract import Endpoint, PayloadRecord, ServedEntity
+from cairn.engine.endpoints.contract import FEATURE_SPEC, Endpoint, PayloadRecord, ServedEntity
 from cairn.engine.errors import CairnError
 from cairn.engine.sdk.features import version_filler
 from cairn.engine.sdk.modelloading import version_onnx
@@ -106,7 +107,9 @@ class LiveEndpoint:
         self.logger: PayloadLogger | None = None  # before any load: close() reads it
         try:
             for spec in cfg.served_entities:
-                self.entities[spec.name] = LiveEntity(ep.name, spec, registry, engine)
+                self.entities[spec.name] = (
+                    LiveFeatureEntity(ep.name, spec, engine) if spec.entity_type == FEATURE_SPEC
+                    else LiveEntity(ep.name, spec, registry, engine))
         except BaseException:
             self.close()
             raise
@@ -195,6 +198,12 @@ class EndpointManager:
                 return self._refused(name, 503, exc.error_code, exc.message, t0)
         key = headers.get(ROUTING_KEY_HEADER)
         ent = ep.entities[ep.router.choose(key)]
+        if ent.batcher is None:  # a feature spec: keys in, feature values out
+            try:
+                out, client_id = ent.answer(content_type, body)
+            except ScoringError as exc:
+                return self._answer(ep, ent, t0, Reply(exc.status, exc.body()), body, headers, rid)
+            return self._answer(ep, ent, t0, Reply(200, out), body, headers, rid, client_id=client_id)
         try:
             parsed = parse_request(content_type, body, ent.signature, ent.fill)
         except ScoringError as exc:
@@ -256,6 +265,8 @@ class EndpointManager:
         if target is None:
             return
         ent = ep.entities[target]
+        if ent.batcher is None:  # a feature spec as the shadow: nothing to compare
+            return
 
         async def shadow() -> None:
             t0 = time.perf_counter()
@@ -365,19 +376,25 @@ class EndpointManager:
     def _unload_idle(self, ep: LiveEndpoint) -> None:
         now = time.monotonic()
         for ent in ep.entities.values():
-            if ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > self.idle_unload_s:
+            if ent.batcher is not None and ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > self.idle_unload_s:
                 ent.model.unload()
 
     def _batcher_stats(self):
         for ep in list(self._live.values()):
             for ent in ep.entities.values():
-                yield (ep.name, ent.name, ent.version), ent.batcher.stats()
+                if ent.batcher is not None:
+                    yield (ep.name, ent.name, ent.version), ent.batcher.stats()
 
     def describe(self) -> list[dict[str, Any]]:
         """What is live: per endpoint and entity, version, provider and why (doctor)."""
         out = []
         for ep in list(self._live.values()):
             for ent in ep.entities.values():
+                if ent.batcher is None:  # a feature spec runs no model
+                    out.append({"endpoint": ep.name, "served_entity": ent.name, "model": ent.model_name,
+                                "version": "", "provider": "LMDB", "provider_reason": "feature lookup",
+                                "loaded": True})
+                    continue
                 out.append({
                     "endpoint": ep.name, "served_entity": ent.name, "model": ent.model_name,
                     "version": ent.version, "provider": ent.model.provider,

@@ -129,11 +129,8 @@ def parse_request(content_type: str | None, body: bytes, signature: OnnxSignatur
     params = request_id = None
     try:
         if fill is not None:
-            if mime == CONTENT_TYPE_CSV:
-                raise _bad("This model looks up features by key: send JSON (dataframe_records or dataframe_split)")
-            doc = _decode_json(body)
-            params, request_id = _extras(doc)
-            feeds = builder.feeds(fill(_as_records(doc)))
+            records, params, request_id = _json_rows(mime, body)
+            feeds = builder.feeds(fill(records))
         elif mime == CONTENT_TYPE_CSV:
             feeds = _csv_feeds(body, builder)
         else:
@@ -143,6 +140,24 @@ def parse_request(content_type: str | None, body: bytes, signature: OnnxSignatur
     except CairnError as exc:  # the signature refused the data; the message names the column
         raise ScoringError(exc.http_status, exc.error_code, exc.message) from None
     return ParsedRequest(feeds, _rows(feeds, signature), params, request_id)
+
+
+def parse_rows(content_type: str | None, body: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """A request's rows as row objects, and its client_request_id: what a feature
+    serving endpoint reads (its keys), in any of the JSON table formats."""
+    mime = media_type(content_type)
+    if not body.strip():
+        raise _bad("The request body is empty")
+    records, _, request_id = _json_rows(mime, body)
+    return records, request_id
+
+
+def _json_rows(mime: str, body: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
+    if mime == CONTENT_TYPE_CSV:
+        raise _bad("Features are looked up by key: send JSON (dataframe_records or dataframe_split)")
+    doc = _decode_json(body)
+    params, request_id = _extras(doc)
+    return _as_records(doc), params, request_id
 
 
 def _decode_json(body: bytes) -> dict[str, Any]:
@@ -436,4 +451,5 @@ __all__ = [
     "format_response",
     "media_type",
     "parse_request",
+    "parse_rows",
 ]

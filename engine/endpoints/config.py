@@ -15,6 +15,8 @@ from collections.abc import Mapping
 import msgspec
 
 from cairn.engine.endpoints.contract import (
+    ENTITY_TYPES,
+    FEATURE_SPEC,
     MAX_ENDPOINT_NAME_LENGTH,
     MAX_SERVED_ENTITIES,
     AutoCaptureConfig,
@@ -97,10 +99,20 @@ def _served_entity(se: object, i: int) -> ServedEntity:
     at = f"served_entities[{i}]"
     if not isinstance(se, ServedEntity):
         raise invalid(f"{at}: must be an object with entity_name and entity_version or entity_alias")
+    kind = se.entity_type.upper() if isinstance(se.entity_type, str) else ""
+    if kind not in ENTITY_TYPES:
+        raise invalid(f"{at}.entity_type: {se.entity_type!r} is not one of {', '.join(ENTITY_TYPES)}")
     try:
         full = parse_model_name(se.entity_name)
     except CairnError as exc:
         raise _reword(exc, f"{at}.entity_name") from None
+    if kind == FEATURE_SPEC:
+        if se.entity_version not in ("", None) or se.entity_alias not in ("", None):
+            raise invalid(f"{at}: a FEATURE_SPEC has no entity_version or entity_alias")
+        name = se.name if se.name not in ("", None) else full.model
+        _served_name(name, f"{at}.name", given=se.name not in ("", None))
+        return ServedEntity(name=name, entity_name=se.entity_name, entity_type=FEATURE_SPEC,
+                            max_queue_rows=_int(se.max_queue_rows, f"{at}.max_queue_rows", 1, MAX_QUEUE_ROWS))
     has_version = se.entity_version not in ("", None)
     has_alias = se.entity_alias not in ("", None)
     if has_version and has_alias:

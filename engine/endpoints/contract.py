@@ -76,8 +76,15 @@ READ_PAYLOADS_MAX = 10_000
 
 
 # -- config entities ---------------------------------------------------------------------
+MODEL = "MODEL"
+FEATURE_SPEC = "FEATURE_SPEC"
+ENTITY_TYPES = (MODEL, FEATURE_SPEC)
+
+
 class ServedEntity(msgspec.Struct, kw_only=True):
-    """One registered model version (or alias) an endpoint serves, with its batching."""
+    """One registered model version (or alias) an endpoint serves, with its batching;
+    or, with entity_type FEATURE_SPEC, a feature spec (Databricks' feature serving:
+    keys in, feature values out, no model and no version)."""
 
     name: str = ""
     entity_name: str
@@ -90,6 +97,7 @@ class ServedEntity(msgspec.Struct, kw_only=True):
     max_wait_ms: float = 0.0
     max_queue_rows: int = 4096
     max_workers: int = 0  # 0: the cores available
+    entity_type: str = MODEL
 
 
 class Route(msgspec.Struct, kw_only=True):

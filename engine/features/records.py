@@ -2,6 +2,7 @@
 
   feature_tables   utf-8 full name (catalog.schema.table)   -> FeatureTableRecord
   online_features  u64 table id + msgpack(primary key values) -> OnlineRow
+  feature_specs    utf-8 full name                            -> FeatureSpec (JSON, lookups.py)
 
 The table id is a u64 from the meta counter `next_feature_table_id`, never reused: a
 table dropped and created again under its name never sees the old table's online rows.
@@ -18,6 +19,7 @@ from cairn.engine.store.codec import Codec
 FEATURE_TABLES: dict[str, bool] = {
     "feature_tables": False,
     "online_features": False,
+    "feature_specs": False,
 }
 NEXT_FEATURE_TABLE_ID = b"next_feature_table_id"
 

@@ -246,6 +246,39 @@ class FeatureStore:
         for key in keys:
             b.txn.delete(key, db=db)
 
+    # ================================================================ feature specs
+    def put_feature_spec(self, name: object, spec_json: bytes) -> FullName:
+        """A named feature spec (what a feature serving endpoint serves);
+        RESOURCE_ALREADY_EXISTS if the name is taken by a spec or a table."""
+        full = parse_full_name(name, "feature spec", "spec")
+
+        def op(b: Batch) -> None:
+            if b.txn.get(full.key(), db=b.dbs["feature_specs"]) is not None:
+                raise already_exists(f"Feature spec '{full.display}' already exists.")
+            if b.txn.get(full.key(), db=b.dbs["feature_tables"]) is not None:
+                raise already_exists(f"'{full.display}' is a feature table; give the spec another name.")
+            b.txn.put(full.key(), spec_json, db=b.dbs["feature_specs"])
+
+        self._env.write(op)
+        return full
+
+    def feature_spec_json(self, name: object) -> bytes:
+        full = parse_full_name(name, "feature spec", "spec")
+        with self._env.read() as txn:
+            raw = txn.get(full.key(), db=self._db["feature_specs"])
+        if raw is None:
+            raise not_found(f"Feature spec '{full.display}' does not exist.")
+        return raw
+
+    def delete_feature_spec(self, name: object) -> None:
+        full = parse_full_name(name, "feature spec", "spec")
+
+        def op(b: Batch) -> None:
+            if not b.txn.delete(full.key(), db=b.dbs["feature_specs"]):
+                raise not_found(f"Feature spec '{full.display}' does not exist.")
+
+        self._env.write(op)
+
     # ================================================================ online rows
     def online_state(self, b: Batch, full: FullName) -> OnlineState:
         raw = b.txn.get(full.key(), db=b.dbs["feature_tables"])

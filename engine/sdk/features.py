@@ -122,6 +122,46 @@ class FeatureEngineeringClient:
                             exclude_columns: Sequence[str] | None = None):
         return self._offline.create_training_set(df, list(feature_lookups), label, exclude_columns)
 
+    def create_feature_spec(self, name: str, features: Sequence[FeatureLookup],
+                            exclude_columns: Sequence[str] | None = None) -> FeatureSpec:
+        """A named set of lookups (Databricks' feature spec) that a feature serving
+        endpoint serves: keys in, feature values out. Checked against the tables now."""
+        import pyarrow as pa
+
+        from cairn.engine.features.trainingset import resolve
+
+        lookups = list(features)
+        if not lookups or not all(isinstance(f, FeatureLookup) for f in lookups):
+            raise invalid("features: a list of FeatureLookup is required")
+        specs = []
+        for lookup in lookups:
+            # There is no frame yet (requests bring the keys): check the lookup against a
+            # frame whose key columns have the table's own key types.
+            _, rec = self._store.record(lookup.table_name)
+            schema = self._offline.arrow_schema(self._offline.delta(rec))
+            pairs = list(zip(lookup.lookup_key, rec.primary_keys))
+            if lookup.timestamp_lookup_key and rec.timestamp_keys:
+                pairs.append((lookup.timestamp_lookup_key, rec.timestamp_keys[0]))
+            request = pa.schema([schema.field(key).with_name(column) for column, key in pairs])
+            specs.append(resolve(self._offline, lookup, request))
+        excluded = list(exclude_columns or [])
+        outputs = [out for s_ in specs for out in s_.outputs]
+        if len(set(outputs)) != len(outputs):
+            raise invalid("features: two lookups give the same output name; rename one with rename_outputs")
+        spec = FeatureSpec(lookups=specs, label=None, exclude_columns=excluded,
+                           input_columns=list(dict.fromkeys(k for s_ in specs for k in s_.lookup_key)),
+                           feature_columns=[o for o in outputs if o not in excluded])
+        self._store.put_feature_spec(name, SPEC_JSON.encode(spec))
+        return spec
+
+    def get_feature_spec(self, name: str) -> FeatureSpec:
+        from cairn.engine.features.lookups import SPEC_DECODE
+
+        return SPEC_DECODE.decode(self._store.feature_spec_json(name))
+
+    def delete_feature_spec(self, name: str) -> None:
+        self._store.delete_feature_spec(name)
+
     def publish_table(self, name: str, ttl: Any = None):
         """The latest row per key into the online store (incremental; see publish.py)."""
         return self._offline.publish_table(name, ttl)

@@ -107,3 +107,38 @@ def test_score_batch_joins_current_features_point_in_time(trained, fe):
     np.testing.assert_allclose(same.prediction, want, rtol=1e-4)
     with pytest.raises(cairn.CairnError, match="was not logged with a training set"):
         fe.score_batch(f"runs:/{info.run_id}/missing", rows)
+
+
+def test_a_feature_spec_endpoint_serves_features_by_key(fe, eng):
+    fe.create_table("cust", primary_keys="cid", df=pd.DataFrame({"cid": [1, 2], "spend": [1.5, 2.5],
+                                                                 "tier": ["gold", "silver"]}))
+    fe.create_table("prof", primary_keys="cid", df=pd.DataFrame({"cid": [1], "age": [30]}))
+    fe.publish_table("cust")
+    fe.publish_table("prof")
+    spec = fe.create_feature_spec("cust_spec", [
+        FeatureLookup("cust", "customer_id", rename_outputs={"spend": "total_spend"}),
+        FeatureLookup("prof", "customer_id", default_values={"age": -1})])
+    assert spec.feature_columns == ["total_spend", "tier", "age"] and spec.input_columns == ["customer_id"]
+    with pytest.raises(cairn.CairnError, match="already exists"):
+        fe.create_feature_spec("cust_spec", [FeatureLookup("cust", "customer_id")])
+    with pytest.raises(cairn.CairnError, match="no feature 'nope'"):
+        fe.create_feature_spec("bad_spec", [FeatureLookup("cust", "cid", feature_names=["nope"])])
+    with pytest.raises(cairn.CairnError, match="entity_type: 'TABLE' is not one of MODEL, FEATURE_SPEC"):
+        eng.endpoints.create_endpoint("x", {"served_entities": [{"entity_name": "cust_spec", "entity_type": "TABLE"}]})
+    eng.endpoints.create_endpoint("feats", {"served_entities": [
+        {"entity_name": "cust_spec", "entity_type": "FEATURE_SPEC"}]})
+    manager = EndpointManager(eng, poll_s=0.05)
+    manager.start()
+    try:
+        status, body = _invoke(manager, "feats", {"dataframe_records": [{"customer_id": 2}, {"customer_id": 1}]})
+        assert status == 200, body
+        assert body == {"outputs": [{"customer_id": 2, "total_spend": 2.5, "tier": "silver", "age": -1},
+                                    {"customer_id": 1, "total_spend": 1.5, "tier": "gold", "age": 30}]}
+        status, body = _invoke(manager, "feats", {"dataframe_split": {"columns": ["customer_id"], "data": [[9]]}})
+        assert status == 400 and "customer_id=9" in body["message"] and "'total_spend'" in body["message"]
+        status, body = _invoke(manager, "feats", {"dataframe_records": [{"cid": 1}]})
+        assert status == 400 and "lookup key 'customer_id'" in body["message"]
+        assert manager.describe()[0]["provider"] == "LMDB"
+        assert 'cairn_serving_requests_total{endpoint="feats"' in manager.metrics.render()
+    finally:
+        manager.close()
