@@ -57,11 +57,13 @@ def create_model_server(
     version_info: dict[str, Any] | None = None,
     batcher: Batcher | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    fill=None,
 ):
     """The ASGI app serving `predictor` (anything with `.signature` and `.run(feeds)`:
     an engine.models.predictor.OnnxPredictor or a runtime.ServedModel). `version_info` (e.g.
     {"model_name": "iris", "model_version": "3"}) is added to /version. Without a
-    `batcher`, the app makes one with the Batcher's defaults and closes it on shutdown."""
+    `batcher`, the app makes one with the Batcher's defaults and closes it on shutdown.
+    `fill` (FeatureFiller.fill) adds looked-up features to each request's rows."""
     signature = predictor.signature
     owns_batcher = batcher is None
     if batcher is None:
@@ -72,9 +74,9 @@ def create_model_server(
         body = await read_body(scope, receive, max_body_bytes)
         content_type = header(scope, b"content-type")
         if len(body) > INLINE_BYTES:
-            parsed = await asyncio.to_thread(parse_request, content_type, body, signature)
+            parsed = await asyncio.to_thread(parse_request, content_type, body, signature, fill)
         else:
-            parsed = parse_request(content_type, body, signature)
+            parsed = parse_request(content_type, body, signature, fill)
         try:
             outputs = await batcher.submit(parsed.feeds, parsed.rows)
         except Overloaded as exc:

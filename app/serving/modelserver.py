@@ -36,14 +36,17 @@ from cairn.app.serving.invocations import DEFAULT_MAX_BODY_BYTES, create_model_s
 from cairn.engine.endpoints.contract import DEFAULT_MAX_BATCH_ROWS
 from cairn.engine.errors import CairnError
 from cairn.engine.models.signature import OnnxSignature
+from cairn.engine.sdk.features import version_filler
 from cairn.engine.sdk.modelloading import load_model, resolve_version
 
 DEFAULT_MAX_QUEUE_ROWS = 4096
 
 
-def load_served_model(uri: str, data_dir: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any]]:
-    """(predictor, version info for /version) for `uri`; the registry and artifact store
-    are those of `data_dir` (else the SDK's default data directory)."""
+def load_served_model(uri: str, data_dir: str | os.PathLike | None = None) -> tuple[Any, dict[str, Any], Any]:
+    """(predictor, version info for /version, feature fill or None) for `uri`; the
+    registry and artifact store are those of `data_dir` (else the SDK's default data
+    directory). A registered version logged from a training set fills its features from
+    the online store by key, as a named endpoint does."""
     from cairn.engine.sdk.context import open_engine, set_tracking_dir
 
     if data_dir is not None:
@@ -54,11 +57,12 @@ def load_served_model(uri: str, data_dir: str | os.PathLike | None = None) -> tu
         # make the served model and the reported version disagree.
         mv = resolve_version(open_engine().registry, rest, uri)
         predictor = load_model(f"models:/{mv.full_name or mv.name}/{mv.version}")
-        return predictor, {"model_name": mv.name, "model_version": str(mv.version)}
+        filler = version_filler(open_engine(), mv)
+        return predictor, {"model_name": mv.name, "model_version": str(mv.version)}, filler and filler.fill
     folder = _local_model_folder(uri)
     if folder is not None:
-        return _prepared(folder, Path(data_dir) if data_dir is not None else engine.default_data_dir()), {}
-    return load_model(uri), {}
+        return _prepared(folder, Path(data_dir) if data_dir is not None else engine.default_data_dir()), {}, None
+    return load_model(uri), {}, None
 
 
 # -- local model folders -----------------------------------------------------------------
@@ -158,13 +162,13 @@ def serve_model(
     socket accepts connections (with the bound port when `port` is 0)."""
     import uvicorn
 
-    predictor, info = load_served_model(uri, data_dir)
+    predictor, info, fill = load_served_model(uri, data_dir)
     batcher = Batcher(
         predictor.run, max_batch_rows=max_batch_rows, max_wait_ms=max_wait_ms,
         max_queue_rows=max_queue_rows, max_workers=max_workers, name=uri,
     )
     app = create_model_server(
-        predictor, model_uri=uri, version_info=info, batcher=batcher, max_body_bytes=max_body_bytes
+        predictor, model_uri=uri, version_info=info, batcher=batcher, max_body_bytes=max_body_bytes, fill=fill
     )
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",

@@ -142,3 +142,33 @@ def test_a_feature_spec_endpoint_serves_features_by_key(fe, eng):
         assert 'cairn_serving_requests_total{endpoint="feats"' in manager.metrics.render()
     finally:
         manager.close()
+
+
+def test_cairn_models_serve_fills_features_too(trained, eng):
+    import httpx
+
+    from cairn.app.serving.batcher import Batcher
+    from cairn.app.serving.invocations import create_model_server
+    from cairn.app.serving.modelserver import load_served_model
+
+    model, feats, info = trained
+    uri = f"models:/spend/{info.registered_model_version}"
+    try:
+        predictor, version, fill = load_served_model(uri, eng.path)
+    finally:
+        cairn.set_tracking_dir(None)
+    assert fill is not None and version["model_name"] == "spend"
+    batcher = Batcher(predictor.run, name=uri)
+    app = create_model_server(predictor, model_uri=uri, version_info=version, fill=fill, batcher=batcher)
+
+    async def call() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://model") as c:
+            return await c.post("/invocations", json={"dataframe_records": [{"cid": 5, "amount": 2.0}]})
+
+    try:
+        r = asyncio.run(call())
+    finally:
+        batcher.close(drain=True)
+    assert r.status_code == 200, r.text
+    want = model.predict(pd.DataFrame({"amount": [2.0], "spend": [feats.spend[5]], "visits": [feats.visits[5]]}))
+    np.testing.assert_allclose(r.json()["predictions"], want, rtol=1e-4)
