@@ -14,6 +14,10 @@ FeatureEngineeringClient and `cairn features`, with MLflow's error codes.
                                       {"records": [...]} -> {"version": N}
   GET    /feature-tables/read?name=&version=&max_rows= -> {"rows": [...], "total_rows": N}
   POST   /feature-tables/publish     {name, ttl_seconds?} -> the publish result
+  POST   /feature-specs/create       {name, features: [FeatureLookup as JSON], exclude_columns?}
+                                      -> {"feature_spec": ...} (what a FEATURE_SPEC endpoint serves)
+  GET    /feature-specs/get?name=    -> {"feature_spec": ...}
+  DELETE /feature-specs/delete?name= -> {}
   POST   /online/lookup              {name, keys: [[...]], features?} -> {"results": [...]}
 
 The offline routes need the `features` extra; `online/lookup` reads LMDB only. Every
@@ -31,6 +35,7 @@ from litestar.params import JSONBody
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
+from cairn.engine.features.lookups import FeatureLookup
 from cairn.engine.sdk.features import FeatureEngineeringClient, TableDescription, offline_store
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -60,6 +65,12 @@ class WriteRecords(msgspec.Struct):
 class PublishBody(msgspec.Struct):
     name: str | None = None
     ttl_seconds: float | None = None
+
+
+class CreateSpec(msgspec.Struct):
+    name: str | None = None
+    features: list[FeatureLookup] | None = None
+    exclude_columns: list[str] | None = None
 
 
 class LookupBody(msgspec.Struct):
@@ -148,6 +159,23 @@ class FeatureTableController(Controller):
     def publish(self, engine: Engine, data: JSONBody[PublishBody]) -> dict:
         return msgspec.to_builtins(offline_store(engine.features).publish_table(required(data.name, "name"),
                                                                                 data.ttl_seconds))
+
+    @post("/feature-specs/create", status_code=200, sync_to_thread=True)
+    def create_spec(self, engine: Engine, data: JSONBody[CreateSpec]) -> dict:
+        if not data.features:
+            raise invalid("features: a list of lookups ({table_name, lookup_key, ...}) is required")
+        spec = FeatureEngineeringClient(engine=engine).create_feature_spec(
+            required(data.name, "name"), data.features, data.exclude_columns)
+        return {"feature_spec": spec}
+
+    @get("/feature-specs/get", sync_to_thread=True)
+    def get_spec(self, engine: Engine, name: str | None = None) -> dict:
+        return {"feature_spec": FeatureEngineeringClient(engine=engine).get_feature_spec(required(name, "name"))}
+
+    @delete("/feature-specs/delete", status_code=200, sync_to_thread=True)
+    def delete_spec(self, engine: Engine, name: str | None = None) -> dict:
+        engine.features.delete_feature_spec(required(name, "name"))
+        return {}
 
     @post("/online/lookup", status_code=200, sync_to_thread=True)
     def lookup(self, engine: Engine, data: JSONBody[LookupBody]) -> dict:

@@ -47,6 +47,16 @@ def test_feature_tables_over_http(server_url):
         r = c.post(f"{API}/online/lookup", json={"name": name, "keys": [[3], [9]]})
         assert r.json() == {"results": [{"spend": 3.5}, None]}
 
+        spec = c.post(f"{API}/feature-specs/create", json={
+            "name": f"{name}_spec", "features": [{"table_name": name, "lookup_key": "customer_id"}]})
+        assert spec.status_code == 200, spec.text
+        assert spec.json()["feature_spec"]["feature_columns"] == ["spend"]
+        assert c.get(f"{API}/feature-specs/get", params={"name": f"{name}_spec"}).status_code == 200
+        bad_spec = c.post(f"{API}/feature-specs/create", json={
+            "name": f"{name}_bad", "features": [{"table_name": name, "lookup_key": "cid", "feature_names": ["x"]}]})
+        assert bad_spec.status_code == 400 and "no feature 'x'" in bad_spec.json()["message"]
+        assert c.delete(f"{API}/feature-specs/delete", params={"name": f"{name}_spec"}).status_code == 200
+
         # bad requests: MLflow's codes, the field or column named, nothing written
         bad = c.post(f"{API}/feature-tables/write", params={"name": name},
                      json={"records": [{"cid": 4, "ts": "2024-01-02T00:00:00Z", "spend": "x"}]})
