@@ -1,21 +1,11 @@
-"""Fixtures the engine tests share: a real store in a temp dir, and a wall clock that
-always moves forward."""
+"""Fixtures the engine tests share (besides tests/conftest.py's `eng`, a real store in
+a temp dir): a wall clock that always moves forward."""
 from __future__ import annotations
 
 import itertools
 import time
-from pathlib import Path
 
 import pytest
-
-from cairn import engine
-
-
-@pytest.fixture
-def eng(tmp_path: Path):
-    e = engine.open(tmp_path / "data")
-    yield e
-    e.close()
 
 
 @pytest.fixture
