@@ -13,8 +13,8 @@ from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
 from cairn.app.controllers.artifacts import ArtifactController
 from cairn.app.controllers.catalogs import CatalogController, SchemaController
 from cairn.app.controllers.endpoints import EndpointController
-from cairn.app.controllers.features import FeatureTableController
 from cairn.app.controllers.experiments import ExperimentController
+from cairn.app.controllers.features import FeatureTableController
 from cairn.app.controllers.loggedmodels import LoggedModelController, RunOutputsController
 from cairn.app.controllers.metrics import MetricController
 from cairn.app.controllers.modelversions import ModelVersionController

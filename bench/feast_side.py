@@ -44,7 +44,8 @@ def main() -> int:
 
     labels = pd.read_parquet(data / "labels.parquet").rename(columns={"t": "event_timestamp"})
     t0 = time.perf_counter()
-    frame = store.get_historical_features(entity_df=labels, features=[f"ts_feats:{f}" for f in meta["features"]]).to_df()
+    refs = [f"ts_feats:{f}" for f in meta["features"]]
+    frame = store.get_historical_features(entity_df=labels, features=refs).to_df()
     out["training_s"] = time.perf_counter() - t0
     out["training_rows"] = len(frame)
     out["training_checksum"] = float(frame[meta["features"][0]].fillna(0).sum())

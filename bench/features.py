@@ -102,8 +102,8 @@ def cairn_side(root: Path, publish_keys: int, reps: int, progress) -> tuple[dict
     try:
         fe = FeatureEngineeringClient(eng.path)
         progress("cairn: creating the tables")
-        fe.create_table("ts_feats", primary_keys="cid", timestamp_keys="ts", df=pq.read_table(root / "timeseries.parquet"))
-        fe.create_table("pub_feats", primary_keys="cid", timestamp_keys="ts", df=pq.read_table(root / "publish.parquet"))
+        for name, source in (("ts_feats", "timeseries.parquet"), ("pub_feats", "publish.parquet")):
+            fe.create_table(name, primary_keys="cid", timestamp_keys="ts", df=pq.read_table(root / source))
         labels = pq.read_table(root / "labels.parquet")
         progress("cairn: training set")
         t0 = time.perf_counter()

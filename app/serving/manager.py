@@ -376,7 +376,9 @@ class EndpointManager:
     def _unload_idle(self, ep: LiveEndpoint) -> None:
         now = time.monotonic()
         for ent in ep.entities.values():
-            if ent.batcher is not None and ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > self.idle_unload_s:
+            if ent.batcher is None:  # a feature spec: nothing loaded
+                continue
+            if ent.spec.scale_to_zero_enabled and ent.model.loaded and now - ent.model.last_used > self.idle_unload_s:
                 ent.model.unload()
 
     def _batcher_stats(self):

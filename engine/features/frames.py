@@ -87,7 +87,8 @@ def conform(data: pa.Table, schema: pa.Schema, table_name: str) -> pa.Table:
     have, want = set(data.column_names), set(schema.names)
     extra = [c for c in data.column_names if c not in want]
     if extra:
-        raise invalid(f"Feature table '{table_name}' has no column {extra[0]!r} (its columns: {', '.join(schema.names)})")
+        raise invalid(f"Feature table '{table_name}' has no column {extra[0]!r} "
+                      f"(its columns: {', '.join(schema.names)})")
     missing = [c for c in schema.names if c not in have]
     if missing:
         raise invalid(f"Missing column {missing[0]!r} for feature table '{table_name}' (a write gives every column)")

@@ -22,7 +22,7 @@ from deltalake.exceptions import DeltaError
 
 from cairn.engine.errors import invalid
 from cairn.engine.features import frames
-from cairn.engine.features.pointintime import arrow_result, ident as _ident
+from cairn.engine.features.pointintime import arrow_result, ident
 from cairn.engine.features.records import OnlineRow, OnlineState
 from cairn.engine.features.store import key_bytes
 from cairn.engine.store.lmdbenv import Batch
@@ -123,8 +123,8 @@ def _latest(table: pa.Table, pks: list[str], tks: list[str], version_col: str | 
     con = duckdb.connect()
     try:
         con.register("rows_in", table)
-        partition = ", ".join(_ident(k) for k in pks)
-        ordering = ", ".join(f"{_ident(c)} DESC" for c in order)
+        partition = ", ".join(ident(k) for k in pks)
+        ordering = ", ".join(f"{ident(c)} DESC" for c in order)
         return arrow_result(con, f"SELECT * FROM rows_in QUALIFY row_number() OVER (PARTITION BY "
                                  f"{partition} ORDER BY {ordering}) = 1")
     finally:

@@ -8,7 +8,7 @@ imports it on first use.
 Contract (the docstrings below are the spec):
 - Names are three-level (`catalog.schema.table`; bare names live in `main.default`)
   and the catalog and schema must exist in the registry's namespace.
-- `list_tables` orders by full name. Dropping a table removes its record and its online
+- `list_records` orders by full name. Dropping a table removes its record and its online
   rows in one transaction, then its Delta folder; a name can be used again at once.
 - Lookups read one snapshot for any number of keys: a key never published, or one
   whose row is older than the table's online TTL, is a miss (None), counted per table.
@@ -33,7 +33,7 @@ from cairn.engine.features.records import (
     OnlineState,
 )
 from cairn.engine.registry.names import FullName, check_text, parse_full_name, schema_prefix, tag_map
-from cairn.engine.store.keys import prefix_end, read_u64, u64
+from cairn.engine.store.keys import read_u64, u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
 

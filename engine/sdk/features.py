@@ -15,10 +15,8 @@ from typing import Any
 import msgspec
 
 from cairn.engine.errors import invalid
-from cairn.engine.features.store import FeatureStore
-
 from cairn.engine.features.lookups import SPEC_JSON, FeatureLookup, FeatureSpec
-from cairn.engine.features.store import FeatureTable
+from cairn.engine.features.store import FeatureStore, FeatureTable
 from cairn.engine.sdk.context import current_user, open_engine
 from cairn.engine.tracking.entities import Dataset
 

@@ -30,7 +30,8 @@ def test_feature_tables_on_the_command_line(tmp_path):
     assert [(t["name"], t["delta_version"], t["online_version"]) for t in listed] == [("cust", 2, 2)]
     shown = cli(data, "features", "show", "cust").stdout
     assert "timestamp key" in shown and "MERGE" in shown and "team=growth" in shown and "3 keys" in shown
-    assert_clean_error(cli(data, "features", "write", "cust", str(first.with_name("nope.csv")), check=False), "no such file")
+    nope = str(first.with_name("nope.csv"))
+    assert_clean_error(cli(data, "features", "write", "cust", nope, check=False), "no such file")
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"cid": [1], "ts": ["2024-01-01T00:00:00Z"], "spend": ["x"]}).to_csv(bad, index=False)
     assert_clean_error(cli(data, "features", "write", "cust", str(bad), check=False), "'spend'", "double", "string")

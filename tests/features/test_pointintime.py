@@ -55,12 +55,14 @@ def _oracle(rows, key, day, lookback, col):
 
 @settings(max_examples=80, deadline=None)
 @given(rows=feature_rows, data=st.data(), lookback=st.one_of(st.none(), st.integers(0, 6)),
-       default=st.one_of(st.none(), st.integers(-9, -1)), profile=st.dictionaries(st.integers(0, 4), st.integers(0, 99)))
+       default=st.one_of(st.none(), st.integers(-9, -1)),
+       profile=st.dictionaries(st.integers(0, 4), st.integers(0, 99)))
 @example(rows=[(0, 5, 1, None), (0, 3, 2, 0.5)], data=None, lookback=2, default=-1, profile={0: 7})
 def test_the_join_matches_the_oracle(rows, data, lookback, default, profile):
     labels = data.draw(_labels(rows)) if data is not None else [(0, 5), (0, 4), (0, 2), (0, 8), (None, 5), (0, None)]
     table = pa.table({"k": pa.array([r[0] for r in rows], pa.int64()), "ts": _ts([r[1] for r in rows]),
-                      "a": pa.array([r[2] for r in rows], pa.int64()), "b": pa.array([r[3] for r in rows], pa.float64())})
+                      "a": pa.array([r[2] for r in rows], pa.int64()),
+                      "b": pa.array([r[3] for r in rows], pa.float64())})
     prof = pa.table({"k": pa.array(list(profile), pa.int64()), "age": pa.array(list(profile.values()), pa.int64())})
     label = pa.table({"id": pa.array([lk for lk, _ in labels], pa.int64()), "t": _ts([d for _, d in labels]),
                       "y": pa.array(range(len(labels)), pa.int64())})

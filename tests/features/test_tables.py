@@ -161,5 +161,6 @@ def test_other_readers_read_the_table_as_it_is(fe):
 
     assert len(theirs) == len(ours) == 6  # (id, ts) pairs: three new, none shared
     assert sorted(theirs, key=key) == sorted(ours, key=key)
-    count, spend = duckdb.sql(f"SELECT count(*), sum(spend) FROM read_parquet({[str(f) for f in files]!r})").fetchall()[0]
+    paths = [str(f) for f in files]
+    count, spend = duckdb.sql(f"SELECT count(*), sum(spend) FROM read_parquet({paths!r})").fetchall()[0]
     assert count == 6 and spend == sum(r["spend"] for r in ours)

@@ -132,7 +132,8 @@ class FeaturesScreen(Screen):
         self.tables = message.tables
         note = self.query_one("#features-note", Static)
         note.update(f"{len(self.tables)} feature table(s)" if self.tables else
-                    "No feature tables. Create one with FeatureEngineeringClient.create_table or `cairn features create`.")
+                    "No feature tables. Create one with FeatureEngineeringClient.create_table "
+                    "or `cairn features create`.")
         grid = self.query_one("#features-table", DataTable)
         keep = grid.cursor_row
         grid.clear()
