@@ -23,8 +23,8 @@ from deltalake.exceptions import DeltaError
 from cairn.engine.errors import invalid
 from cairn.engine.features import frames
 from cairn.engine.features.pointintime import arrow_result, ident
-from cairn.engine.features.records import OnlineRow, OnlineState
-from cairn.engine.features.store import key_bytes
+from cairn.engine.features.records import OnlineState
+from cairn.engine.features.store import encode_row, key_bytes
 from cairn.engine.store.lmdbenv import Batch
 from cairn.engine.store.timestamps import now_ms
 
@@ -72,7 +72,7 @@ def publish(offline, name: object, ttl: Any = None) -> PublishResult:
     if latest is None:  # first publish, or the feed is gone: the whole snapshot
         latest = _latest(dt.to_pyarrow_table(), pks, tks, None)
     rows = _online_rows(rec.table_id, latest, pks, tks, columns, commit_ms, commits)
-    gone = [(k, None) for k in _keys(rec.table_id, removed_rows, pks)] if removed_rows is not None else []
+    gone = [(k, 0, None) for k in _keys(rec.table_id, removed_rows, pks)] if removed_rows is not None else []
     key_types = [str(schema.field(k).type) for k in pks]
     snapshot = removed_rows is None and current > previous
 
@@ -80,8 +80,8 @@ def publish(offline, name: object, ttl: Any = None) -> PublishResult:
         state = store.online_state(b, full)  # inside the write: the truth now
         if snapshot and state.version >= 0:
             store.clear_online(b, rec.table_id)
-        count = (0 if snapshot else state.rows) + store.write_online(b, rec.table_id, rows)
-        dropped = -store.write_online(b, rec.table_id, gone)
+        count = (0 if snapshot else state.rows) + store.write_online(b, rows)
+        dropped = -store.write_online(b, gone)
         store.put_online_state(b, full, OnlineState(
             version=current, published_ms=now_ms(), ttl_s=new_ttl, columns=columns, rows=count - dropped,
             key_types=key_types))
@@ -137,7 +137,8 @@ def _keys(table_id: int, table: pa.Table, pks: list[str]) -> list[bytes]:
 
 
 def _online_rows(table_id: int, table: pa.Table, pks: list[str], tks: list[str], columns: list[str],
-                 commit_ms: int, commits: list[int] | None) -> list[tuple[bytes, OnlineRow]]:
+                 commit_ms: int, commits: list[int] | None) -> list[tuple[bytes, int, bytes]]:
+    """(key, event_us, encoded OnlineRow) per row: built column-wise, never a Struct per row."""
     keys = _keys(table_id, table, pks)
     n = table.num_rows
     if not n:
@@ -149,4 +150,4 @@ def _online_rows(table_id: int, table: pa.Table, pks: list[str], tks: list[str],
         events = [0] * n
     commits = commits if commits is not None else [commit_ms] * n
     values = [table.column(c).to_pylist() for c in columns]
-    return [(k, OnlineRow(e, c, list(v))) for k, e, c, v in zip(keys, events, commits, zip(*values))]
+    return [(k, e, encode_row(e, c, v)) for k, e, c, v in zip(keys, events, commits, zip(*values))]

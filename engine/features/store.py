@@ -29,7 +29,6 @@ from cairn.engine.features.records import (
     NEXT_FEATURE_TABLE_ID,
     ONLINE_ROW,
     FeatureTableRecord,
-    OnlineRow,
     OnlineState,
 )
 from cairn.engine.registry.names import FullName, check_text, parse_full_name, schema_prefix, tag_map
@@ -96,9 +95,15 @@ def _coercer(arrow_type: str):
 
 
 def key_bytes(table_id: int, values: Sequence[Any]) -> bytes:
-    """The online key of one row: the table id, then its key values as msgpack (ints as
-    ints, strings as strings: the caller normalises to the key columns' types)."""
-    return u64(table_id) + _KEY.encode(list(values))
+    """The online key of one row: the table id, then its key values as a msgpack array
+    (ints as ints, strings as strings: the caller normalises to the key columns' types)."""
+    return u64(table_id) + _KEY.encode(values)
+
+
+def encode_row(event_us: int, commit_ms: int, values: Sequence[Any]) -> bytes:
+    """An OnlineRow's bytes without the Struct: it is array_like, so the same msgpack
+    array (decoded by ONLINE_ROW as the Struct)."""
+    return _KEY.encode((event_us, commit_ms, values))
 
 
 class _LookupPlan(NamedTuple):
@@ -300,22 +305,25 @@ class FeatureStore:
                     if not cur.delete():
                         break
 
-    def write_online(self, b: Batch, table_id: int, rows: Iterable[tuple[bytes, OnlineRow | None]]) -> int:
-        """Inside a write: put (or, for None, delete) each online row; a row only
-        replaces one whose event time is not later (a backfilled old row never
-        overwrites a newer one). Returns the change in the table's row count."""
+    def write_online(self, b: Batch, rows: Iterable[tuple[bytes, int, bytes | None]]) -> int:
+        """Inside a write: put each (key, event_us, encoded OnlineRow), or delete the
+        key when the row is None; a row only replaces one whose event time is not later
+        (a backfilled old row never overwrites a newer one). Rows come encoded
+        (`encode_row`): a publish of a million keys must not build a million Structs.
+        Returns the change in the table's row count."""
         db = b.dbs["online_features"]
+        get, put = b.txn.get, b.txn.put
         delta = 0
-        for key, row in rows:
-            old = b.txn.get(key, db=db)
+        for key, event_us, row in rows:
+            old = get(key, db=db)
             if row is None:
                 if old is not None:
                     b.txn.delete(key, db=db)
                     delta -= 1
                 continue
-            if old is not None and ONLINE_ROW.decode(old).event_us > row.event_us:
+            if old is not None and ONLINE_ROW.decode(old).event_us > event_us:
                 continue
-            b.txn.put(key, ONLINE_ROW.encode(row), db=db)
+            put(key, row, db=db)
             delta += old is None
         return delta
 
