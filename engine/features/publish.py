@@ -7,7 +7,7 @@ images of updates). With no commit since, publish writes nothing. The first publ
 or one after an external writer turned the feed off, reads the whole snapshot instead.
 For a time-series table the row with the latest timestamp key wins, within the changes
 and against what the store already holds, so a backfill of old rows never replaces a
-newer one.
+newer one; rows deleted from a time-series table make the publish read the snapshot.
 """
 from __future__ import annotations
 
@@ -95,8 +95,9 @@ def publish(offline, name: object, ttl: Any = None) -> PublishResult:
 def _changes(dt, previous: int, current: int, pks: list[str], tks: list[str]):
     """(latest changed row per key, keys deleted since, their commit times) from the
     change data feed between the published version and now; (None, None, None) when a
-    snapshot must be read instead. Deletes count for tables without a timestamp key
-    (for a time-series table the latest remaining row is not in the feed)."""
+    snapshot must be read instead: the feed is gone, or rows of a time-series table were
+    deleted (a key's latest remaining row, or that none remains, is not in the feed; a
+    deletion, a customer's data erased say, must reach the online store all the same)."""
     if previous < 0:
         return None, None, None
     if previous == current:  # only the ttl changes
@@ -106,6 +107,8 @@ def _changes(dt, previous: int, current: int, pks: list[str], tks: list[str]):
     except DeltaError:  # another writer turned the feed off
         return None, None, None
     feed = frames.plain_views(feed)
+    if tks and pc.any(pc.equal(feed.column("_change_type"), "delete")).as_py():
+        return None, None, None
     kinds = _CHANGES if tks else (*_CHANGES, "delete")
     feed = feed.filter(pc.is_in(feed.column("_change_type"), pa.array(kinds)))
     latest = _latest(feed, pks, tks, "_commit_version")

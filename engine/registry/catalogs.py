@@ -192,6 +192,12 @@ class CatalogMethods:
                     f"Schema '{catalog}.{schema}' is not empty: delete or move its registered models first.",
                     INVALID_STATE,
                 )
+            # Feature tables share the namespace (engine/features keys them the same way);
+            # read by sub-database name, so the registry needs nothing of that room.
+            tables = self._db.get("feature_tables")
+            if tables is not None and _has_prefix(b.txn, tables, key + b"\0"):
+                raise CairnError(
+                    f"Schema '{catalog}.{schema}' is not empty: drop its feature tables first.", INVALID_STATE)
             b.txn.delete(key, db=self._db["schemas"])
 
         self._env.write(op)

@@ -107,3 +107,15 @@ def test_an_engine_without_the_offline_extra_still_serves_lookups(fe, eng, tmp_p
     lines = out.stdout.splitlines()
     assert lines[0] == "[{'age': 40}, None]"
     assert "pip install 'cairn[features]'" in lines[1]
+
+
+def test_rows_deleted_from_a_time_series_table_leave_the_online_store(fe):
+    t = fe.create_table("cust", primary_keys="cid", timestamp_keys="ts",
+                        df=_cust([1, 1, 2], [1, 5, 3], [1.0, 5.0, 2.0]))
+    fe.publish_table("cust")
+    table = DeltaTable(t.path)
+    table.delete("cid = 2")  # a customer's data erased
+    DeltaTable(t.path).delete("cid = 1 AND spend = 5.0")  # key 1's latest row removed: the older one serves
+    result = fe.publish_table("cust")
+    assert not result.incremental and result.online_rows == 1
+    assert fe.lookup_online("cust", [(1,), (2,)]) == [{"spend": 1.0, "tier": "t1"}, None]

@@ -164,3 +164,12 @@ def test_other_readers_read_the_table_as_it_is(fe):
     paths = [str(f) for f in files]
     count, spend = duckdb.sql(f"SELECT count(*), sum(spend) FROM read_parquet({paths!r})").fetchall()[0]
     assert count == 6 and spend == sum(r["spend"] for r in ours)
+
+
+def test_a_schema_with_feature_tables_cannot_be_deleted(fe, eng):
+    eng.registry.create_catalog("ml")
+    eng.registry.create_schema("ml.feats")
+    fe.create_table("ml.feats.t", primary_keys="customer_id", df=_customers().drop(columns="ts"))
+    assert _raises(lambda: eng.registry.delete_schema("ml.feats"), "drop its feature tables first") == "INVALID_STATE"
+    fe.drop_table("ml.feats.t")
+    eng.registry.delete_schema("ml.feats")
