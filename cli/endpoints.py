@@ -76,7 +76,7 @@ _ENTITY_FLAGS = {
 
 
 def _flags_given(args) -> bool:
-    flags = (*_ENTITY_FLAGS, "payload_logging", "sampling")
+    flags = (*_ENTITY_FLAGS, "feature_spec", "payload_logging", "sampling")
     return any(getattr(args, k) is not None for k in flags)
 
 
@@ -97,6 +97,14 @@ def _config_from_flags(args, current: Endpoint | None) -> dict:
     flags given replacing its fields."""
     if args.version is not None and args.alias is not None:
         raise CairnError("give --version or --alias, not both")
+    if args.feature_spec is not None:  # feature serving: keys in, feature values out
+        if any(getattr(args, k) is not None for k in ("model", "version", "alias")):
+            raise CairnError("give --feature-spec or --model, not both")
+        served: dict = {"served_entities": [{"entity_name": args.feature_spec, "entity_type": "FEATURE_SPEC"}]}
+        capture = _capture(args)
+        if capture is not None:
+            served["auto_capture_config"] = capture
+        return served
     if current is None:
         if args.model is None:
             raise CairnError("give --model (with --version or --alias) or --config FILE")
@@ -311,6 +319,7 @@ def _config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="a Databricks-shaped config (JSON): served_entities, "
                    "traffic_config, shadow, auto_capture_config")
     p.add_argument("--model", metavar="MODEL", help="the registered model to serve")
+    p.add_argument("--feature-spec", metavar="SPEC", help="serve a feature spec instead (keys in, features out)")
     p.add_argument("--version", metavar="N", help="serve this version")
     p.add_argument("--alias", metavar="ALIAS", help="follow this alias as it moves (e.g. champion)")
     p.add_argument("--workload-type", type=str.upper, choices=["CPU", "GPU"],

@@ -8,6 +8,9 @@ import json
 import pandas as pd
 from clirun import assert_clean_error, cli
 
+from cairn import engine
+from cairn.features import FeatureEngineeringClient, FeatureLookup
+
 
 def test_feature_tables_on_the_command_line(tmp_path):
     data = tmp_path / "data"
@@ -36,5 +39,12 @@ def test_feature_tables_on_the_command_line(tmp_path):
     pd.DataFrame({"cid": [1], "ts": ["2024-01-01T00:00:00Z"], "spend": ["x"]}).to_csv(bad, index=False)
     assert_clean_error(cli(data, "features", "write", "cust", str(bad), check=False), "'spend'", "double", "string")
     assert_clean_error(cli(data, "features", "show", "nope", check=False), "'nope' does not exist")
+    with engine.open(data) as eng:
+        FeatureEngineeringClient(engine=eng).create_feature_spec("cust_spec", [FeatureLookup("cust", "cid")])
+    cli(data, "endpoints", "create", "feats", "--feature-spec", "cust_spec")
+    shown = json.loads(cli(data, "endpoints", "show", "feats", "--json").stdout)["endpoint"]["config"]
+    assert shown["served_entities"][0]["entity_type"] == "FEATURE_SPEC"
+    assert_clean_error(cli(data, "endpoints", "create", "x", "--feature-spec", "s", "--model", "m", check=False),
+                       "--feature-spec or --model")
     assert "dropped" in cli(data, "features", "drop", "cust").stdout
     assert json.loads(cli(data, "features", "list", "--json").stdout)["feature_tables"] == []
