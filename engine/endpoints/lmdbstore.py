@@ -201,9 +201,7 @@ class LmdbEndpointStore(EndpointStore):
             key = name.encode()
             if b.txn.get(key, db=self._db["endpoint_names"]) is not None:
                 raise already_exists(f"Endpoint '{name}' already exists.")
-            raw = b.txn.get(NEXT_ENDPOINT_ID, db=self._db["meta"])
-            ep = read_u64(raw) if raw else 1
-            b.txn.put(NEXT_ENDPOINT_ID, u64(ep + 1), db=self._db["meta"])
+            ep = b.next_id(NEXT_ENDPOINT_ID)
             t = now_ms()
             rec = EndpointRecord(
                 name=name,

@@ -31,8 +31,9 @@ from cairn.engine.features.records import (
     FeatureTableRecord,
     OnlineState,
 )
-from cairn.engine.registry.names import FullName, check_text, parse_full_name, schema_prefix, tag_map
-from cairn.engine.store.keys import read_u64, u64
+from cairn.engine.registry.catalogs import schema_record
+from cairn.engine.registry.names import FullName, check_text, parse_full_name, tag_map
+from cairn.engine.store.keys import u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
 
@@ -157,15 +158,10 @@ class FeatureStore:
         tags = tag_map(tags)
 
         def op(b: Batch) -> FeatureTableRecord:
-            if b.txn.get(full.catalog.encode(), db=b.dbs["catalogs"]) is None:
-                raise not_found(f"Catalog with name={full.catalog} not found")
-            if b.txn.get(schema_prefix(full.catalog, full.schema), db=b.dbs["schemas"]) is None:
-                raise not_found(f"Schema with name={full.catalog}.{full.schema} not found")
+            schema_record(b.txn, b.dbs, full.catalog, full.schema)
             if b.txn.get(full.key(), db=b.dbs["feature_tables"]) is not None:
                 raise already_exists(f"Feature table '{full.display}' already exists.")
-            raw = b.txn.get(NEXT_FEATURE_TABLE_ID, db=b.dbs["meta"])
-            tid = read_u64(raw) if raw else 1
-            b.txn.put(NEXT_FEATURE_TABLE_ID, u64(tid + 1), db=b.dbs["meta"])
+            tid = b.next_id(NEXT_FEATURE_TABLE_ID)
             t = now_ms()
             # The id in the folder's name: a name dropped and created again (or a folder a
             # crash left behind) never shares a Delta log with the new table.

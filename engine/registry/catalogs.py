@@ -35,20 +35,31 @@ def _has_prefix(txn, db, prefix: bytes) -> bool:
         return cur.set_range(prefix) and cur.key().startswith(prefix)
 
 
+def catalog_record(txn, dbs, catalog: str) -> CatalogRecord:
+    """Inside a transaction: the catalog, or RESOURCE_DOES_NOT_EXIST naming it."""
+    raw = txn.get(catalog.encode(), db=dbs["catalogs"])
+    if raw is None:
+        raise not_found(f"Catalog with name={catalog} not found")
+    return CATALOG.decode(raw)
+
+
+def schema_record(txn, dbs, catalog: str, schema: str) -> SchemaRecord:
+    """Inside a transaction: the schema, or RESOURCE_DOES_NOT_EXIST naming the catalog
+    or the schema that is missing (what every securable's create checks first)."""
+    catalog_record(txn, dbs, catalog)
+    raw = txn.get(schema_prefix(catalog, schema), db=dbs["schemas"])
+    if raw is None:
+        raise not_found(f"Schema with name={catalog}.{schema} not found")
+    return SCHEMA.decode(raw)
+
+
 class CatalogMethods:
     # -- lookups inside a transaction ---------------------------------------------------
     def _catalog_record(self, txn, catalog: str) -> CatalogRecord:
-        raw = txn.get(catalog.encode(), db=self._db["catalogs"])
-        if raw is None:
-            raise not_found(f"Catalog with name={catalog} not found")
-        return CATALOG.decode(raw)
+        return catalog_record(txn, self._db, catalog)
 
     def _schema_record(self, txn, catalog: str, schema: str) -> SchemaRecord:
-        self._catalog_record(txn, catalog)  # a missing catalog is named as such
-        raw = txn.get(schema_prefix(catalog, schema), db=self._db["schemas"])
-        if raw is None:
-            raise not_found(f"Schema with name={catalog}.{schema} not found")
-        return SCHEMA.decode(raw)
+        return schema_record(txn, self._db, catalog, schema)
 
     def _ensure_default_namespace(self) -> None:
         cat_key, schema_key = DEFAULT_CATALOG.encode(), schema_prefix(DEFAULT_CATALOG, DEFAULT_SCHEMA)

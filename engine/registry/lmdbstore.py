@@ -215,9 +215,7 @@ class LmdbRegistryStore(CatalogMethods, VersionMethods, RegistryStore):
             self._schema_record(b.txn, full.catalog, full.schema)
             if b.txn.get(full.key(), db=self._db["model_names"]) is not None:
                 raise already_exists(f"Registered Model (name={name}) already exists.")
-            raw = b.txn.get(NEXT_MODEL_ID, db=self._db["meta"])
-            mid = read_u64(raw) if raw else 1
-            b.txn.put(NEXT_MODEL_ID, u64(mid + 1), db=self._db["meta"])
+            mid = b.next_id(NEXT_MODEL_ID)
             t = now_ms()
             rec = RegisteredModelRecord(
                 catalog=full.catalog, schema=full.schema, name=full.model, creation_time=t,

@@ -16,6 +16,7 @@ Rule that follows: never wait for a write while holding a read snapshot.
 from __future__ import annotations
 
 import atexit
+import struct
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -37,6 +38,7 @@ MAX_BATCH_OPS = 20_000
 RESIZE_WAIT_S = 30.0
 
 Op = Callable[["Batch"], Any]
+_U64 = struct.Struct(">Q")  # the meta counters' encoding (store/keys.py's u64)
 
 
 class ResizeGate:
@@ -103,6 +105,14 @@ class Batch:
     def after_commit(self, fn: Callable[[], None]) -> None:
         """Run `fn` once this batch is durable (e.g. to publish a cache entry)."""
         self._after_commit.append(fn)
+
+    def next_id(self, counter: bytes) -> int:
+        """Take the next id (from 1, never reused) of the meta counter `counter`, in
+        this transaction: ids are taken by the one writer, so two callers never share one."""
+        raw = self.txn.get(counter, db=self.dbs["meta"])
+        n = _U64.unpack(raw)[0] if raw else 1
+        self.txn.put(counter, _U64.pack(n + 1), db=self.dbs["meta"])
+        return n
 
 
 class _Item:

@@ -60,9 +60,7 @@ class ExperimentMethods:
         def op(b: Batch) -> str:
             if b.txn.get(name.encode(), db=self._db["experiment_names"]) is not None:
                 raise errors.already_exists(f"Experiment(name={name}) already exists.")
-            raw = b.txn.get(_NEXT_EXPERIMENT_ID, db=self._db["meta"])
-            exp = read_u64(raw) if raw else 1
-            b.txn.put(_NEXT_EXPERIMENT_ID, u64(exp + 1), db=self._db["meta"])
+            exp = b.next_id(_NEXT_EXPERIMENT_ID)
             self._put_new_experiment(b, exp, name, artifact_location, tag_map)
             return str(exp)
 
