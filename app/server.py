@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
+from cairn.app.auth import AuthGate
 from cairn.app.controllers.artifacts import ArtifactController
 from cairn.app.controllers.catalogs import CatalogController, SchemaController
 from cairn.app.controllers.endpoints import EndpointController
@@ -20,6 +21,7 @@ from cairn.app.controllers.metrics import MetricController
 from cairn.app.controllers.modelversions import ModelVersionController
 from cairn.app.controllers.registeredmodels import RegisteredModelController
 from cairn.app.controllers.runs import RunController
+from cairn.app.controllers.tokens import TokenController
 from cairn.app.httperrors import EXCEPTION_HANDLERS
 from cairn.app.serverrun import run_server
 from cairn.app.serving.endpointroutes import LazyManager, endpoint_routes
@@ -62,8 +64,9 @@ def server_info() -> dict:
     }
 
 
-def create_app(engine: Engine) -> Litestar:
-    """The Litestar app over one opened Engine (the one factory for the HTTP face)."""
+def create_app(engine: Engine, *, auth: bool = False) -> Litestar:
+    """The Litestar app over one opened Engine (the one factory for the HTTP face).
+    `auth`: every route but the health checks needs a token or basic auth (app/auth.py)."""
     tracking = engine.tracking
 
     def provide_store() -> TrackingStore:
@@ -108,9 +111,11 @@ def create_app(engine: Engine) -> Litestar:
             SchemaController,
             EndpointController,
             FeatureTableController,
+            TokenController,
             *endpoint_routes(serving),
         ],
         on_shutdown=[serving.close],
+        middleware=[AuthGate(engine, auth)],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "artifacts": Provide(provide_artifacts, sync_to_thread=False),
@@ -127,13 +132,13 @@ def create_app(engine: Engine) -> Litestar:
     )
 
 
-def make_server(engine: Engine, host: str, port: int, **options):
+def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, **options):
     """The uvicorn Server of create_app(engine) (uvloop + httptools); `options` are
     further uvicorn.Config settings (`cairn up` with the UI turns its logging off)."""
     import uvicorn
 
     config = uvicorn.Config(
-        create_app(engine),
+        create_app(engine, auth=auth),
         host=host,
         port=port,
         loop="uvloop",
@@ -146,10 +151,11 @@ def make_server(engine: Engine, host: str, port: int, **options):
     return uvicorn.Server(config)
 
 
-def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None) -> None:
+def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None,
+          auth: bool = False) -> None:
     """Run the server until interrupted (SIGTERM: a clean stop, exit 0). `ready(url)` is
     called once it accepts connections."""
-    run_server(make_server(engine, host, port), host, port, ready)
+    run_server(make_server(engine, host, port, auth=auth), host, port, ready)
 
 
 logging.getLogger("litestar").setLevel(logging.WARNING)

@@ -29,6 +29,7 @@ from cairn.cli.bundles import add_commands as add_bundle_commands
 from cairn.cli.doctor import add_command as add_doctor_command
 from cairn.cli.endpoints import add_commands as add_endpoint_commands
 from cairn.cli.features import add_commands as add_feature_commands
+from cairn.cli.governance import add_commands as add_governance_commands
 from cairn.cli.models import add_commands as add_registry_commands
 from cairn.cli.ui import add_command as add_ui_command
 from cairn.engine.errors import CairnError, not_found
@@ -386,12 +387,13 @@ def cmd_server(args: argparse.Namespace) -> int:
     from cairn.app.server import serve  # the web stack loads only for the commands that serve
 
     eng = engine.open(args.data)
+    check_listen(eng, args.host, args.auth)
 
     def ready(url: str) -> None:
-        print(f"Cairn is serving {eng.path} at {url}", flush=True)
+        print(f"Cairn is serving {eng.path} at {url}" + (" (auth on)" if args.auth else ""), flush=True)
         print(f"  MLFLOW_TRACKING_URI={url} python train.py", flush=True)
 
-    serve(eng, args.host, args.port, ready=ready)
+    serve(eng, args.host, args.port, ready=ready, auth=args.auth)
     return 0
 
 
@@ -413,8 +415,27 @@ def cmd_up(args: argparse.Namespace) -> int:
     if not args.no_ui and sys.stdin.isatty() and sys.stdout.isatty():
         from cairn.cli.up import run_up  # the server and the UI in one process (cli/up.py)
 
-        return run_up(engine.open(args.data), args.host, args.port)
+        eng = engine.open(args.data)
+        check_listen(eng, args.host, args.auth)
+        return run_up(eng, args.host, args.port, auth=args.auth)
     return cmd_server(args)
+
+
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def check_listen(eng, host: str, auth: bool) -> None:
+    """Refuse what would open the appliance to a network without a lock on it, and an
+    auth that no one could get through."""
+    if not auth and not is_loopback(host):
+        raise CairnError(
+            f"Refusing to listen on {host} without --auth: anyone who reaches the port could read, change or "
+            "delete every experiment, model and endpoint. Create an admin (`cairn users create NAME --admin "
+            "--password-stdin`) and add --auth, or keep the default 127.0.0.1.")
+    if auth and not eng.governance.principals.any_admin():
+        raise CairnError("--auth with no admin user: no one could log in. Create one first on this machine: "
+                         "`cairn users create NAME --admin --password-stdin`")
 
 
 def _program() -> str:
@@ -503,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(sub)  # models, catalogs, schemas (cli/models.py)
     add_endpoint_commands(sub)  # endpoints (cli/endpoints.py)
     add_feature_commands(sub)  # features (cli/features.py)
+    add_governance_commands(sub)  # users, groups, service-principals, tokens, audit (cli/governance.py)
     add_bundle_commands(sub)  # keys, bundle (cli/bundles.py)
     add_doctor_command(sub)  # doctor (cli/doctor.py)
     add_ui_command(sub)  # ui (cli/ui.py; textual loads only when it runs)
@@ -510,7 +532,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only)")
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST}: this machine only; "
+                   "any other needs --auth)")
+    p.add_argument("--auth", action="store_true",
+                   help="require a token or basic auth on every route (create the first admin with "
+                        "`cairn users create NAME --admin --password-stdin`)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
 
 

@@ -64,13 +64,13 @@ class ServerThread(threading.Thread):
     """uvicorn's Server.run() in a daemon thread; uvicorn installs no signal handlers off
     the main thread, so Ctrl+C and the terminal stay the UI's."""
 
-    def __init__(self, engine: Engine, host: str, port: int):
+    def __init__(self, engine: Engine, host: str, port: int, auth: bool = False):
         super().__init__(name="cairn-server", daemon=True)
         from cairn.app.server import make_server
 
         # log_config=None: uvicorn leaves logging alone (its default config writes to
         # stderr); ServerLog takes its records instead.
-        self.server = make_server(engine, host, port, log_config=None,
+        self.server = make_server(engine, host, port, auth=auth, log_config=None,
                                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)  # fmt: skip
         self.host = host
         self.failure: str | None = None
@@ -138,11 +138,11 @@ def create_up_tui(engine: Engine, server: ServerThread):
     return app
 
 
-def run_up(engine: Engine, host: str, port: int) -> int:
+def run_up(engine: Engine, host: str, port: int, auth: bool = False) -> int:
     """Serve `engine` over HTTP and run the terminal UI on it until the UI quits."""
     log = ServerLog()
     log.install()
-    thread = ServerThread(engine, host, port)
+    thread = ServerThread(engine, host, port, auth)
     thread.start()
     # The UI starts only once the port is bound, so a taken port is a plain error on the
     # terminal instead of a UI with no server behind it.

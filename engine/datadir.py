@@ -18,6 +18,8 @@ from cairn.engine.endpoints.lmdbstore import ENDPOINT_TABLES, LmdbEndpointStore
 from cairn.engine.errors import CairnError
 from cairn.engine.features.records import FEATURE_TABLES
 from cairn.engine.features.store import FeatureStore
+from cairn.engine.governance.records import GOVERNANCE_TABLES
+from cairn.engine.governance.store import Governance
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
 from cairn.engine.loggedmodels.records import LOGGED_MODEL_TABLES
 from cairn.engine.registry.lmdbstore import LmdbRegistryStore
@@ -54,7 +56,7 @@ class Engine:
     def __init__(self, path: Path, map_size: int):
         self.path = path
         tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES,
-                  **FEATURE_TABLES}
+                  **FEATURE_TABLES, **GOVERNANCE_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / BLOBS_DIR)
@@ -68,6 +70,8 @@ class Engine:
         self.endpoints = LmdbEndpointStore(self.env)
         # Feature tables' records and online rows; the Delta side is sdk.features.offline_store.
         self.features = FeatureStore(self.env, path)
+        # Principals, credentials and the audit log (who is calling, what happened).
+        self.governance = Governance(self.env)
         self._holders = 0
 
     def flush(self) -> None:

@@ -250,12 +250,14 @@ class LocalBackend:
 class RemoteBackend:
     """A running Cairn server, through MLflow's REST API (and Cairn's registry reads)."""
 
-    def __init__(self, url: str, timeout: float = 30.0):
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None):
         import httpx  # only the remote UI needs it
 
         self.url = url.rstrip("/")
         self._httpx = httpx
-        self.client = httpx.Client(base_url=self.url, timeout=timeout)
+        # A server started with --auth wants a personal access token on every request.
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        self.client = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def describe(self) -> str:
         return self.url

@@ -215,7 +215,7 @@ def test_up_chooses_the_ui_by_the_terminal(data_dir, monkeypatch, tty, flags, ui
     import cairn.cli.up as cli_up
 
     calls = []
-    monkeypatch.setattr(cli_up, "run_up", lambda eng, host, port: calls.append(("ui", port)) or 0)
+    monkeypatch.setattr(cli_up, "run_up", lambda eng, host, port, auth=False: calls.append(("ui", port)) or 0)
     monkeypatch.setattr(cli_main, "cmd_server", lambda args: calls.append(("server", args.port)) or 0)
     if tty:
         monkeypatch.setattr(sys, "stdin", _Tty())

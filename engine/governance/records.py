@@ -1,0 +1,69 @@
+"""Storage records of governance, one sub-database per record kind.
+
+  principals   utf-8 name                        -> PrincipalRecord (users, groups and
+                                                    service principals share one namespace)
+  tokens       sha256(token)                     -> TokenRecord
+  token_ids    utf-8 token id                    -> sha256(token)
+  audit        u64 sequence number               -> AuditEntry (chained by hash)
+
+Meta keys: `audit_head` (u64 seq + the last entry's hash) and `credentials_generation`
+(u64, bumped by every change that can revoke access: a cache in any process compares it
+to know when to drop what it remembered).
+"""
+from __future__ import annotations
+
+import msgspec
+
+from cairn.engine.store.codec import Codec
+
+GOVERNANCE_TABLES: dict[str, bool] = {
+    "principals": False,
+    "tokens": False,
+    "token_ids": False,
+    "audit": False,
+}
+AUDIT_HEAD = b"audit_head"
+CREDENTIALS_GENERATION = b"credentials_generation"
+
+USER = "user"
+GROUP = "group"
+SERVICE_PRINCIPAL = "service_principal"
+KINDS = (USER, GROUP, SERVICE_PRINCIPAL)
+
+
+class PrincipalRecord(msgspec.Struct, array_like=True):
+    kind: str
+    display_name: str
+    admin: bool
+    created_ms: int
+    created_by: str
+    active: bool = True
+    password_hash: str = ""  # "scrypt$n$r$p$salt_hex$hash_hex"; users only
+    members: list[str] = []  # groups only: users, service principals and groups
+
+
+class TokenRecord(msgspec.Struct, array_like=True):
+    token_id: str
+    principal: str
+    comment: str
+    created_ms: int
+    expiry_ms: int  # 0: never expires
+    revoked_ms: int = 0
+
+
+class AuditEntry(msgspec.Struct, array_like=True, kw_only=True):
+    seq: int
+    ts_ms: int
+    principal: str  # "" for an unauthenticated caller
+    source: str  # the caller's address, or "local" for the command line
+    action: str  # e.g. "POST /api/2.0/mlflow/runs/create", "token.create", "login"
+    object: str = ""
+    outcome: str = ""  # an HTTP status, or "ok" / "denied"
+    detail: str = ""
+    prev_hash: str = ""
+    hash: str = ""
+
+
+PRINCIPAL = Codec(PrincipalRecord)
+TOKEN = Codec(TokenRecord)
+AUDIT = Codec(AuditEntry)

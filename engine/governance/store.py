@@ -1,0 +1,14 @@
+"""Governance on one data directory: its principals, credentials and audit log."""
+from __future__ import annotations
+
+from cairn.engine.governance.audit import AuditLog
+from cairn.engine.governance.credentials import Credentials
+from cairn.engine.governance.principals import Principals
+from cairn.engine.store.lmdbenv import LmdbEnv
+
+
+class Governance:
+    def __init__(self, lenv: LmdbEnv):
+        self.principals = Principals(lenv)
+        self.credentials = Credentials(lenv, self.principals)
+        self.audit = AuditLog(lenv)
