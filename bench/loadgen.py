@@ -46,11 +46,13 @@ class LoadResult:
         return self.pct(0.99)
 
 
-def build_request(url: str, path: str, body: bytes, content_type: str = "application/json") -> bytes:
+def build_request(url: str, path: str, body: bytes, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> bytes:
     u = urlparse(url)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n{extra}\r\n"
     )
     return head.encode() + body
 
@@ -115,10 +117,11 @@ def run_load(
     max_seconds: float,
     warmup: int = 50,
     content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
 ) -> LoadResult:
     """Drive `concurrency` keep-alive connections with the same POST until
     `max_requests` are answered or `max_seconds` pass; a short warm-up first."""
-    request = build_request(url, path, body, content_type)
+    request = build_request(url, path, body, content_type, headers)
     try:
         import uvloop
 

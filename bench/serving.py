@@ -19,6 +19,8 @@ once with `mlflow.sklearn.save_model` (cloudpickle); both servers load that dire
                 against MLflow's c1 and c8; the overhead of an endpoint over `cairn models
                 serve` is the ep rows beside c1 and c8. The run also prints the metrics'
                 own cost in process: microseconds per observed request and per scrape.
+  ep1auth       ep1 against `cairn server --auth`, a Bearer token on every request; the run
+                also prints authentication's own cost per request (a cached token check)
   ready         process start to 200 from /ping (median of starts)
   rss           the server's resident memory after the run (its process tree)
 
@@ -64,6 +66,7 @@ WORKLOADS = (
     Workload("c64", "req/s", True, 100.0),
     Workload("ep1", "req/s", True, 1.0),
     Workload("ep8", "req/s", True, 1.0),
+    Workload("ep1auth", "req/s", True, 1.0),
     Workload("rows64", "rows/s", True, 0.5),
     Workload("ready", "s", False, 4.2),
     Workload("rss", "MiB", False, 3.0),
@@ -79,12 +82,12 @@ class Sizes:
 
 
 FULL = Sizes({"c1": (3000, 300), "c8": (20000, 600), "c64": (40000, 1200), "rows64": (4000, 300),
-              "ep1": (3000, 0), "ep8": (20000, 0)}, 20.0, 3)
+              "ep1": (3000, 0), "ep8": (20000, 0), "ep1auth": (3000, 0)}, 20.0, 3)
 QUICK = Sizes({"c1": (800, 100), "c8": (4000, 200), "c64": (8000, 400), "rows64": (800, 100),
-               "ep1": (800, 0), "ep8": (4000, 0)}, 6.0, 2)
-CONCURRENCY = {"c1": 1, "c8": 8, "c64": 64, "rows64": 8, "ep1": 1, "ep8": 8}
+               "ep1": (800, 0), "ep8": (4000, 0), "ep1auth": (800, 0)}, 6.0, 2)
+CONCURRENCY = {"c1": 1, "c8": 8, "c64": 64, "rows64": 8, "ep1": 1, "ep8": 8, "ep1auth": 1}
 # Endpoint workloads are compared with MLflow's plain scoring of the same concurrency.
-MLFLOW_TWIN = {"ep1": "c1", "ep8": "c8"}
+MLFLOW_TWIN = {"ep1": "c1", "ep8": "c8", "ep1auth": "c1"}
 ENDPOINT = "bench"
 # The latency half of a target (issue 5): workload -> (percentile, bound in ms).
 LATENCY_BOUNDS = {"c1": ("p50", 0.5), "c64": ("p99", 10.0)}
@@ -153,29 +156,36 @@ def raw_onnx_rows_per_s(model_dir: Path, X, seconds: float) -> Measure:
     return Measure(n * 64 / dt, f"{n:,} x 64 rows")
 
 
-def start_endpoint_server(model_dir: Path, root: Path):
+def start_endpoint_server(model_dir: Path, root: Path, auth: bool = False):
     """`cairn server` on a data directory where the model is registered and served by
-    the endpoint ENDPOINT (one entity, version 1, payload logging off as by default)."""
+    the endpoint ENDPOINT (one entity, version 1, payload logging off as by default).
+    With `auth`, the server runs with --auth and the returned token is what to send."""
     import cairn
     from cairn import engine
 
-    data = root / "cairn-endpoint-data"
+    data = root / ("cairn-endpoint-auth-data" if auth else "cairn-endpoint-data")
     cairn.set_tracking_dir(data)
     try:
         mv = cairn.register_model(str(model_dir), ENDPOINT)
     finally:
         cairn.set_tracking_dir(None)
     eng = engine.open(data)
+    token = None
     try:
         eng.endpoints.create_endpoint(
             ENDPOINT, {"served_entities": [{"entity_name": ENDPOINT, "entity_version": mv.version}]})
+        if auth:
+            eng.governance.principals.create("user", "bench", admin=True)
+            token, _ = eng.governance.credentials.create_token("bench")
     finally:
         eng.close()
     log = root / f"cairn-server.{time.monotonic_ns()}.log"
     env = _server_env("cairn", mlflow_jobs=False)
     env["OMP_NUM_THREADS"] = "1"
     cmd = [sys.executable, "-m", "cairn.cli", "--data", str(data), "server", "--port", "0"]
-    return launch("cairn", cmd, None, log, env, 120.0, "/health")
+    if auth:
+        cmd.append("--auth")
+    return launch("cairn", cmd, None, log, env, 120.0, "/health"), token
 
 
 def metrics_cost(n: int = 200_000) -> str:
@@ -197,9 +207,27 @@ def metrics_cost(n: int = 200_000) -> str:
     return f"metrics: {per_request_us:.2f} us per observed request, {scrape_ms:.2f} ms per scrape (20 endpoints)"
 
 
+def auth_cost(n: int = 50_000) -> str:
+    """Authentication's own cost, in process: one cached Bearer check (what every
+    request of a server with --auth pays before routing)."""
+    import tempfile
+
+    from cairn import engine
+
+    with tempfile.TemporaryDirectory() as tmp, engine.open(Path(tmp) / "data") as eng:
+        eng.governance.principals.create("user", "bench", admin=True)
+        token, _ = eng.governance.credentials.create_token("bench")
+        header = f"Bearer {token}"
+        eng.governance.credentials.authenticate(header)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            eng.governance.credentials.authenticate(header)
+        return f"auth: {(time.perf_counter() - t0) / n * 1e6:.2f} us per authenticated request (cached token check)"
+
+
 def _load(url: str, body: bytes, conc: int, budget: int, seconds: float, rows: int,
-          path: str = "/invocations") -> Measure:
-    res = run_load(url, path, body, concurrency=conc, max_requests=budget, max_seconds=seconds)
+          path: str = "/invocations", headers: dict[str, str] | None = None) -> Measure:
+    res = run_load(url, path, body, concurrency=conc, max_requests=budget, max_seconds=seconds, headers=headers)
     if res.errors:
         return Measure(error=f"{res.errors} errors ({res.statuses}) {res.first_error}")
     m = Measure(res.rate * rows, f"{res.requests:,} req, c{conc}", percentiles_ms={"p50": res.p50, "p99": res.p99})
@@ -245,24 +273,27 @@ def run_side(side: str, sizes: Sizes, names: set[str], model_dir: Path, X, root:
             out["rss"] = Measure(mib, f"after run, {nproc} process{'es' if nproc > 1 else ''}")
     finally:
         server.stop()
-    endpoint_names = [n for n in ("ep1", "ep8") if n in names]
-    if side == "cairn" and endpoint_names:
-        progress("cairn: server with an endpoint")
+    for auth, endpoint_names in ((False, [n for n in ("ep1", "ep8") if n in names]),
+                                 (True, [n for n in ("ep1auth",) if n in names])):
+        if side != "cairn" or not endpoint_names:
+            continue
+        progress("cairn: server with an endpoint" + (" and --auth" if auth else ""))
         try:
-            ep_server = start_endpoint_server(model_dir, root)
+            ep_server, token = start_endpoint_server(model_dir, root, auth)
         except Exception as exc:  # noqa: BLE001 (reported in the table)
             err = traceback.format_exception_only(type(exc), exc)[-1].strip()
             out.update({n: Measure(error=f"endpoint server: {err[:300]}") for n in endpoint_names})
-        else:
-            try:
-                path = f"/serving-endpoints/{ENDPOINT}/invocations"
-                _load(ep_server.url, one, 1, 20, 30.0, 1, path)  # loads the model
-                for name in endpoint_names:
-                    progress(f"cairn: {name}")
-                    out[name] = _guard(_load, ep_server.url, one, CONCURRENCY[name], sizes.requests[name][k],
-                                       sizes.seconds, 1, path)
-            finally:
-                ep_server.stop()
+            continue
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            path = f"/serving-endpoints/{ENDPOINT}/invocations"
+            _load(ep_server.url, one, 1, 20, 30.0, 1, path, headers)  # loads the model
+            for name in endpoint_names:
+                progress(f"cairn: {name}")
+                out[name] = _guard(_load, ep_server.url, one, CONCURRENCY[name], sizes.requests[name][k],
+                                   sizes.seconds, 1, path, headers)
+        finally:
+            ep_server.stop()
     if "ready" in names:
         for i in range(1, sizes.starts):
             progress(f"{side}: restart {i} for ready")
@@ -325,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  rows64  mlflow  {b['rows64'].value or 0:,.0f} rows/s ({'; '.join(b['rows64'].notes)})")
     if names & {"ep1", "ep8"}:
         print(f"  {metrics_cost()}")
+    if names & {"ep1auth"}:
+        print(f"  {auth_cost()}")
     finish(rows, time.perf_counter() - t_start, args.json, BASELINE_NAME)
     return 0
 
