@@ -39,13 +39,18 @@ def _source(scope) -> str:
 
 
 class AuthGate:
-    def __init__(self, engine, required: bool):
+    """`metrics_key`: a secret of this process (never stored) that lets GET /metrics in,
+    so `cairn up --auth`'s own UI reads its server's figures without a user's token."""
+
+    def __init__(self, engine, required: bool, metrics_key: str | None = None):
         self.required = required
         self._credentials = engine.governance.credentials
         self._audit = engine.governance.audit
+        self._metrics_header = f"Bearer {metrics_key}" if metrics_key else None
 
     def __call__(self, app):
         required, credentials, audit = self.required, self._credentials, self._audit
+        metrics_header = self._metrics_header
 
         async def gate(scope, receive, send) -> None:
             if scope["type"] != "http":
@@ -56,6 +61,9 @@ class AuthGate:
                 scope["user"] = LOCAL_ADMIN
             elif path in OPEN_PATHS:
                 scope["user"] = Caller("")
+            elif metrics_header and path == "/metrics" and method == "GET" \
+                    and _header(scope, b"authorization") == metrics_header:
+                scope["user"] = Caller("cairn-ui")
             else:
                 try:
                     scope["user"] = credentials.authenticate(_header(scope, b"authorization"))

@@ -64,7 +64,7 @@ def server_info() -> dict:
     }
 
 
-def create_app(engine: Engine, *, auth: bool = False) -> Litestar:
+def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = None) -> Litestar:
     """The Litestar app over one opened Engine (the one factory for the HTTP face).
     `auth`: every route but the health checks needs a token or basic auth (app/auth.py)."""
     tracking = engine.tracking
@@ -115,7 +115,7 @@ def create_app(engine: Engine, *, auth: bool = False) -> Litestar:
             *endpoint_routes(serving),
         ],
         on_shutdown=[serving.close],
-        middleware=[AuthGate(engine, auth)],
+        middleware=[AuthGate(engine, auth, metrics_key)],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "artifacts": Provide(provide_artifacts, sync_to_thread=False),
@@ -132,13 +132,14 @@ def create_app(engine: Engine, *, auth: bool = False) -> Litestar:
     )
 
 
-def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, **options):
+def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, metrics_key: str | None = None,
+                **options):
     """The uvicorn Server of create_app(engine) (uvloop + httptools); `options` are
     further uvicorn.Config settings (`cairn up` with the UI turns its logging off)."""
     import uvicorn
 
     config = uvicorn.Config(
-        create_app(engine, auth=auth),
+        create_app(engine, auth=auth, metrics_key=metrics_key),
         host=host,
         port=port,
         loop="uvloop",

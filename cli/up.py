@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -70,7 +71,9 @@ class ServerThread(threading.Thread):
 
         # log_config=None: uvicorn leaves logging alone (its default config writes to
         # stderr); ServerLog takes its records instead.
-        self.server = make_server(engine, host, port, auth=auth, log_config=None,
+        # With --auth, the UI beside the server reads /metrics with a key of this process.
+        self.metrics_key = secrets.token_urlsafe(32) if auth else None
+        self.server = make_server(engine, host, port, auth=auth, metrics_key=self.metrics_key, log_config=None,
                                   timeout_graceful_shutdown=GRACEFUL_SHUTDOWN)  # fmt: skip
         self.host = host
         self.failure: str | None = None
@@ -133,7 +136,7 @@ def create_up_tui(engine: Engine, server: ServerThread):
     from cairn.tui.app import create_tui
     from cairn.tui.backend import LocalBackend
 
-    app = create_tui(LocalBackend(engine, server_url=server.local_url))
+    app = create_tui(LocalBackend(engine, server_url=server.local_url, server_token=server.metrics_key))
     app.sub_title = f"{app.sub_title} · serving {server.url}"
     return app
 

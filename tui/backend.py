@@ -159,9 +159,10 @@ class LocalBackend:
     running in this process on the same engine (`cairn up`), whose live serving figures
     the Serving screen reads; None when nothing is served here (`cairn ui`)."""
 
-    def __init__(self, eng, server_url: str | None = None):
+    def __init__(self, eng, server_url: str | None = None, server_token: str | None = None):
         self.eng = eng
         self.server_url = server_url
+        self.server_token = server_token  # what that server's /metrics wants (`cairn up --auth`)
 
     def describe(self) -> str:
         return str(self.eng.path)

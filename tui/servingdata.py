@@ -171,7 +171,9 @@ class ServingReader:
             import httpx
 
             # Endpoints and payloads still come from the engine; only /metrics is scraped.
-            self.client = httpx.Client(base_url=server_url, timeout=5.0)
+            token = getattr(backend, "server_token", None)
+            self.client = httpx.Client(base_url=server_url, timeout=5.0,
+                                       headers={"Authorization": f"Bearer {token}"} if token else None)
         self._last: Page | None = None
         # Two polls at once (a slow server, a refresh key) would both diff against the same
         # previous page and then race to replace it: one waits for the other instead.
