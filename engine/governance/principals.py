@@ -65,6 +65,23 @@ def bump_generation(b: Batch) -> None:
     b.txn.put(CREDENTIALS_GENERATION, u64((read_u64(raw) if raw else 0) + 1), db=b.dbs["meta"])
 
 
+def _containing(records, name: str) -> set[str]:
+    """The groups among (name, record) pairs that hold `name`, directly or through
+    groups inside groups."""
+    parents: dict[str, set[str]] = {}
+    for group, rec in records:
+        for member in rec.members:
+            parents.setdefault(member, set()).add(group)
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        for group in parents.get(todo.pop(), ()):
+            if group not in found:
+                found.add(group)
+                todo.append(group)
+    return found
+
+
 class Principals:
     def __init__(self, lenv: LmdbEnv):
         self._env = lenv
@@ -94,18 +111,7 @@ class Principals:
 
     def groups_of(self, name: str) -> set[str]:
         """Every group `name` belongs to, directly or through nested groups."""
-        parents: dict[str, set[str]] = {}
-        for group, rec in self.list(GROUP):
-            for member in rec.members:
-                parents.setdefault(member, set()).add(group)
-        found: set[str] = set()
-        todo = [name]
-        while todo:
-            for group in parents.get(todo.pop(), ()):
-                if group not in found:
-                    found.add(group)
-                    todo.append(group)
-        return found
+        return _containing(self.list(GROUP), name)
 
     # -- writes -----------------------------------------------------------------------
     def create(self, kind: str, name: object, *, display_name: str = "", admin: bool = False,
@@ -181,20 +187,9 @@ class Principals:
 
     def _ancestors(self, b: Batch, group: str) -> set[str]:
         """Groups that hold `group`, directly or not (read inside the write)."""
-        parents: dict[str, set[str]] = {}
         with b.txn.cursor(db=b.dbs["principals"]) as cur:
-            for key, raw in cur:
-                rec = PRINCIPAL.decode(raw)
-                for m in rec.members:
-                    parents.setdefault(m, set()).add(key.decode())
-        found: set[str] = set()
-        todo = [group]
-        while todo:
-            for g in parents.get(todo.pop(), ()):
-                if g not in found:
-                    found.add(g)
-                    todo.append(g)
-        return found
+            records = [(key.decode(), PRINCIPAL.decode(raw)) for key, raw in cur]
+        return _containing(records, group)
 
     def remove_member(self, group: object, member: object) -> None:
         def change(b: Batch, rec: PrincipalRecord) -> None:
