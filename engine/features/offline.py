@@ -21,6 +21,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from cairn.engine.errors import invalid
 from cairn.engine.features import frames
+from cairn.engine.features.publish import commit_ms, publish
 from cairn.engine.features.records import FeatureTableRecord
 from cairn.engine.features.store import FeatureStore, FeatureTable, check_columns, parse_table_name
 from cairn.engine.registry.names import FullName
@@ -150,7 +151,7 @@ class OfflineStore:
             (dt.merge(data, predicate=predicate, source_alias="s", target_alias="t")
                .when_matched_update_all().when_not_matched_insert_all().execute())
             version = dt.version()
-        self.store.update_record(full, lambda r: setattr(r, "updated_ms", _commit_ms(dt)))
+        self.store.update_record(full, lambda r: setattr(r, "updated_ms", commit_ms(dt)))
         return version
 
     def read_table(self, name: object, as_of_version: int | None = None,
@@ -170,10 +171,4 @@ class OfflineStore:
 
     def publish_table(self, name: object, ttl: Any = None):
         """Copy the latest row per primary key into the online store (see publish)."""
-        from cairn.engine.features.publish import publish
-
         return publish(self, name, ttl)
-
-
-def _commit_ms(dt: DeltaTable) -> int:
-    return int(dt.history(1)[0].get("timestamp") or 0)

@@ -67,11 +67,11 @@ def publish(offline, name: object, ttl: Any = None) -> PublishResult:
     if previous >= 0 and columns != rec.online.columns:
         raise invalid(f"Feature table '{full.display}' changed its columns since it was published; "
                       "drop and publish it again")
-    commit_ms = int(dt.history(1)[0].get("timestamp") or now_ms())
+    committed = commit_ms(dt)
     latest, removed_rows, commits = _changes(dt, previous, current, pks, tks)
     if latest is None:  # first publish, or the feed is gone: the whole snapshot
         latest = _latest(dt.to_pyarrow_table(), pks, tks, None)
-    rows = _online_rows(rec.table_id, latest, pks, tks, columns, commit_ms, commits)
+    rows = _online_rows(rec.table_id, latest, pks, tks, columns, committed, commits)
     gone = [(k, 0, None) for k in _keys(rec.table_id, removed_rows, pks)] if removed_rows is not None else []
     key_types = [str(schema.field(k).type) for k in pks]
     snapshot = removed_rows is None and current > previous
@@ -90,6 +90,12 @@ def publish(offline, name: object, ttl: Any = None) -> PublishResult:
     online_rows, dropped = store.env.write(op)
     return PublishResult(name=full.display, version=current, previous_version=previous, rows_written=len(rows),
                          rows_deleted=dropped, online_rows=online_rows, incremental=not snapshot)
+
+
+def commit_ms(dt) -> int:
+    """When the Delta table's current version was committed (ms since the epoch; now if
+    the log does not say)."""
+    return int(dt.history(1)[0].get("timestamp") or now_ms())
 
 
 def _changes(dt, previous: int, current: int, pks: list[str], tks: list[str]):
