@@ -8,10 +8,11 @@ in `scope["user"]` (Litestar's `request.user`):
 - auth on (`--auth`): every route but /health, /ping and /version needs a Bearer token
   or basic auth; anything else is 401 UNAUTHENTICATED naming what is missing.
 
-Audited (engine/governance/audit.py, queued off the request path): every mutating
-request with its outcome, and every refusal (401, 403), scoring calls included; a
-scoring call that succeeds is traffic, not a change, and is not audited (the payload
-log is where it is recorded).
+Audited with auth on (engine/governance/audit.py, queued off the request path): every
+mutating request with its outcome, and every refusal (401, 403), scoring calls
+included; a scoring call that succeeds is traffic, not a change, and is not audited
+(the payload log is where it is recorded). With auth off nothing is audited per request:
+there is no principal to name and no one is refused.
 """
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def _header(scope, name: bytes) -> str | None:
     return None
 
 
-def _source(scope) -> str:
+def source_of(scope) -> str:
+    """The caller's address as the audit log records it."""
     client = scope.get("client")
     return f"{client[0]}:{client[1]}" if client else ""
 
@@ -58,8 +60,12 @@ class AuthGate:
                 return
             path, method = scope["path"], scope["method"]
             if not required:
+                # No one to name and no one refused: the request path stays as it was (the
+                # command line still audits its governance changes).
                 scope["user"] = LOCAL_ADMIN
-            elif path in OPEN_PATHS:
+                await app(scope, receive, send)
+                return
+            if path in OPEN_PATHS:
                 scope["user"] = Caller("")
             elif metrics_header and path == "/metrics" and method == "GET" \
                     and _header(scope, b"authorization") == metrics_header:
@@ -68,7 +74,7 @@ class AuthGate:
                 try:
                     scope["user"] = credentials.authenticate(_header(scope, b"authorization"))
                 except CairnError as exc:
-                    audit.record_async("", _source(scope), f"{method} {path}", outcome="401", detail=exc.message)
+                    audit.record_async("", source_of(scope), f"{method} {path}", outcome="401", detail=exc.message)
                     await _refuse(send, exc)
                     return
             if method in _READS and not path.endswith("/invocations"):
@@ -85,7 +91,7 @@ class AuthGate:
             code = status[0] if status else 500
             scoring = path.endswith("/invocations")
             if not scoring or code in (401, 403):
-                audit.record_async(scope["user"].principal, _source(scope), f"{method} {path}", outcome=str(code))
+                audit.record_async(scope["user"].principal, source_of(scope), f"{method} {path}", outcome=str(code))
 
         return gate
 

@@ -13,7 +13,7 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
-from cairn.app.auth import caller_of
+from cairn.app.auth import caller_of, source_of
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import INVALID_STATE, PERMISSION_DENIED, CairnError
@@ -45,7 +45,7 @@ class TokenController(Controller):
                              "--auth (after `cairn users create NAME --admin`) to use them.", INVALID_STATE)
         value, info = engine.governance.credentials.create_token(caller.principal, data.lifetime_seconds,
                                                                  data.comment or "")
-        engine.governance.audit.record(caller.principal, _source(request), "token.create", info.token_id)
+        engine.governance.audit.record(caller.principal, source_of(request.scope), "token.create", info.token_id)
         return {"token_value": value, "token_info": _info_out(info)}
 
     @get("/list", sync_to_thread=True)
@@ -63,10 +63,5 @@ class TokenController(Controller):
             raise CairnError(f"Token '{token_id}' is not yours: only its owner or an admin may revoke it",
                              PERMISSION_DENIED)
         engine.governance.credentials.revoke_token(token_id)
-        engine.governance.audit.record(caller.principal, _source(request), "token.revoke", token_id)
+        engine.governance.audit.record(caller.principal, source_of(request.scope), "token.revoke", token_id)
         return {}
-
-
-def _source(request: Request) -> str:
-    client = request.client
-    return f"{client.host}:{client.port}" if client else ""
