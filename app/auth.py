@@ -8,6 +8,11 @@ in `scope["user"]` (Litestar's `request.user`):
 - auth on (`--auth`): every route but /health, /ping and /version needs a Bearer token
   or basic auth; anything else is 401 UNAUTHENTICATED naming what is missing.
 
+What the caller may do is asked by each route of an `Access` (engine/governance/access.py)
+the gate puts in `scope["cairn.access"]` (the `access` dependency). With auth on, a route
+that answers with a success without having asked is refused by the gate instead (403,
+logged as a bug): a route that forgets its check fails closed.
+
 Audited with auth on (engine/governance/audit.py, queued off the request path): every
 mutating request with its outcome, and every refusal (401, 403), scoring calls
 included; a scoring call that succeeds is traffic, not a change, and is not audited
@@ -16,15 +21,23 @@ there is no principal to name and no one is refused.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cairn.app.serving.asgi import error_body
-from cairn.engine.errors import CairnError
+from cairn.engine.errors import PERMISSION_DENIED, CairnError
+from cairn.engine.governance.access import Access
 from cairn.engine.governance.credentials import Caller
 
+log = logging.getLogger("cairn.auth")
 LOCAL_ADMIN = Caller("", admin=True)  # auth off: the single-user appliance of before
 OPEN_PATHS = frozenset(("/health", "/ping", "/version"))
+# The OpenAPI document and its viewers: for anyone signed in.
+SCHEMA_PREFIX = "/schema"
 _READS = frozenset(("GET", "HEAD", "OPTIONS"))
+ACCESS = "cairn.access"
+UNCHECKED = ("This route answered without checking what the caller may do, so the answer is withheld "
+             "(a bug in Cairn: please report it)")
 
 
 def _header(scope, name: bytes) -> str | None:
@@ -46,13 +59,14 @@ class AuthGate:
 
     def __init__(self, engine, required: bool, metrics_key: str | None = None):
         self.required = required
+        self._engine = engine
         self._credentials = engine.governance.credentials
         self._audit = engine.governance.audit
         self._metrics_header = f"Bearer {metrics_key}" if metrics_key else None
 
     def __call__(self, app):
         required, credentials, audit = self.required, self._credentials, self._audit
-        metrics_header = self._metrics_header
+        metrics_header, engine = self._metrics_header, self._engine
 
         async def gate(scope, receive, send) -> None:
             if scope["type"] != "http":
@@ -63,31 +77,46 @@ class AuthGate:
                 # No one to name and no one refused: the request path stays as it was (the
                 # command line still audits its governance changes).
                 scope["user"] = LOCAL_ADMIN
+                scope[ACCESS] = Access(engine, LOCAL_ADMIN)
                 await app(scope, receive, send)
                 return
             if path in OPEN_PATHS:
-                scope["user"] = Caller("")
+                caller = Caller("")
             elif metrics_header and path == "/metrics" and method == "GET" \
                     and _header(scope, b"authorization") == metrics_header:
-                scope["user"] = Caller("cairn-ui")
+                caller = Caller("cairn-ui", admin=True)  # this one route only
             else:
                 try:
-                    scope["user"] = credentials.authenticate(_header(scope, b"authorization"))
+                    caller = credentials.authenticate(_header(scope, b"authorization"))
                 except CairnError as exc:
                     audit.record_async("", source_of(scope), f"{method} {path}", outcome="401", detail=exc.message)
                     await _refuse(send, exc)
                     return
-            if method in _READS and not path.endswith("/invocations"):
-                await app(scope, receive, send)
-                return
+            access = Access(engine, caller)
+            if path in OPEN_PATHS or path.startswith(SCHEMA_PREFIX):
+                access.checked = True
+            scope["user"] = caller
+            scope[ACCESS] = access
             status: list[int] = []
+            withheld: list[bool] = []
 
             async def watch(message: dict[str, Any]) -> None:
                 if message["type"] == "http.response.start":
+                    if message["status"] < 400 and not access.checked:
+                        log.error("%s %s answered %s without an access check", method, path, message["status"])
+                        withheld.append(True)
+                        status.append(403)
+                        await _refuse(send, CairnError(UNCHECKED, PERMISSION_DENIED))
+                        return
                     status.append(message["status"])
+                elif withheld:
+                    return
                 await send(message)
 
             await app(scope, receive, watch)
+            if method in _READS and not path.endswith("/invocations") and not withheld:
+                if not status or status[0] not in (401, 403):
+                    return
             code = status[0] if status else 500
             scoring = path.endswith("/invocations")
             if not scoring or code in (401, 403):
@@ -98,9 +127,10 @@ class AuthGate:
 
 async def _refuse(send, exc: CairnError) -> None:
     body = error_body(exc.error_code, exc.message)
-    await send({"type": "http.response.start", "status": exc.http_status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Bearer realm="cairn", Basic realm="cairn"')]})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if exc.http_status == 401:
+        headers.append((b"www-authenticate", b'Bearer realm="cairn", Basic realm="cairn"'))
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -108,3 +138,8 @@ def caller_of(request) -> Caller:
     """The Caller the gate put on the request (the local admin when auth is off)."""
     user = request.scope.get("user")
     return user if isinstance(user, Caller) else LOCAL_ADMIN
+
+
+def access_of(request) -> Access:
+    """The request's Access (the `access` dependency of every route)."""
+    return request.scope[ACCESS]

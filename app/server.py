@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 
-from litestar import Litestar, get
+from litestar import Litestar, Request, get
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
-from cairn.app.auth import AuthGate
+from cairn.app.auth import ACCESS, AuthGate
+from cairn.app.controllers.audit import AuditController
 from cairn.app.controllers.artifacts import ArtifactController
 from cairn.app.controllers.catalogs import CatalogController, SchemaController
 from cairn.app.controllers.endpoints import EndpointController
@@ -19,6 +20,12 @@ from cairn.app.controllers.features import FeatureTableController
 from cairn.app.controllers.loggedmodels import LoggedModelController, RunOutputsController
 from cairn.app.controllers.metrics import MetricController
 from cairn.app.controllers.modelversions import ModelVersionController
+from cairn.app.controllers.permissions import (
+    MlflowExperimentPermissionController,
+    MlflowModelPermissionController,
+    MlflowUserController,
+    UnityPermissionsController,
+)
 from cairn.app.controllers.registeredmodels import RegisteredModelController
 from cairn.app.controllers.runs import RunController
 from cairn.app.controllers.tokens import TokenController
@@ -28,6 +35,7 @@ from cairn.app.serving.endpointroutes import LazyManager, endpoint_routes
 from cairn.app.version import cairn_version
 from cairn.engine import Engine
 from cairn.engine.endpoints.contract import EndpointStore
+from cairn.engine.governance.access import Access
 from cairn.engine.registry.contract import RegistryStore
 from cairn.engine.registry.registration import Registrar
 from cairn.engine.store.artifacts import ArtifactStore
@@ -48,10 +56,11 @@ def version_route() -> str:
 
 
 @get("/api/3.0/mlflow/server-info", sync_to_thread=False, include_in_schema=False)
-def server_info() -> dict:
+def server_info(access: Access) -> dict:
     """What MLflow 3 clients ask before artifact transfers: the proxy takes plain
     streamed PUT/GET only, so multipart and presigned transfers are off. A 200 here is
     cached by the client; a 404 would be asked again on every download."""
+    access.signed_in()
     return {
         "store_type": None,
         "workspaces_enabled": False,
@@ -87,6 +96,9 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
     def provide_endpoints() -> EndpointStore:
         return engine.endpoints
 
+    def provide_access(request: Request) -> Access:
+        return request.scope[ACCESS]  # the gate's (app/auth.py)
+
     # The server is the long-lived owner of the data directory: it finishes versions a
     # crash left pending.
     engine.registrar.resume_pending()
@@ -112,6 +124,11 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
             EndpointController,
             FeatureTableController,
             TokenController,
+            UnityPermissionsController,
+            MlflowExperimentPermissionController,
+            MlflowModelPermissionController,
+            MlflowUserController,
+            AuditController,
             *endpoint_routes(serving),
         ],
         on_shutdown=[serving.close],
@@ -123,6 +140,7 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
             "registry": Provide(provide_registry, sync_to_thread=False),
             "registrar": Provide(provide_registrar, sync_to_thread=False),
             "endpoints": Provide(provide_endpoints, sync_to_thread=False),
+            "access": Provide(provide_access, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
         request_max_body_size=MAX_JSON_BODY,

@@ -31,7 +31,8 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.response import File
 
 from cairn.app.httperrors import error_response
-from cairn.engine.errors import INTERNAL_ERROR, RESOURCE_DOES_NOT_EXIST, CairnError, invalid
+from cairn.engine.errors import INTERNAL_ERROR, PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, CairnError, invalid
+from cairn.engine.governance.access import Access
 from cairn.engine.store.artifacts import ArtifactStore, FileInfo, check_artifact_path
 from cairn.engine.tracking.contract import TrackingStore
 
@@ -95,25 +96,14 @@ def route_path(request: Request) -> str:
     return client_path(full[at + len(ROUTE_ANCHOR) :])
 
 
-class PermissionDenied(CairnError):
-    """MLflow's PERMISSION_DENIED, answered 403 (the engine's codes stop at 400/404/500)."""
-
-    def __init__(self, message: str):
-        super().__init__(message, "PERMISSION_DENIED")
-
-    @property
-    def http_status(self) -> int:
-        return 403
-
-
 def refuse_registry_write(path: str) -> None:
     """Uploads and deletes under registry/ are refused (403, MLflow's PERMISSION_DENIED):
     a registered version's files must stay what was verified. `path` is already normal
     (no '..', no repeated '/'), so a prefix test cannot be dodged."""
     if path == REGISTRY_PREFIX or path.startswith(REGISTRY_PREFIX + "/"):
-        raise PermissionDenied(
+        raise CairnError(
             f"Artifact path '{path}' belongs to a registered model version: registered "
-            "versions are immutable (register a new version instead)"
+            "versions are immutable (register a new version instead)", PERMISSION_DENIED
         )
 
 
@@ -190,8 +180,9 @@ class ArtifactController(Controller):
 
     # -- the artifact proxy -------------------------------------------------------------
     @get("/mlflow-artifacts/artifacts/{artifact_path:path}", sync_to_thread=False)
-    def download(self, request: Request, artifacts: ArtifactStore) -> File:
+    def download(self, request: Request, artifacts: ArtifactStore, access: Access) -> File:
         path = route_path(request)
+        access.artifact_path(path, write=False)
         try:
             entry = artifacts.get(path)
         except CairnError as err:
@@ -217,32 +208,38 @@ class ArtifactController(Controller):
         status_code=200,
         request_max_body_size=MAX_ARTIFACT_BODY,
     )
-    async def upload(self, request: Request, artifacts: ArtifactStore) -> dict:
+    async def upload(self, request: Request, artifacts: ArtifactStore, access: Access) -> dict:
         path = route_path(request)
         refuse_registry_write(path)
+        access.artifact_path(path, write=True)
         await receive_into(request, artifacts, path)
         return {}
 
     @delete("/mlflow-artifacts/artifacts/{artifact_path:path}", status_code=200, sync_to_thread=True)
-    def delete_artifact(self, request: Request, artifacts: ArtifactStore) -> dict:
+    def delete_artifact(self, request: Request, artifacts: ArtifactStore, access: Access) -> dict:
         # A missing path is not an error: MLflow's repositories delete what is there.
         path = route_path(request)
         refuse_registry_write(path)
+        access.artifact_path(path, write=True)
         artifacts.delete(path)
         return {}
 
     @get("/mlflow-artifacts/artifacts", sync_to_thread=False)
-    def list_proxy(self, artifacts: ArtifactStore, path: str | None = None) -> dict:
+    def list_proxy(self, artifacts: ArtifactStore, access: Access, path: str | None = None) -> dict:
         # MLflow answers with base names here; the client joins them onto what it asked for.
-        return _files(_basenames(artifacts.list(client_path(path, allow_empty=True))))
+        rel = client_path(path, allow_empty=True)
+        access.artifact_path(rel, write=False)
+        return _files(_basenames(artifacts.list(rel)))
 
     # -- multipart upload and presigned download: refused so the client falls back -----
     @post("/mlflow-artifacts/mpu/{action:str}/{artifact_path:path}", status_code=501, sync_to_thread=False)
-    def multipart(self, action: str, artifact_path: str) -> Response:
+    def multipart(self, access: Access, action: str, artifact_path: str) -> Response:
+        access.signed_in()  # refused to everyone alike
         return error_response(NOT_IMPLEMENTED, MULTIPART_UNSUPPORTED, 501)
 
     @get("/mlflow-artifacts/presigned/{artifact_path:path}", sync_to_thread=False)
-    def presigned(self, artifact_path: str) -> Response:
+    def presigned(self, access: Access, artifact_path: str) -> Response:
+        access.signed_in()
         return error_response(NOT_IMPLEMENTED, PRESIGNED_UNSUPPORTED, 501)
 
     # -- the tracking-side listing --------------------------------------------------------
@@ -250,6 +247,7 @@ class ArtifactController(Controller):
     def list_run(
         self,
         store: TrackingStore,
+        access: Access,
         run_id: str | None = None,
         run_uuid: str | None = None,
         path: str | None = None,
@@ -258,6 +256,7 @@ class ArtifactController(Controller):
         rid = run_id or run_uuid
         if not rid:
             raise invalid("Missing value for required parameter 'run_id'")
+        access.run(rid)
         rel = client_path(path, allow_empty=True)
         run = store.get_run(rid)
         # Paths relative to the run's artifact root, as MLflow's proxied listing gives

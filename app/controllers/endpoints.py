@@ -15,6 +15,11 @@ with the endpoint itself. `state.config_update` is always NOT_UPDATING: a config
 applied in one transaction (the Databricks SDK's waiters read this field). Readiness of
 the served models is the runtime's to report, not the store's, so `state.ready` is absent.
 
+Who may (Databricks' endpoint ACLs): anyone signed in creates an endpoint, and owns it
+(CAN_MANAGE), if it may EXECUTE every model and feature spec it serves; CAN_VIEW reads
+it (the list holds only those), CAN_QUERY scores it (the invocations route), CAN_MANAGE
+changes, deletes it and reads its payload log.
+
 Configs arrive as plain JSON objects and are checked by the store, so every error names
 the field the same way over HTTP, in the CLI and in the SDK. Databricks fields Cairn does
 not use (tags, rate_limits, ai_gateway, route_optimized, auto_capture_config's table
@@ -31,7 +36,10 @@ from litestar.params import JSONBody
 
 from cairn.app.registrywire import page_out, required
 from cairn.engine.endpoints.contract import Endpoint, EndpointStore
+from cairn.engine.endpoints.config import check_config
 from cairn.engine.errors import invalid
+from cairn.engine.governance.access import CAN_MANAGE, Access
+from cairn.engine.governance.privileges import SERVING_ENDPOINT, Securable
 
 
 class CreateEndpoint(msgspec.Struct):
@@ -65,27 +73,40 @@ class EndpointController(Controller):
     tags = ("serving-endpoints",)
 
     @post("/", status_code=200, sync_to_thread=True)
-    def create(self, endpoints: EndpointStore, data: JSONBody[CreateEndpoint]) -> dict:
+    def create(self, endpoints: EndpointStore, access: Access, data: JSONBody[CreateEndpoint]) -> dict:
         name = required(data.name, "name")
+        access.signed_in()
         if data.config is None:
             raise invalid("config: a JSON object with served_entities is required")
-        return endpoint_out(endpoints.create_endpoint(name, _config(data.config)))
+        config = _config(data.config)
+        access.serves(check_config(config).served_entities)
+        ep = endpoints.create_endpoint(name, config, creator=access.caller.principal)
+        access.created(Securable(SERVING_ENDPOINT, ep.name))
+        return endpoint_out(ep)
 
     @get("/", sync_to_thread=False)
-    def list_endpoints(self, endpoints: EndpointStore) -> dict:
-        return {"endpoints": [endpoint_out(ep) for ep in endpoints.list_endpoints()]}
+    def list_endpoints(self, endpoints: EndpointStore, access: Access) -> dict:
+        eps = endpoints.list_endpoints()
+        seen = set(access.visible(SERVING_ENDPOINT, [ep.name for ep in eps]))
+        return {"endpoints": [endpoint_out(ep) for ep in eps if ep.name in seen]}
 
     @get("/{name:str}", sync_to_thread=False)
-    def get_endpoint(self, endpoints: EndpointStore, name: str) -> dict:
+    def get_endpoint(self, endpoints: EndpointStore, access: Access, name: str) -> dict:
+        access.endpoint(name)
         return endpoint_out(endpoints.get_endpoint(name))
 
     @put("/{name:str}/config", status_code=200, sync_to_thread=True)
-    def update_config(self, endpoints: EndpointStore, name: str, data: JSONBody[Any]) -> dict:
-        return endpoint_out(endpoints.update_config(name, _config(data)))
+    def update_config(self, endpoints: EndpointStore, access: Access, name: str, data: JSONBody[Any]) -> dict:
+        access.endpoint(name, CAN_MANAGE)
+        config = _config(data)
+        access.serves(check_config(config).served_entities)
+        return endpoint_out(endpoints.update_config(name, config))
 
     @delete("/{name:str}", status_code=200, sync_to_thread=True)
-    def delete_endpoint(self, endpoints: EndpointStore, name: str) -> dict:
+    def delete_endpoint(self, endpoints: EndpointStore, access: Access, name: str) -> dict:
+        access.endpoint(name, CAN_MANAGE)
         endpoints.delete_endpoint(name)
+        access.deleted(Securable(SERVING_ENDPOINT, name))
         return {}
 
     # Up to 10,000 records decoded per page: in a thread, so the event loop keeps serving.
@@ -93,12 +114,14 @@ class EndpointController(Controller):
     def payloads(
         self,
         endpoints: EndpointStore,
+        access: Access,
         name: str,
         start_time_ms: int | None = None,
         end_time_ms: int | None = None,
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> dict:
+        access.endpoint(name, CAN_MANAGE)
         page = endpoints.read_payloads(
             name, start_ms=start_time_ms, end_ms=end_time_ms, max_results=max_results, page_token=page_token or None
         )

@@ -20,6 +20,11 @@ FeatureEngineeringClient and `cairn features`, with MLflow's error codes.
   DELETE /feature-specs/delete?name= -> {}
   POST   /online/lookup              {name, keys: [[...]], features?} -> {"results": [...]}
 
+Who may: creating a table needs CREATE_TABLE on its schema, a spec CREATE_FUNCTION (and
+SELECT on every table it looks up); reading rows, describing and looking up need SELECT;
+writing and publishing MODIFY; tags APPLY_TAG; deleting MANAGE; a spec is read with
+EXECUTE. The list holds only the tables the caller may see.
+
 The offline routes need the `features` extra; `online/lookup` reads LMDB only. Every
 write is the engine's (one Delta commit after every check), so a refused request leaves
 nothing behind.
@@ -36,6 +41,8 @@ from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
 from cairn.engine.features.lookups import FeatureLookup
+from cairn.engine.governance.access import APPLY_TAG, EXECUTE, MANAGE, MODIFY, SELECT, Access
+from cairn.engine.governance.privileges import FUNCTION, TABLE
 from cairn.engine.sdk.features import FeatureEngineeringClient, TableDescription, offline_store
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -105,80 +112,101 @@ class FeatureTableController(Controller):
     tags = ("feature-store",)
 
     @post("/feature-tables/create", status_code=200, sync_to_thread=True)
-    def create(self, engine: Engine, data: JSONBody[CreateTable]) -> dict:
+    def create(self, engine: Engine, access: Access, data: JSONBody[CreateTable]) -> dict:
+        s = access.create_in_schema(TABLE, required(data.name, "name"))
         if data.schema is None:
             raise invalid("schema: a {column: type} object is required (write rows with feature-tables/write)")
         table = offline_store(engine.features).create_table(
-            required(data.name, "name"), data.primary_keys, data.timestamp_keys, schema=data.schema,
+            data.name, data.primary_keys, data.timestamp_keys, schema=data.schema,
             description=data.description, tags=data.tags)
+        access.created(s)
         return {"feature_table": table}
 
     @get("/feature-tables/get", sync_to_thread=True)
-    def get_table(self, engine: Engine, name: str | None = None) -> dict:
+    def get_table(self, engine: Engine, access: Access, name: str | None = None) -> dict:
+        access.catalog_object(TABLE, required(name, "name"), SELECT)
         return {"feature_table": offline_store(engine.features).get_table(required(name, "name"))}
 
     @get("/feature-tables/describe", sync_to_thread=True)
-    def describe(self, engine: Engine, name: str | None = None) -> TableDescription:
+    def describe(self, engine: Engine, access: Access, name: str | None = None) -> TableDescription:
         """The table, its newest Delta versions, and the model versions trained on it."""
+        access.catalog_object(TABLE, required(name, "name"), SELECT)
         return FeatureEngineeringClient(engine=engine).describe_table(required(name, "name"))
 
     @get("/feature-tables/list", sync_to_thread=True)
-    def list_tables(self, engine: Engine) -> dict:
-        return {"feature_tables": offline_store(engine.features).list_tables()}
+    def list_tables(self, engine: Engine, access: Access) -> dict:
+        tables = offline_store(engine.features).list_tables()
+        seen = set(access.visible(TABLE, [t.name for t in tables]))
+        return {"feature_tables": [t for t in tables if t.name in seen]}
 
     @delete("/feature-tables/delete", status_code=200, sync_to_thread=True)
-    def drop(self, engine: Engine, name: str | None = None) -> dict:
-        engine.features.drop_table(required(name, "name"))
+    def drop(self, engine: Engine, access: Access, name: str | None = None) -> dict:
+        s = access.catalog_object(TABLE, required(name, "name"), MANAGE)
+        engine.features.drop_table(name)
+        access.deleted(s)
         return {}
 
     @post("/feature-tables/set-tag", status_code=200, sync_to_thread=True)
-    def set_tag(self, engine: Engine, data: JSONBody[TagBody]) -> dict:
+    def set_tag(self, engine: Engine, access: Access, data: JSONBody[TagBody]) -> dict:
+        access.catalog_object(TABLE, required(data.name, "name"), APPLY_TAG)
         engine.features.set_tag(required(data.name, "name"), required(data.key, "key"), data.value or "")
         return {}
 
     @post("/feature-tables/delete-tag", status_code=200, sync_to_thread=True)
-    def delete_tag(self, engine: Engine, data: JSONBody[TagBody]) -> dict:
+    def delete_tag(self, engine: Engine, access: Access, data: JSONBody[TagBody]) -> dict:
+        access.catalog_object(TABLE, required(data.name, "name"), APPLY_TAG)
         engine.features.delete_tag(required(data.name, "name"), required(data.key, "key"))
         return {}
 
     @post("/feature-tables/write", status_code=200, sync_to_thread=True, request_max_body_size=MAX_WRITE_BODY)
-    def write(self, engine: Engine, request: Request, body: bytes, name: str | None = None) -> dict:
+    def write(self, engine: Engine, access: Access, request: Request, body: bytes, name: str | None = None) -> dict:
+        access.catalog_object(TABLE, required(name, "name"), MODIFY)
         offline = offline_store(engine.features)
         frame = _frame(request.headers.get("content-type", ""), body)
         return {"version": offline.write_table(required(name, "name"), frame)}
 
     @get("/feature-tables/read", sync_to_thread=True)
-    def read(self, engine: Engine, name: str | None = None, version: int | None = None,
+    def read(self, engine: Engine, access: Access, name: str | None = None, version: int | None = None,
              max_rows: int = 1000) -> dict:
+        access.catalog_object(TABLE, required(name, "name"), SELECT)
         if not 0 < max_rows <= READ_MAX_ROWS:
             raise invalid(f"max_rows: between 1 and {READ_MAX_ROWS}, got {max_rows}")
         table = offline_store(engine.features).read_table(required(name, "name"), version)
         return {"rows": table.slice(0, max_rows).to_pylist(), "total_rows": table.num_rows}
 
     @post("/feature-tables/publish", status_code=200, sync_to_thread=True)
-    def publish(self, engine: Engine, data: JSONBody[PublishBody]) -> dict:
+    def publish(self, engine: Engine, access: Access, data: JSONBody[PublishBody]) -> dict:
+        access.catalog_object(TABLE, required(data.name, "name"), MODIFY)
         return msgspec.to_builtins(offline_store(engine.features).publish_table(required(data.name, "name"),
                                                                                 data.ttl_seconds))
 
     @post("/feature-specs/create", status_code=200, sync_to_thread=True)
-    def create_spec(self, engine: Engine, data: JSONBody[CreateSpec]) -> dict:
+    def create_spec(self, engine: Engine, access: Access, data: JSONBody[CreateSpec]) -> dict:
+        s = access.create_in_schema(FUNCTION, required(data.name, "name"))
         if not data.features:
             raise invalid("features: a list of lookups ({table_name, lookup_key, ...}) is required")
-        spec = FeatureEngineeringClient(engine=engine).create_feature_spec(
-            required(data.name, "name"), data.features, data.exclude_columns)
+        for lookup in data.features:
+            access.catalog_object(TABLE, lookup.table_name, SELECT)
+        spec = FeatureEngineeringClient(engine=engine).create_feature_spec(data.name, data.features,
+                                                                           data.exclude_columns)
+        access.created(s)
         return {"feature_spec": spec}
 
     @get("/feature-specs/get", sync_to_thread=True)
-    def get_spec(self, engine: Engine, name: str | None = None) -> dict:
+    def get_spec(self, engine: Engine, access: Access, name: str | None = None) -> dict:
+        access.catalog_object(FUNCTION, required(name, "name"), EXECUTE)
         return {"feature_spec": FeatureEngineeringClient(engine=engine).get_feature_spec(required(name, "name"))}
 
     @delete("/feature-specs/delete", status_code=200, sync_to_thread=True)
-    def delete_spec(self, engine: Engine, name: str | None = None) -> dict:
-        engine.features.delete_feature_spec(required(name, "name"))
+    def delete_spec(self, engine: Engine, access: Access, name: str | None = None) -> dict:
+        s = access.catalog_object(FUNCTION, required(name, "name"), MANAGE)
+        engine.features.delete_feature_spec(name)
+        access.deleted(s)
         return {}
 
     @post("/online/lookup", status_code=200, sync_to_thread=True)
-    def lookup(self, engine: Engine, data: JSONBody[LookupBody]) -> dict:
+    def lookup(self, engine: Engine, access: Access, data: JSONBody[LookupBody]) -> dict:
+        access.catalog_object(TABLE, required(data.name, "name"), SELECT)
         if not data.keys:
             raise invalid("keys: a list of key value lists is required")
         found = engine.features.lookup(required(data.name, "name"), data.keys, data.features)

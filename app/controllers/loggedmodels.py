@@ -17,6 +17,7 @@ from litestar.params import JSONBody
 from cairn.app.wire import KeyValue, tags_dict
 from cairn.engine import Engine
 from cairn.engine.errors import invalid
+from cairn.engine.governance.access import CAN_EDIT, CAN_MANAGE, Access
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
 from cairn.engine.loggedmodels.records import LoggedModel, LoggedModelStatus, ModelOutput
 
@@ -133,7 +134,10 @@ class LoggedModelController(Controller):
         return engine.logged_models
 
     @post("/", status_code=200, sync_to_thread=True)
-    def create(self, engine: Engine, data: JSONBody[CreateLoggedModel]) -> dict:
+    def create(self, engine: Engine, access: Access, data: JSONBody[CreateLoggedModel]) -> dict:
+        access.experiment(data.experiment_id, CAN_EDIT)
+        if data.source_run_id:
+            access.run(data.source_run_id)
         model = self._store(engine).create_logged_model(
             data.experiment_id,
             name=data.name or None,
@@ -145,9 +149,9 @@ class LoggedModelController(Controller):
         return {"model": model_out(model)}
 
     @post("/search", status_code=200, sync_to_thread=True)
-    def search(self, engine: Engine, data: JSONBody[SearchLoggedModels]) -> dict:
+    def search(self, engine: Engine, access: Access, data: JSONBody[SearchLoggedModels]) -> dict:
         page = self._store(engine).search_logged_models(
-            data.experiment_ids,
+            access.readable_experiments(data.experiment_ids),
             filter_string=data.filter or None,
             datasets=[{"dataset_name": d.dataset_name, "dataset_digest": d.dataset_digest} for d in data.datasets],
             max_results=data.max_results or None,
@@ -160,42 +164,50 @@ class LoggedModelController(Controller):
         return out
 
     @get("/{model_id:str}", sync_to_thread=False)
-    def get_model(self, engine: Engine, model_id: str, allow_deleted: str | None = None) -> dict:
+    def get_model(self, engine: Engine, access: Access, model_id: str, allow_deleted: str | None = None) -> dict:
+        access.logged_model(model_id)
         deleted_too = (allow_deleted or "").lower() == "true"
         return {"model": model_out(self._store(engine).get_logged_model(model_id, allow_deleted=deleted_too))}
 
     @patch("/{model_id:str}", status_code=200, sync_to_thread=True)
-    def finalize(self, engine: Engine, model_id: str, data: JSONBody[FinalizeLoggedModel]) -> dict:
+    def finalize(self, engine: Engine, access: Access, model_id: str, data: JSONBody[FinalizeLoggedModel]) -> dict:
+        access.logged_model(model_id, CAN_EDIT)
         _same_id(model_id, data.model_id)
         model = self._store(engine).finalize_logged_model(model_id, _status_in(data.status))
         return {"model": model_out(model)}
 
     @delete("/{model_id:str}", status_code=200, sync_to_thread=True)
-    def delete_model(self, engine: Engine, model_id: str) -> dict:
+    def delete_model(self, engine: Engine, access: Access, model_id: str) -> dict:
+        access.logged_model(model_id, CAN_MANAGE)
         self._store(engine).delete_logged_model(model_id)
         return {}
 
     @patch("/{model_id:str}/tags", status_code=200, sync_to_thread=True)
-    def set_tags(self, engine: Engine, model_id: str, data: JSONBody[SetLoggedModelTags]) -> dict:
+    def set_tags(self, engine: Engine, access: Access, model_id: str, data: JSONBody[SetLoggedModelTags]) -> dict:
+        access.logged_model(model_id, CAN_EDIT)
         _same_id(model_id, data.model_id)
         self._store(engine).set_logged_model_tags(model_id, tags_dict(data.tags))
         return {}
 
     @delete("/{model_id:str}/tags/{tag_key:str}", status_code=200, sync_to_thread=True)
-    def delete_tag(self, engine: Engine, model_id: str, tag_key: str) -> dict:
+    def delete_tag(self, engine: Engine, access: Access, model_id: str, tag_key: str) -> dict:
+        access.logged_model(model_id, CAN_EDIT)
         self._store(engine).delete_logged_model_tag(model_id, tag_key)
         return {}
 
     @post("/{model_id:str}/params", status_code=200, sync_to_thread=True)
-    def log_params(self, engine: Engine, model_id: str, data: JSONBody[LogLoggedModelParams]) -> dict:
+    def log_params(self, engine: Engine, access: Access, model_id: str, data: JSONBody[LogLoggedModelParams]) -> dict:
+        access.logged_model(model_id, CAN_EDIT)
         _same_id(model_id, data.model_id)
         self._store(engine).log_logged_model_params(model_id, tags_dict(data.params))
         return {}
 
     @get("/{model_id:str}/artifacts/directories", sync_to_thread=False)
     def list_artifacts(
-        self, engine: Engine, model_id: str, artifact_directory_path: str | None = None, page_token: str | None = None
+        self, engine: Engine, access: Access, model_id: str, artifact_directory_path: str | None = None,
+        page_token: str | None = None
     ) -> dict:
+        access.logged_model(model_id)
         store = self._store(engine)
         files = store.list_artifacts(model_id, artifact_directory_path or None)
         model = store.get_logged_model(model_id)
@@ -209,6 +221,9 @@ class RunOutputsController(Controller):
     tags = ("runs",)
 
     @post("/outputs", status_code=200, sync_to_thread=True)
-    def log_outputs(self, engine: Engine, data: JSONBody[LogOutputs]) -> dict:
+    def log_outputs(self, engine: Engine, access: Access, data: JSONBody[LogOutputs]) -> dict:
+        access.run(data.run_id, CAN_EDIT)
+        for m in data.models:
+            access.logged_model(m.model_id)
         engine.logged_models.log_outputs(data.run_id, [ModelOutput(m.model_id, m.step) for m in data.models])
         return {}

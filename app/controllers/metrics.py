@@ -7,6 +7,7 @@ import math
 import msgspec
 from litestar import Controller, get
 
+from cairn.engine.governance.access import Access
 from cairn.app.controllers.runs import required_run_id
 from cairn.app.wire import metrics_out
 from cairn.engine.errors import invalid
@@ -42,14 +43,17 @@ class MetricController(Controller):
     def get_history(
         self,
         store: TrackingStore,
+        access: Access,
         metric_key: str,
         run_id: str | None = None,
         run_uuid: str | None = None,
         max_results: int | None = None,
         page_token: str | None = None,
     ) -> dict:
+        rid = required_run_id(run_id, run_uuid)
+        access.run(rid)
         page = store.get_metric_history(
-            required_run_id(run_id, run_uuid), metric_key, max_results=max_results, page_token=page_token or None
+            rid, metric_key, max_results=max_results, page_token=page_token or None
         )
         out: dict = {"metrics": metrics_out(page.items)}
         if page.next_page_token:
@@ -60,6 +64,7 @@ class MetricController(Controller):
     def get_history_bulk_interval(
         self,
         store: TrackingStore,
+        access: Access,
         run_ids: list[str],
         metric_key: str,
         start_step: int | None = None,
@@ -75,6 +80,8 @@ class MetricController(Controller):
             max_results = MAX_RESULTS_PER_RUN
         elif not 1 <= max_results <= MAX_RESULTS_PER_RUN:
             raise invalid(f"max_results must be between 1 and {MAX_RESULTS_PER_RUN}.")
+        for rid in run_ids:
+            access.run(rid)
         points = store.get_metric_history_bulk_interval(
             run_ids, metric_key, max_results, start_step=start_step, end_step=end_step
         )

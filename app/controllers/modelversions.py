@@ -35,6 +35,9 @@ from cairn.app.registrywire import (
 from cairn.app.wire import KeyValue, tags_dict
 from cairn.engine import Engine
 from cairn.engine.errors import CairnError
+from cairn.engine.governance.access import APPLY_TAG, MANAGE, MODIFY, Access
+from cairn.engine.governance.privileges import REGISTERED_MODEL
+from cairn.engine.registry.names import parse_model_name
 from cairn.engine.registry.contract import RegistryStore
 from cairn.engine.registry.entities import ModelVersion, VersionStatus
 from cairn.engine.registry.registration import Registrar
@@ -147,10 +150,13 @@ class ModelVersionController(Controller):
         registry: RegistryStore,
         registrar: Registrar | None,
         engine: Engine,
+        access: Access,
         data: JSONBody[CreateModelVersion],
     ) -> dict:
         name = required(data.name, "name")
         source = required(data.source, "source")
+        await anyio.to_thread.run_sync(lambda: (access.model(name, MODIFY),
+                                                access.model_source(source, data.run_id, data.model_id)))
         mv = await anyio.to_thread.run_sync(
             lambda: registry.create_model_version(
                 name,
@@ -168,14 +174,17 @@ class ModelVersionController(Controller):
         return {"model_version": version_out(mv)}
 
     @patch("/update", status_code=200, sync_to_thread=True)
-    def update(self, registry: RegistryStore, data: JSONBody[UpdateModelVersion]) -> dict:
+    def update(self, registry: RegistryStore, access: Access, data: JSONBody[UpdateModelVersion]) -> dict:
+        access.model(required(data.name, "name"), MODIFY)
         mv = registry.update_model_version(
             required(data.name, "name"), version_number(data.version), data.description or ""
         )
         return {"model_version": version_out(mv)}
 
     @post("/transition-stage", status_code=200, sync_to_thread=True)
-    def transition_stage(self, registry: RegistryStore, data: JSONBody[TransitionModelVersionStage]) -> dict:
+    def transition_stage(self, registry: RegistryStore, access: Access,
+                         data: JSONBody[TransitionModelVersionStage]) -> dict:
+        access.model(required(data.name, "name"), MODIFY)
         mv = registry.transition_model_version_stage(
             required(data.name, "name"),
             version_number(data.version),
@@ -186,18 +195,24 @@ class ModelVersionController(Controller):
         return {"model_version": version_out(mv)}
 
     @delete("/delete", status_code=200, sync_to_thread=True)
-    def delete_version(self, request: Request, registry: RegistryStore, data: ModelVersionId | None = None) -> dict:
+    def delete_version(self, request: Request, registry: RegistryStore, access: Access,
+                       data: ModelVersionId | None = None) -> dict:
         msg = message_or_query(request, data, ModelVersionId)
+        access.model(required(msg.name, "name"), MANAGE)
         registry.delete_model_version(required(msg.name, "name"), version_number(msg.version))
         return {}
 
     @get("/get", sync_to_thread=False)
-    def get_version(self, registry: RegistryStore, name: str | None = None, version: str | None = None) -> dict:
+    def get_version(self, registry: RegistryStore, access: Access, name: str | None = None,
+                    version: str | None = None) -> dict:
+        access.model(required(name, "name"))
         mv = registry.get_model_version(required(name, "name"), version_number(version))
         return {"model_version": version_out(mv)}
 
     @get("/get-download-uri", sync_to_thread=False)
-    def download_uri(self, registry: RegistryStore, name: str | None = None, version: str | None = None) -> dict:
+    def download_uri(self, registry: RegistryStore, access: Access, name: str | None = None,
+                     version: str | None = None) -> dict:
+        access.model(required(name, "name"))
         uri = registry.get_model_version_download_uri(required(name, "name"), version_number(version))
         return {"artifact_uri": uri}
 
@@ -205,6 +220,7 @@ class ModelVersionController(Controller):
     def search(
         self,
         registry: RegistryStore,
+        access: Access,
         filter: str | None = None,  # MLflow's parameter name
         max_results: int | None = None,
         order_by: list[str] | None = None,
@@ -216,10 +232,14 @@ class ModelVersionController(Controller):
             order_by=order_by or None,
             page_token=page_token or None,
         )
-        return page_out("model_versions", [version_out(v) for v in page.items], page.next_page_token)
+        # Only versions of models the caller may see; a page can come back short.
+        seen = set(access.visible(REGISTERED_MODEL, {parse_model_name(v.name).full for v in page.items}))
+        versions = [v for v in page.items if parse_model_name(v.name).full in seen]
+        return page_out("model_versions", [version_out(v) for v in versions], page.next_page_token)
 
     @post("/set-tag", status_code=200, sync_to_thread=True)
-    def set_tag(self, registry: RegistryStore, data: JSONBody[SetModelVersionTag]) -> dict:
+    def set_tag(self, registry: RegistryStore, access: Access, data: JSONBody[SetModelVersionTag]) -> dict:
+        access.model(required(data.name, "name"), APPLY_TAG)
         registry.set_model_version_tag(
             required(data.name, "name"), version_number(data.version), required(data.key, "key"), data.value
         )
@@ -227,9 +247,10 @@ class ModelVersionController(Controller):
 
     @delete("/delete-tag", status_code=200, sync_to_thread=True)
     def delete_tag(
-        self, request: Request, registry: RegistryStore, data: DeleteModelVersionTag | None = None
+        self, request: Request, registry: RegistryStore, access: Access, data: DeleteModelVersionTag | None = None
     ) -> dict:
         msg = message_or_query(request, data, DeleteModelVersionTag)
+        access.model(required(msg.name, "name"), APPLY_TAG)
         registry.delete_model_version_tag(
             required(msg.name, "name"), version_number(msg.version), required(msg.key, "key")
         )
@@ -237,11 +258,15 @@ class ModelVersionController(Controller):
 
     # -- Cairn's reads -----------------------------------------------------------------
     @get("/lineage", sync_to_thread=False)
-    def lineage(self, registry: RegistryStore, name: str | None = None, version: str | None = None) -> dict:
+    def lineage(self, registry: RegistryStore, access: Access, name: str | None = None,
+                version: str | None = None) -> dict:
+        access.model(required(name, "name"))
         return {"lineage": lineage_out(registry.get_lineage(required(name, "name"), version_number(version)))}
 
     @get("/transitions", sync_to_thread=False)
-    def transitions(self, registry: RegistryStore, name: str | None = None, version: str | None = None) -> dict:
+    def transitions(self, registry: RegistryStore, access: Access, name: str | None = None,
+                    version: str | None = None) -> dict:
         """The model's transitions, oldest first (one version's with `version`)."""
+        access.model(required(name, "name"))
         number = version_number(version) if version else None
         return {"transitions": registry.list_transitions(required(name, "name"), number)}

@@ -23,7 +23,10 @@ from cairn.app.registrywire import (
     version_out,
 )
 from cairn.app.wire import KeyValue, tags_dict
+from cairn.engine.governance.access import APPLY_TAG, MANAGE, MODIFY, Access
+from cairn.engine.governance.privileges import REGISTERED_MODEL, Securable
 from cairn.engine.registry.contract import RegistryStore
+from cairn.engine.registry.names import parse_model_name
 
 
 # -- request messages (model_registry.proto); every field optional on the wire so a
@@ -81,40 +84,50 @@ class RegisteredModelController(Controller):
     tags = ("registered-models",)
 
     @post("/create", status_code=200, sync_to_thread=True)
-    def create(self, registry: RegistryStore, data: JSONBody[CreateRegisteredModel]) -> dict:
+    def create(self, registry: RegistryStore, access: Access, data: JSONBody[CreateRegisteredModel]) -> dict:
+        s = access.create_in_schema(REGISTERED_MODEL, required(data.name, "name"))
         rm = registry.create_registered_model(
             required(data.name, "name"), tags=tags_dict(data.tags), description=data.description or ""
         )
+        access.created(s)
         return {"registered_model": model_out(rm)}
 
     @post("/rename", status_code=200, sync_to_thread=True)
-    def rename(self, registry: RegistryStore, data: JSONBody[RenameRegisteredModel]) -> dict:
-        rm = registry.rename_registered_model(required(data.name, "name"), required(data.new_name, "new_name"))
+    def rename(self, registry: RegistryStore, access: Access, data: JSONBody[RenameRegisteredModel]) -> dict:
+        old = Securable(REGISTERED_MODEL, access.model(required(data.name, "name"), MANAGE))
+        new = access.create_in_schema(REGISTERED_MODEL, required(data.new_name, "new_name"))
+        rm = registry.rename_registered_model(data.name, data.new_name)
+        access.moved(old, new)
         return {"registered_model": model_out(rm)}
 
     @patch("/update", status_code=200, sync_to_thread=True)
-    def update(self, registry: RegistryStore, data: JSONBody[UpdateRegisteredModel]) -> dict:
+    def update(self, registry: RegistryStore, access: Access, data: JSONBody[UpdateRegisteredModel]) -> dict:
+        access.model(required(data.name, "name"), MODIFY)
         # An absent description clears it, as in MLflow (proto3 has no "unset" string).
         rm = registry.update_registered_model(required(data.name, "name"), data.description or "")
         return {"registered_model": model_out(rm)}
 
     @delete("/delete", status_code=200, sync_to_thread=True)
     def delete_model(
-        self, request: Request, registry: RegistryStore, data: RegisteredModelName | None = None
+        self, request: Request, registry: RegistryStore, access: Access, data: RegisteredModelName | None = None
     ) -> dict:
         msg = message_or_query(request, data, RegisteredModelName)
-        registry.delete_registered_model(required(msg.name, "name"))
+        full = access.model(required(msg.name, "name"), MANAGE)
+        registry.delete_registered_model(msg.name)
+        access.deleted(Securable(REGISTERED_MODEL, full))
         return {}
 
     @get("/get", sync_to_thread=False)
-    def get_model(self, registry: RegistryStore, name: str | None = None) -> dict:
-        return {"registered_model": model_out(registry.get_registered_model(required(name, "name")))}
+    def get_model(self, registry: RegistryStore, access: Access, name: str | None = None) -> dict:
+        access.model(required(name, "name"))
+        return {"registered_model": model_out(registry.get_registered_model(name))}
 
     # A search reads and sorts every model: in a thread, so the event loop keeps serving.
     @get("/search", sync_to_thread=True)
     def search(
         self,
         registry: RegistryStore,
+        access: Access,
         filter: str | None = None,  # MLflow's parameter name
         max_results: int | None = None,
         order_by: list[str] | None = None,
@@ -126,40 +139,47 @@ class RegisteredModelController(Controller):
             order_by=order_by or None,
             page_token=page_token or None,
         )
-        return page_out("registered_models", [model_out(m) for m in page.items], page.next_page_token)
+        # Only what the caller may see; a page can come back short.
+        seen = set(access.visible(REGISTERED_MODEL, [parse_model_name(m.name).full for m in page.items]))
+        models = [m for m in page.items if parse_model_name(m.name).full in seen]
+        return page_out("registered_models", [model_out(m) for m in models], page.next_page_token)
 
     # The client tries POST first and falls back to GET on ENDPOINT_NOT_FOUND: both served.
     @post("/get-latest-versions", status_code=200, sync_to_thread=False)
-    def latest_versions(self, registry: RegistryStore, data: JSONBody[GetLatestVersions]) -> dict:
-        return self._latest(registry, data.name, data.stages)
+    def latest_versions(self, registry: RegistryStore, access: Access, data: JSONBody[GetLatestVersions]) -> dict:
+        return self._latest(registry, access, data.name, data.stages)
 
     @get("/get-latest-versions", sync_to_thread=False)
     def latest_versions_get(
-        self, registry: RegistryStore, name: str | None = None, stages: list[str] | None = None
+        self, registry: RegistryStore, access: Access, name: str | None = None, stages: list[str] | None = None
     ) -> dict:
-        return self._latest(registry, name, stages or [])
+        return self._latest(registry, access, name, stages or [])
 
     @staticmethod
-    def _latest(registry: RegistryStore, name: str | None, stages: list[str]) -> dict:
+    def _latest(registry: RegistryStore, access: Access, name: str | None, stages: list[str]) -> dict:
+        access.model(required(name, "name"))
         versions = registry.get_latest_versions(required(name, "name"), stages or None)
         return {"model_versions": [version_out(v) for v in versions]}
 
     @post("/set-tag", status_code=200, sync_to_thread=True)
-    def set_tag(self, registry: RegistryStore, data: JSONBody[SetRegisteredModelTag]) -> dict:
+    def set_tag(self, registry: RegistryStore, access: Access, data: JSONBody[SetRegisteredModelTag]) -> dict:
+        access.model(required(data.name, "name"), APPLY_TAG)
         registry.set_registered_model_tag(required(data.name, "name"), required(data.key, "key"), data.value)
         return {}
 
     @delete("/delete-tag", status_code=200, sync_to_thread=True)
     def delete_tag(
-        self, request: Request, registry: RegistryStore, data: DeleteRegisteredModelTag | None = None
+        self, request: Request, registry: RegistryStore, access: Access, data: DeleteRegisteredModelTag | None = None
     ) -> dict:
         msg = message_or_query(request, data, DeleteRegisteredModelTag)
+        access.model(required(msg.name, "name"), APPLY_TAG)
         registry.delete_registered_model_tag(required(msg.name, "name"), required(msg.key, "key"))
         return {}
 
     # -- aliases ---------------------------------------------------------------------
     @post("/alias", status_code=200, sync_to_thread=True)
-    def set_alias(self, registry: RegistryStore, data: JSONBody[SetRegisteredModelAlias]) -> dict:
+    def set_alias(self, registry: RegistryStore, access: Access, data: JSONBody[SetRegisteredModelAlias]) -> dict:
+        access.model(required(data.name, "name"), MODIFY)
         registry.set_registered_model_alias(
             required(data.name, "name"), required(data.alias, "alias"), version_number(data.version)
         )
@@ -167,13 +187,16 @@ class RegisteredModelController(Controller):
 
     @delete("/alias", status_code=200, sync_to_thread=True)
     def delete_alias(
-        self, request: Request, registry: RegistryStore, data: DeleteRegisteredModelAlias | None = None
+        self, request: Request, registry: RegistryStore, access: Access, data: DeleteRegisteredModelAlias | None = None
     ) -> dict:
         msg = message_or_query(request, data, DeleteRegisteredModelAlias)
+        access.model(required(msg.name, "name"), MODIFY)
         registry.delete_registered_model_alias(required(msg.name, "name"), required(msg.alias, "alias"))
         return {}
 
     @get("/alias", sync_to_thread=False)
-    def get_by_alias(self, registry: RegistryStore, name: str | None = None, alias: str | None = None) -> dict:
+    def get_by_alias(self, registry: RegistryStore, access: Access, name: str | None = None,
+                     alias: str | None = None) -> dict:
+        access.model(required(name, "name"))
         mv = registry.get_model_version_by_alias(required(name, "name"), required(alias, "alias"))
         return {"model_version": version_out(mv)}

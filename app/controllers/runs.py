@@ -20,6 +20,7 @@ from litestar.params import JSONBody
 from cairn.app.wire import KeyValue, run_out
 from cairn.engine import Engine
 from cairn.engine.errors import invalid
+from cairn.engine.governance.access import CAN_EDIT, CAN_MANAGE, Access
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
 from cairn.engine.loggedmodels.records import ModelMetric
 from cairn.engine.tracking.contract import TrackingStore
@@ -187,10 +188,12 @@ class RunController(Controller):
     tags = ("runs",)
 
     @post("/create", status_code=200, sync_to_thread=True)
-    def create(self, store: TrackingStore, engine: Engine, data: JSONBody[CreateRun]) -> dict:
+    def create(self, store: TrackingStore, engine: Engine, access: Access, data: JSONBody[CreateRun]) -> dict:
+        access.experiment(data.experiment_id, CAN_EDIT)
         run = store.create_run(
             data.experiment_id,
-            user_id=data.user_id,
+            # With auth on, a run is its signed-in creator's, whatever the client says.
+            user_id=access.caller.principal or data.user_id,
             start_time=data.start_time,
             tags=[RunTag(t.key, t.value) for t in data.tags],
             run_name=data.run_name or None,
@@ -199,52 +202,63 @@ class RunController(Controller):
 
     @get("/get", sync_to_thread=False)
     def get_run(
-        self, store: TrackingStore, engine: Engine, run_id: str | None = None, run_uuid: str | None = None
+        self, store: TrackingStore, engine: Engine, access: Access, run_id: str | None = None,
+        run_uuid: str | None = None
     ) -> dict:
-        return {"run": run_view(store.get_run(required_run_id(run_id, run_uuid)), engine.logged_models)}
+        rid = required_run_id(run_id, run_uuid)
+        access.run(rid)
+        return {"run": run_view(store.get_run(rid), engine.logged_models)}
 
     @post("/update", status_code=200, sync_to_thread=True)
-    def update(self, store: TrackingStore, data: JSONBody[UpdateRun]) -> dict:
+    def update(self, store: TrackingStore, access: Access, data: JSONBody[UpdateRun]) -> dict:
+        access.run(required_run_id(data.run_id, data.run_uuid), CAN_EDIT)
         info = store.update_run_info(
             required_run_id(data.run_id, data.run_uuid), _status(data.status), data.end_time, data.run_name
         )
         return {"run_info": info}
 
     @post("/delete", status_code=200, sync_to_thread=True)
-    def delete(self, store: TrackingStore, data: JSONBody[RunId]) -> dict:
+    def delete(self, store: TrackingStore, access: Access, data: JSONBody[RunId]) -> dict:
+        access.run(data.run_id, CAN_MANAGE)  # MLflow's: deleting is MANAGE's
         store.delete_run(data.run_id)
         return {}
 
     @post("/restore", status_code=200, sync_to_thread=True)
-    def restore(self, store: TrackingStore, data: JSONBody[RunId]) -> dict:
+    def restore(self, store: TrackingStore, access: Access, data: JSONBody[RunId]) -> dict:
+        access.run(data.run_id, CAN_MANAGE)
         store.restore_run(data.run_id)
         return {}
 
     @post("/log-metric", status_code=200, sync_to_thread=True)
-    def log_metric(self, store: TrackingStore, engine: Engine, data: JSONBody[LogMetric]) -> dict:
+    def log_metric(self, store: TrackingStore, engine: Engine, access: Access, data: JSONBody[LogMetric]) -> dict:
+        access.run(required_run_id(data.run_id, data.run_uuid), CAN_EDIT)
         run_id = required_run_id(data.run_id, data.run_uuid)
         link_model_metrics(engine.logged_models, run_id, [data])
         store.log_metric(run_id, Metric(data.key, data.value, data.timestamp, data.step), wait=True)
         return {}
 
     @post("/log-parameter", status_code=200, sync_to_thread=True)
-    def log_param(self, store: TrackingStore, data: JSONBody[LogParam]) -> dict:
+    def log_param(self, store: TrackingStore, access: Access, data: JSONBody[LogParam]) -> dict:
+        access.run(required_run_id(data.run_id, data.run_uuid), CAN_EDIT)
         store.log_param(required_run_id(data.run_id, data.run_uuid), data.key, data.value)
         return {}
 
     @post("/set-tag", status_code=200, sync_to_thread=True)
-    def set_tag(self, store: TrackingStore, data: JSONBody[LogParam]) -> dict:
+    def set_tag(self, store: TrackingStore, access: Access, data: JSONBody[LogParam]) -> dict:
+        access.run(required_run_id(data.run_id, data.run_uuid), CAN_EDIT)
         # SetTag has LogParam's fields exactly (run_id, run_uuid, key, value).
         store.set_tag(required_run_id(data.run_id, data.run_uuid), data.key, data.value)
         return {}
 
     @post("/delete-tag", status_code=200, sync_to_thread=True)
-    def delete_tag(self, store: TrackingStore, data: JSONBody[DeleteTag]) -> dict:
+    def delete_tag(self, store: TrackingStore, access: Access, data: JSONBody[DeleteTag]) -> dict:
+        access.run(data.run_id, CAN_EDIT)
         store.delete_tag(data.run_id, data.key)
         return {}
 
     @post("/log-batch", status_code=200, sync_to_thread=True)
-    def log_batch(self, store: TrackingStore, engine: Engine, data: JSONBody[LogBatch]) -> dict:
+    def log_batch(self, store: TrackingStore, engine: Engine, access: Access, data: JSONBody[LogBatch]) -> dict:
+        access.run(data.run_id, CAN_EDIT)
         # Over-limit batches are refused before anything, model links included, is written.
         check_batch_sizes(len(data.metrics), len(data.params), len(data.tags))
         link_model_metrics(engine.logged_models, data.run_id, data.metrics)
@@ -258,21 +272,25 @@ class RunController(Controller):
         return {}
 
     @post("/log-inputs", status_code=200, sync_to_thread=True)
-    def log_inputs(self, store: TrackingStore, engine: Engine, data: JSONBody[LogInputs]) -> dict:
+    def log_inputs(self, store: TrackingStore, engine: Engine, access: Access, data: JSONBody[LogInputs]) -> dict:
+        access.run(data.run_id, CAN_EDIT)
         datasets = [
             EngineDatasetInput(dataset=d.dataset, tags=[InputTag(t.key, t.value) for t in d.tags])
             for d in data.datasets
         ]
         # Called even with no datasets: an unknown or deleted run is still an error.
         store.log_inputs(data.run_id, datasets)
+        for m in data.models:
+            access.logged_model(m.model_id)
         if data.models:
             engine.logged_models.log_model_inputs(data.run_id, [m.model_id for m in data.models])
         return {}
 
     @post("/log-model", status_code=200, sync_to_thread=True)
-    def log_model(self, store: TrackingStore, data: JSONBody[LogModel]) -> dict:
+    def log_model(self, store: TrackingStore, access: Access, data: JSONBody[LogModel]) -> dict:
         """MLflow 2's record of a logged model: its MLmodel summary appended to a JSON
         list in the run's `mlflow.log-model.history` tag, as MLflow's own stores do."""
+        access.run(data.run_id, CAN_EDIT)
         try:
             model = json.loads(data.model_json)
         except ValueError:
@@ -296,9 +314,9 @@ class RunController(Controller):
 
     # Searching many runs is real work: it runs in a thread so the event loop keeps serving.
     @post("/search", status_code=200, sync_to_thread=True)
-    def search(self, store: TrackingStore, engine: Engine, data: JSONBody[SearchRuns]) -> dict:
+    def search(self, store: TrackingStore, engine: Engine, access: Access, data: JSONBody[SearchRuns]) -> dict:
         page = store.search_runs(
-            data.experiment_ids,
+            access.readable_experiments(data.experiment_ids),
             filter_string=data.filter or None,
             run_view_type=ViewType.parse(data.run_view_type),
             max_results=data.max_results,

@@ -13,10 +13,11 @@ import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import JSONBody
 
-from cairn.app.auth import caller_of, source_of
+from cairn.app.auth import source_of
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import INVALID_STATE, PERMISSION_DENIED, CairnError
+from cairn.engine.governance.access import Access
 
 
 class CreateToken(msgspec.Struct):
@@ -38,8 +39,8 @@ class TokenController(Controller):
     tags = ("tokens",)
 
     @post("/create", status_code=200, sync_to_thread=True)
-    def create(self, engine: Engine, request: Request, data: JSONBody[CreateToken]) -> dict:
-        caller = caller_of(request)
+    def create(self, engine: Engine, access: Access, request: Request, data: JSONBody[CreateToken]) -> dict:
+        caller = access.signed_in()
         if not caller.principal:
             raise CairnError("Authentication is off on this server: tokens are not needed. Start it with "
                              "--auth (after `cairn users create NAME --admin`) to use them.", INVALID_STATE)
@@ -49,14 +50,14 @@ class TokenController(Controller):
         return {"token_value": value, "token_info": _info_out(info)}
 
     @get("/list", sync_to_thread=True)
-    def list_tokens(self, engine: Engine, request: Request) -> dict:
-        caller = caller_of(request)
+    def list_tokens(self, engine: Engine, access: Access) -> dict:
+        caller = access.signed_in()
         tokens = engine.governance.credentials.list_tokens(None if caller.admin else caller.principal)
         return {"token_infos": [_info_out(t) for t in tokens]}
 
     @post("/delete", status_code=200, sync_to_thread=True)
-    def delete(self, engine: Engine, request: Request, data: JSONBody[DeleteToken]) -> dict:
-        caller = caller_of(request)
+    def delete(self, engine: Engine, access: Access, request: Request, data: JSONBody[DeleteToken]) -> dict:
+        caller = access.signed_in()
         token_id = required(data.token_id, "token_id")
         owner = engine.governance.credentials.token_owner(token_id)
         if owner != caller.principal and not caller.admin:

@@ -20,6 +20,8 @@ from litestar import Response, get
 from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
+from cairn.app.auth import ACCESS
+
 from cairn.app.serving.asgi import (
     DEFAULT_MAX_BODY_BYTES,
     Disconnected,
@@ -29,7 +31,8 @@ from cairn.app.serving.asgi import (
     read_body,
     respond,
 )
-from cairn.engine.errors import INTERNAL_ERROR
+from cairn.engine.errors import INTERNAL_ERROR, CairnError
+from cairn.engine.governance.access import CAN_QUERY, Access
 
 log = logging.getLogger("cairn.serving")
 # Prometheus' text exposition format (metrics.CONTENT_TYPE, without importing it early).
@@ -82,6 +85,13 @@ def endpoint_routes(lazy: LazyManager, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             )
             return
         try:
+            # CAN_QUERY on the endpoint (the gate put the caller's Access in the scope);
+            # an endpoint the caller may not see is answered as one that does not exist.
+            scope[ACCESS].endpoint(parts[0], CAN_QUERY)
+        except CairnError as exc:
+            await respond(send, exc.http_status, error_body(exc.error_code, exc.message))
+            return
+        try:
             body = await read_body(scope, receive, max_body_bytes)
             manager = lazy._manager or await asyncio.to_thread(lazy.get)
             reply = await manager.invoke(
@@ -99,7 +109,8 @@ def endpoint_routes(lazy: LazyManager, max_body_bytes: int = DEFAULT_MAX_BODY_BY
         await respond(send, reply.status, reply.body, reply.headers)
 
     @get("/metrics", sync_to_thread=True, include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(access: Access) -> Response:
+        access.admin("read the server's metrics")
         return Response(lazy.get().metrics.render(), media_type=METRICS_CONTENT_TYPE)
 
     return [invocations, metrics]

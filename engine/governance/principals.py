@@ -15,9 +15,12 @@ import secrets
 
 from cairn.engine.errors import already_exists, invalid, not_found
 from cairn.engine.governance.records import (
+    ALL_USERS,
     CREDENTIALS_GENERATION,
+    GRANTS_GENERATION,
     GROUP,
     KINDS,
+    OWNER,
     PRINCIPAL,
     SERVICE_PRINCIPAL,
     TOKEN,
@@ -41,6 +44,11 @@ def check_principal_name(name: object) -> str:
     return name
 
 
+def _bump(b: Batch, key: bytes) -> None:
+    raw = b.txn.get(key, db=b.dbs["meta"])
+    b.txn.put(key, u64((read_u64(raw) if raw else 0) + 1), db=b.dbs["meta"])
+
+
 def hash_password(password: str) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH:
         raise invalid(f"A password needs at least {MIN_PASSWORD_LENGTH} characters")
@@ -61,8 +69,11 @@ def password_matches(stored: str, password: str) -> bool:
 
 
 def bump_generation(b: Batch) -> None:
-    raw = b.txn.get(CREDENTIALS_GENERATION, db=b.dbs["meta"])
-    b.txn.put(CREDENTIALS_GENERATION, u64((read_u64(raw) if raw else 0) + 1), db=b.dbs["meta"])
+    _bump(b, CREDENTIALS_GENERATION)
+
+
+def bump_grants(b: Batch) -> None:
+    _bump(b, GRANTS_GENERATION)
 
 
 def _containing(records, name: str) -> set[str]:
@@ -119,6 +130,8 @@ class Principals:
         if kind not in KINDS:
             raise invalid(f"kind: one of {', '.join(KINDS)}, got {kind!r}")
         name = check_principal_name(name)
+        if name == ALL_USERS:
+            raise invalid(f"'{ALL_USERS}' is the group every principal is in; it exists without being created")
         if admin and kind == GROUP:
             raise invalid("A group cannot be an admin; make its members admins, or grant it privileges")
         if password is not None and kind != USER:
@@ -200,7 +213,9 @@ class Principals:
         self._change(group, change, revokes=True)
 
     def delete(self, name: object) -> None:
-        """The principal, its tokens and its memberships, in one transaction."""
+        """The principal, its tokens, its memberships, its grants and what it owned
+        (then only admins and grants hold), in one transaction: a principal created
+        later under the same name starts with nothing."""
         name = check_principal_name(name)
 
         def op(b: Batch) -> None:
@@ -216,7 +231,17 @@ class Principals:
             for key, tok in owned:
                 b.txn.delete(key, db=b.dbs["tokens"])
                 b.txn.delete(tok.token_id.encode(), db=b.dbs["token_ids"])
+            suffix = b"\0" + name.encode()
+            with b.txn.cursor(db=b.dbs["grants"]) as cur:
+                granted = [k for k in cur.iternext(values=False) if k.endswith(suffix)]
+            for key in granted:
+                b.txn.delete(key, db=b.dbs["grants"])
+            with b.txn.cursor(db=b.dbs["owners"]) as cur:
+                owned_objects = [k for k, v in cur if OWNER.decode(v).principal == name]
+            for key in owned_objects:
+                b.txn.delete(key, db=b.dbs["owners"])
             bump_generation(b)
+            bump_grants(b)
 
         self._env.write(op)
 

@@ -5,10 +5,15 @@
   tokens       sha256(token)                     -> TokenRecord
   token_ids    utf-8 token id                    -> sha256(token)
   audit        u64 sequence number               -> AuditEntry (chained by hash)
+  grants       "type\0name\0principal"           -> GrantRecord (privileges on one securable)
+  owners       "type\0name"                       -> OwnerRecord
 
 Meta keys: `audit_head` (u64 seq + the last entry's hash) and `credentials_generation`
 (u64, bumped by every change that can revoke access: a cache in any process compares it
-to know when to drop what it remembered).
+to know when to drop what it remembered); `grants_generation` the same for grants,
+owners and the default permission; `default_permission` (MLflow's, on experiments and
+registered models without a grant); `grants_bootstrapped` (the workspace defaults are
+written once).
 """
 from __future__ import annotations
 
@@ -21,14 +26,22 @@ GOVERNANCE_TABLES: dict[str, bool] = {
     "tokens": False,
     "token_ids": False,
     "audit": False,
+    "grants": False,
+    "owners": False,
 }
 AUDIT_HEAD = b"audit_head"
 CREDENTIALS_GENERATION = b"credentials_generation"
+GRANTS_GENERATION = b"grants_generation"
+DEFAULT_PERMISSION = b"default_permission"
+GRANTS_BOOTSTRAPPED = b"grants_bootstrapped"
 
 USER = "user"
 GROUP = "group"
 SERVICE_PRINCIPAL = "service_principal"
 KINDS = (USER, GROUP, SERVICE_PRINCIPAL)
+# The group every principal is in without being added (Databricks' `users`): grants to
+# it hold for everyone who signs in.
+ALL_USERS = "users"
 
 
 class PrincipalRecord(msgspec.Struct, array_like=True):
@@ -64,6 +77,19 @@ class AuditEntry(msgspec.Struct, array_like=True, kw_only=True):
     hash: str = ""
 
 
+class GrantRecord(msgspec.Struct, array_like=True):
+    privileges: list[str]
+    granted_ms: int
+    granted_by: str
+
+
+class OwnerRecord(msgspec.Struct, array_like=True):
+    principal: str
+    since_ms: int
+
+
 PRINCIPAL = Codec(PrincipalRecord)
+GRANT = Codec(GrantRecord)
+OWNER = Codec(OwnerRecord)
 TOKEN = Codec(TokenRecord)
 AUDIT = Codec(AuditEntry)

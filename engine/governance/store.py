@@ -1,8 +1,9 @@
-"""Governance on one data directory: its principals, credentials and audit log."""
+"""Governance on one data directory: its principals, credentials, grants and audit log."""
 from __future__ import annotations
 
 from cairn.engine.governance.audit import AuditLog
 from cairn.engine.governance.credentials import Credentials
+from cairn.engine.governance.grants import Grants
 from cairn.engine.governance.principals import Principals
 from cairn.engine.store.lmdbenv import LmdbEnv
 
@@ -12,3 +13,5 @@ class Governance:
         self.principals = Principals(lenv)
         self.credentials = Credentials(lenv, self.principals)
         self.audit = AuditLog(lenv)
+        self.grants = Grants(lenv, self.principals)
+        self.grants.bootstrap()

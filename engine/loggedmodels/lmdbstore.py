@@ -192,6 +192,11 @@ class LoggedModelStore:
         rec = self._env.write(op)
         return self.entity(key, rec, [])
 
+    def experiment_of(self, model_id: str) -> str:
+        """The experiment a logged model (deleted ones too) belongs to."""
+        with self._env.read() as txn:
+            return str(self._record(txn, model_id)[1].experiment_id)
+
     def get_logged_model(self, model_id: str, allow_deleted: bool = False) -> LoggedModel:
         """The model with its tags, params and linked metrics. A deleted model is
         RESOURCE_DOES_NOT_EXIST unless `allow_deleted`."""

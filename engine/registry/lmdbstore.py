@@ -68,6 +68,7 @@ class LmdbRegistryStore(CatalogMethods, VersionMethods, RegistryStore):
         self._tracking = tracking
         self._logged_models = logged_models
         self.on_pending: Callable[[str, str], None] | None = None
+        self._locations: dict[str, bytes] = {}  # storage location -> u64 model key
         self._ensure_default_namespace()
 
     env = property(lambda self: self._env)
@@ -367,6 +368,22 @@ class LmdbRegistryStore(CatalogMethods, VersionMethods, RegistryStore):
                         rec = REGISTERED_MODEL.decode(raw)
                         out.append((FullName(rec.catalog, rec.schema, rec.name).full, str(read_u32(k, 24))))
         return out
+
+    def model_at_location(self, location: str) -> str | None:
+        """The full name of the model whose version is stored at `location`
+        (`registry/<id>`), or None. A location never changes model (a rename keeps the
+        model's id), so the index is built once and rebuilt only on a miss."""
+        with self._env.read() as txn:
+            mid = self._locations.get(location)
+            if mid is None:
+                with txn.cursor(db=self._db["model_versions"]) as cur:
+                    self._locations = {MODEL_VERSION.decode(v).storage_location: k[:8] for k, v in cur}
+                mid = self._locations.get(location)
+            raw = txn.get(mid, db=self._db["registered_models"]) if mid is not None else None
+        if raw is None:
+            return None
+        rec = REGISTERED_MODEL.decode(raw)
+        return FullName(rec.catalog, rec.schema, rec.name).full
 
     def get_lineage(self, name, version) -> Lineage:
         from cairn.engine.registry.lineage import lineage

@@ -125,6 +125,11 @@ class TrackingStore(ABC):
         """The run with params, tags, latest metrics and dataset inputs."""
 
     @abstractmethod
+    def experiment_of_run(self, run_id: str) -> str:
+        """The id of the experiment a run (active or deleted) belongs to; a run never
+        moves, so callers may remember it. RESOURCE_DOES_NOT_EXIST as get_run."""
+
+    @abstractmethod
     def update_run_info(
         self, run_id: str, status: str | None, end_time: int | None, run_name: str | None
     ) -> RunInfo:

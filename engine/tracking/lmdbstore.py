@@ -149,6 +149,10 @@ class LmdbTrackingStore(ExperimentMethods, TrackingStore):
             run_b, rec = self._run_record(txn, run_id)
             return self.assemble_run(txn, run_b, rec)
 
+    def experiment_of_run(self, run_id) -> str:
+        with self._env.read() as txn:
+            return str(self._run_record(txn, run_id)[1].experiment_id)
+
     def run_info(self, run_b: bytes, rec: RunRecord) -> RunInfo:
         rid = run_b.hex()
         return RunInfo(
