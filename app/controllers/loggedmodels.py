@@ -150,8 +150,11 @@ class LoggedModelController(Controller):
 
     @post("/search", status_code=200, sync_to_thread=True)
     def search(self, engine: Engine, access: Access, data: JSONBody[SearchLoggedModels]) -> dict:
+        readable = access.readable_experiments(data.experiment_ids)
+        if data.experiment_ids and not readable:
+            return {"models": []}  # as over experiments that do not exist
         page = self._store(engine).search_logged_models(
-            access.readable_experiments(data.experiment_ids),
+            readable,
             filter_string=data.filter or None,
             datasets=[{"dataset_name": d.dataset_name, "dataset_digest": d.dataset_digest} for d in data.datasets],
             max_results=data.max_results or None,

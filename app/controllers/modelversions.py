@@ -37,7 +37,6 @@ from cairn.engine import Engine
 from cairn.engine.errors import CairnError
 from cairn.engine.governance.access import APPLY_TAG, MANAGE, MODIFY, Access
 from cairn.engine.governance.privileges import REGISTERED_MODEL
-from cairn.engine.registry.names import parse_model_name
 from cairn.engine.registry.contract import RegistryStore
 from cairn.engine.registry.entities import ModelVersion, VersionStatus
 from cairn.engine.registry.registration import Registrar
@@ -233,8 +232,8 @@ class ModelVersionController(Controller):
             page_token=page_token or None,
         )
         # Only versions of models the caller may see; a page can come back short.
-        seen = set(access.visible(REGISTERED_MODEL, {parse_model_name(v.name).full for v in page.items}))
-        versions = [v for v in page.items if parse_model_name(v.name).full in seen]
+        seen = set(access.visible(REGISTERED_MODEL, {v.name for v in page.items}))
+        versions = [v for v in page.items if v.name in seen]
         return page_out("model_versions", [version_out(v) for v in versions], page.next_page_token)
 
     @post("/set-tag", status_code=200, sync_to_thread=True)

@@ -26,7 +26,6 @@ from cairn.app.wire import KeyValue, tags_dict
 from cairn.engine.governance.access import APPLY_TAG, MANAGE, MODIFY, Access
 from cairn.engine.governance.privileges import REGISTERED_MODEL, Securable
 from cairn.engine.registry.contract import RegistryStore
-from cairn.engine.registry.names import parse_model_name
 
 
 # -- request messages (model_registry.proto); every field optional on the wire so a
@@ -140,8 +139,8 @@ class RegisteredModelController(Controller):
             page_token=page_token or None,
         )
         # Only what the caller may see; a page can come back short.
-        seen = set(access.visible(REGISTERED_MODEL, [parse_model_name(m.name).full for m in page.items]))
-        models = [m for m in page.items if parse_model_name(m.name).full in seen]
+        seen = set(access.visible(REGISTERED_MODEL, [m.name for m in page.items]))
+        models = [m for m in page.items if m.name in seen]
         return page_out("registered_models", [model_out(m) for m in models], page.next_page_token)
 
     # The client tries POST first and falls back to GET on ENDPOINT_NOT_FOUND: both served.

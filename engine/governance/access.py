@@ -260,11 +260,12 @@ class Access:
         return s
 
     def visible(self, kind: str, names: Iterable[str]) -> list[str]:
-        """The names among `names` (canonical) the caller may see."""
+        """The names among `names` (as given: `iris` means main.default.iris) the
+        caller may see."""
         self._ok()
         if self.caller.admin:
             return list(names)
-        return [n for n in names if self._grants.visible(self.caller, Securable(kind, n))]
+        return [n for n in names if self._grants.visible(self.caller, securable(kind, n))]
 
     # -- serving endpoints ---------------------------------------------------------------
     def endpoint(self, name: object, level: str = CAN_VIEW) -> None:
