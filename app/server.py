@@ -171,10 +171,12 @@ def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, met
 
 
 def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None,
-          auth: bool = False) -> None:
+          auth: bool = False, tls: tuple[str, str] | None = None) -> None:
     """Run the server until interrupted (SIGTERM: a clean stop, exit 0). `ready(url)` is
-    called once it accepts connections."""
-    run_server(make_server(engine, host, port, auth=auth), host, port, ready)
+    called once it accepts connections. `tls`: (certificate file, key file), both PEM,
+    for sites with no proxy in front to terminate HTTPS."""
+    options = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
+    run_server(make_server(engine, host, port, auth=auth, **options), host, port, ready)
 
 
 logging.getLogger("litestar").setLevel(logging.WARNING)

@@ -41,7 +41,8 @@ def _call_when_started(server, ready: Callable[[str], None], host: str, port: in
         if server.servers and server.servers[0].sockets:
             bound = server.servers[0].sockets[0].getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        ready(f"http://{shown}:{bound}")
+        scheme = "https" if getattr(server.config, "ssl_certfile", None) else "http"
+        ready(f"{scheme}://{shown}:{bound}")
         await asyncio.sleep(0)
 
     server.startup = startup

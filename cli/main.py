@@ -30,6 +30,7 @@ from cairn.cli.doctor import add_command as add_doctor_command
 from cairn.cli.endpoints import add_commands as add_endpoint_commands
 from cairn.cli.features import add_commands as add_feature_commands
 from cairn.cli.governance import add_commands as add_governance_commands
+from cairn.cli.grants import add_commands as add_grant_commands
 from cairn.cli.models import add_commands as add_registry_commands
 from cairn.cli.ui import add_command as add_ui_command
 from cairn.engine.errors import CairnError, not_found
@@ -388,12 +389,13 @@ def cmd_server(args: argparse.Namespace) -> int:
 
     eng = engine.open(args.data)
     check_listen(eng, args.host, args.auth)
+    tls = check_tls(args.tls_cert, args.tls_key)
 
     def ready(url: str) -> None:
         print(f"Cairn is serving {eng.path} at {url}" + (" (auth on)" if args.auth else ""), flush=True)
         print(f"  MLFLOW_TRACKING_URI={url} python train.py", flush=True)
 
-    serve(eng, args.host, args.port, ready=ready, auth=args.auth)
+    serve(eng, args.host, args.port, ready=ready, auth=args.auth, tls=tls)
     return 0
 
 
@@ -417,6 +419,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         eng = engine.open(args.data)
         check_listen(eng, args.host, args.auth)
+        if args.tls_cert or args.tls_key:
+            raise CairnError("TLS is for `cairn server --tls-cert ... --tls-key ...` (or `cairn up --no-ui`); "
+                             "look at it with `cairn ui --remote https://HOST:PORT --token ...`")
         return run_up(eng, args.host, args.port, auth=args.auth)
     return cmd_server(args)
 
@@ -436,6 +441,22 @@ def check_listen(eng, host: str, auth: bool) -> None:
     if auth and not eng.governance.principals.any_admin():
         raise CairnError("--auth with no admin user: no one could log in. Create one first on this machine: "
                          "`cairn users create NAME --admin --password-stdin`")
+
+
+def check_tls(cert: str | None, key: str | None) -> tuple[str, str] | None:
+    """Both files or neither, each readable PEM: said before the server starts, not as
+    a traceback from the TLS library."""
+    if not cert and not key:
+        return None
+    if not cert or not key:
+        raise CairnError("--tls-cert and --tls-key go together: give the certificate and its private key")
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise CairnError(f"Cannot use the TLS certificate {cert} with key {key}: {exc}") from None
+    return cert, key
 
 
 def _program() -> str:
@@ -525,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_endpoint_commands(sub)  # endpoints (cli/endpoints.py)
     add_feature_commands(sub)  # features (cli/features.py)
     add_governance_commands(sub)  # users, groups, service-principals, tokens, audit (cli/governance.py)
+    add_grant_commands(sub)  # grants (cli/grants.py)
     add_bundle_commands(sub)  # keys, bundle (cli/bundles.py)
     add_doctor_command(sub)  # doctor (cli/doctor.py)
     add_ui_command(sub)  # ui (cli/ui.py; textual loads only when it runs)
@@ -538,6 +560,8 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
                    help="require a token or basic auth on every route (create the first admin with "
                         "`cairn users create NAME --admin --password-stdin`)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
+    p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
