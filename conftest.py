@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent
-_URL = re.compile(r"at (http://127\.0\.0\.1:\d+)")
+_URL = re.compile(r"at (https?://127\.0\.0\.1:\d+)")
 
 
 def start_server(

@@ -6,6 +6,8 @@ payload log reader.
   GET    /api/2.0/serving-endpoints/{name}          -> the endpoint
   PUT    /api/2.0/serving-endpoints/{name}/config   the config itself -> the endpoint
   DELETE /api/2.0/serving-endpoints/{name}          -> {}
+  PUT    /api/2.0/serving-endpoints/{name}/rate-limits {rate_limits: [{calls, key: user|endpoint,
+         renewal_period: minute}]} -> {rate_limits} (also accepted on create; shown by get)
   GET    /api/2.0/serving-endpoints/{name}/payloads?start_time_ms&end_time_ms&max_results
          &page_token -> {"payloads": [...], "next_page_token": ...} (Cairn's: the log
          Databricks keeps in an inference table; oldest first, end exclusive)
@@ -22,7 +24,7 @@ changes, deletes it and reads its payload log.
 
 Configs arrive as plain JSON objects and are checked by the store, so every error names
 the field the same way over HTTP, in the CLI and in the SDK. Databricks fields Cairn does
-not use (tags, rate_limits, ai_gateway, route_optimized, auto_capture_config's table
+not use (tags, ai_gateway, route_optimized, auto_capture_config's table
 names) are accepted and ignored, as a protobuf parser ignores unknown fields.
 """
 
@@ -36,21 +38,29 @@ from litestar.params import JSONBody
 
 from cairn.app.registrywire import page_out, required
 from cairn.engine.endpoints.contract import Endpoint, EndpointStore
+from cairn.engine.datadir import Engine
 from cairn.engine.endpoints.config import check_config
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import CAN_MANAGE, Access
+from cairn.engine.governance.limits import check_limits
 from cairn.engine.governance.privileges import SERVING_ENDPOINT, Securable
 
 
 class CreateEndpoint(msgspec.Struct):
     name: str | None = None
     config: dict[str, Any] | None = None
+    rate_limits: list[Any] | None = None
 
 
-def endpoint_out(ep: Endpoint) -> dict:
+class RateLimitsBody(msgspec.Struct):
+    rate_limits: list[Any] = []
+
+
+def endpoint_out(ep: Endpoint, rate_limits=()) -> dict:
     config = msgspec.to_builtins(ep.config)
     config["config_version"] = ep.config_version
     return {
+        **({"rate_limits": msgspec.to_builtins(rate_limits)} if rate_limits else {}),
         "name": ep.name,
         "id": ep.id,
         "creator": ep.creator,
@@ -73,16 +83,21 @@ class EndpointController(Controller):
     tags = ("serving-endpoints",)
 
     @post("/", status_code=200, sync_to_thread=True)
-    def create(self, endpoints: EndpointStore, access: Access, data: JSONBody[CreateEndpoint]) -> dict:
+    def create(self, endpoints: EndpointStore, engine: Engine, access: Access, data: JSONBody[CreateEndpoint]) -> dict:
         name = required(data.name, "name")
         access.signed_in()
         if data.config is None:
             raise invalid("config: a JSON object with served_entities is required")
         config = _config(data.config)
         access.serves(check_config(config).served_entities)
+        limits = engine.governance.rate_limits
+        if data.rate_limits:
+            check_limits(data.rate_limits)  # refused before the endpoint exists
         ep = endpoints.create_endpoint(name, config, creator=access.caller.principal)
         access.created(Securable(SERVING_ENDPOINT, ep.name))
-        return endpoint_out(ep)
+        if data.rate_limits:
+            limits.set(ep.name, data.rate_limits, access.caller.principal)
+        return endpoint_out(ep, limits.get(ep.name))
 
     @get("/", sync_to_thread=False)
     def list_endpoints(self, endpoints: EndpointStore, access: Access) -> dict:
@@ -91,9 +106,18 @@ class EndpointController(Controller):
         return {"endpoints": [endpoint_out(ep) for ep in eps if ep.name in seen]}
 
     @get("/{name:str}", sync_to_thread=False)
-    def get_endpoint(self, endpoints: EndpointStore, access: Access, name: str) -> dict:
+    def get_endpoint(self, endpoints: EndpointStore, engine: Engine, access: Access, name: str) -> dict:
         access.endpoint(name)
-        return endpoint_out(endpoints.get_endpoint(name))
+        return endpoint_out(endpoints.get_endpoint(name), engine.governance.rate_limits.get(name))
+
+    @put("/{name:str}/rate-limits", status_code=200, sync_to_thread=True)
+    def set_rate_limits(self, endpoints: EndpointStore, engine: Engine, access: Access, name: str,
+                        data: JSONBody[RateLimitsBody]) -> dict:
+        """Databricks' PUT rate-limits: replaces them ([] removes every limit)."""
+        access.endpoint(name, CAN_MANAGE)
+        endpoints.get_endpoint(name)
+        limits = engine.governance.rate_limits.set(name, data.rate_limits, access.caller.principal)
+        return {"rate_limits": msgspec.to_builtins(limits)}
 
     @put("/{name:str}/config", status_code=200, sync_to_thread=True)
     def update_config(self, endpoints: EndpointStore, access: Access, name: str, data: JSONBody[Any]) -> dict:

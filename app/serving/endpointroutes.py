@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 
 from litestar import Response, get
@@ -32,7 +33,8 @@ from cairn.app.serving.asgi import (
     respond,
 )
 from cairn.engine.errors import INTERNAL_ERROR, CairnError
-from cairn.engine.governance.access import CAN_QUERY, Access
+from cairn.engine.governance.access import Access
+from cairn.engine.governance.limits import RateLimited
 
 log = logging.getLogger("cairn.serving")
 # Prometheus' text exposition format (metrics.CONTENT_TYPE, without importing it early).
@@ -85,9 +87,13 @@ def endpoint_routes(lazy: LazyManager, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             )
             return
         try:
-            # CAN_QUERY on the endpoint (the gate put the caller's Access in the scope);
-            # an endpoint the caller may not see is answered as one that does not exist.
-            scope[ACCESS].endpoint(parts[0], CAN_QUERY)
+            # CAN_QUERY on the endpoint and its rate limits (the gate put the caller's Access
+            # in the scope); an endpoint the caller may not see is answered as absent.
+            scope[ACCESS].query(parts[0])
+        except RateLimited as exc:
+            retry = str(max(1, math.ceil(exc.retry_after_s))).encode()
+            await respond(send, 429, error_body(exc.error_code, exc.message), [(b"retry-after", retry)])
+            return
         except CairnError as exc:
             await respond(send, exc.http_status, error_body(exc.error_code, exc.message))
             return

@@ -93,6 +93,8 @@ class Access:
 
     def deleted(self, s: Securable) -> None:
         self._grants.forget(s)
+        if s.type == SERVING_ENDPOINT:
+            self._engine.governance.rate_limits.forget(s.name)
 
     def moved(self, old: Securable, new: Securable) -> None:
         self._grants.move(old, new)
@@ -281,6 +283,11 @@ class Access:
         if level not in held:
             raise self._grants.denial(self.caller, s, level)
         self._ok()
+
+    def query(self, name: str) -> None:
+        """Scoring: CAN_QUERY, then the endpoint's rate limits (RateLimited, 429)."""
+        self.endpoint(name, CAN_QUERY)
+        self._engine.governance.rate_limits.admit(name, self.caller.principal)
 
     def serves(self, entities) -> None:
         """Serving needs EXECUTE on every model (or feature spec) an endpoint serves."""

@@ -7,6 +7,7 @@
   audit        u64 sequence number               -> AuditEntry (chained by hash)
   grants       "type\0name\0principal"           -> GrantRecord (privileges on one securable)
   owners       "type\0name"                       -> OwnerRecord
+  rate_limits  utf-8 endpoint name                -> RateLimitsRecord
 
 Meta keys: `audit_head` (u64 seq + the last entry's hash) and `credentials_generation`
 (u64, bumped by every change that can revoke access: a cache in any process compares it
@@ -28,6 +29,7 @@ GOVERNANCE_TABLES: dict[str, bool] = {
     "audit": False,
     "grants": False,
     "owners": False,
+    "rate_limits": False,
 }
 AUDIT_HEAD = b"audit_head"
 CREDENTIALS_GENERATION = b"credentials_generation"
@@ -88,7 +90,23 @@ class OwnerRecord(msgspec.Struct, array_like=True):
     since_ms: int
 
 
+class RateLimit(msgspec.Struct, kw_only=True):
+    """Databricks' endpoint rate limit: `calls` per `renewal_period`, counted per
+    principal (key "user") or for the whole endpoint (key "endpoint")."""
+
+    calls: int
+    key: str = "user"
+    renewal_period: str = "minute"
+
+
+class RateLimitsRecord(msgspec.Struct, array_like=True):
+    limits: list[RateLimit]
+    set_ms: int
+    set_by: str
+
+
 PRINCIPAL = Codec(PrincipalRecord)
+RATE_LIMITS = Codec(RateLimitsRecord)
 GRANT = Codec(GrantRecord)
 OWNER = Codec(OwnerRecord)
 TOKEN = Codec(TokenRecord)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from cairn.engine.governance.audit import AuditLog
 from cairn.engine.governance.credentials import Credentials
 from cairn.engine.governance.grants import Grants
+from cairn.engine.governance.limits import RateLimits
 from cairn.engine.governance.principals import Principals
 from cairn.engine.store.lmdbenv import LmdbEnv
 
@@ -15,3 +16,4 @@ class Governance:
         self.audit = AuditLog(lenv)
         self.grants = Grants(lenv, self.principals)
         self.grants.bootstrap()
+        self.rate_limits = RateLimits(lenv)

@@ -347,6 +347,9 @@ CASES: dict[tuple[str, str], Case] = {
         lambda w, c: (f"{EPS}/{c['ep']}/config", body(served_entities=[{"entity_name": "m1", "entity_version": "1",
                                                                         "max_batch_rows": 8}])),
         _both(_ep("CAN_MANAGE"), _uc("EXECUTE")), fresh_ep),
+    ("PUT", f"{EPS}/{{name:str}}/rate-limits"): Case(
+        lambda w, c: (f"{EPS}/{c['ep']}/rate-limits", body(rate_limits=[{"calls": 5, "key": "user"}])),
+        _ep("CAN_MANAGE"), fresh_ep),
     ("DELETE", f"{EPS}/{{name:str}}"): Case(lambda w, c: (f"{EPS}/{c['ep']}", {}), _ep("CAN_MANAGE"), fresh_ep),
     ("GET", f"{EPS}/{{name:str}}/payloads"): Case(lambda w, c: (f"{EPS}/{w.ep}/payloads", {}), _ep("CAN_MANAGE")),
     ("POST", "/serving-endpoints/{name}/invocations"): Case(
