@@ -58,6 +58,8 @@ from report import (
 )
 from serverprocs import REPO, _free_port, _server_env, launch
 
+from cairn.engine.governance.privileges import securable
+
 BASELINE_NAME = "mlflow-models-serve"
 SIDES = ("cairn", "mlflow")
 WORKLOADS = (
@@ -174,9 +176,12 @@ def start_endpoint_server(model_dir: Path, root: Path, auth: bool = False):
     try:
         eng.endpoints.create_endpoint(
             ENDPOINT, {"served_entities": [{"entity_name": ENDPOINT, "entity_version": mv.version}]})
-        if auth:
-            eng.governance.principals.create("user", "bench", admin=True)
-            token, _ = eng.governance.credentials.create_token("bench")
+        if auth:  # a plain user granted CAN_QUERY: the grant check runs (an admin's is skipped)
+            gov = eng.governance
+            gov.principals.create("user", "bench-admin", admin=True)
+            gov.principals.create("user", "bench")
+            gov.grants.update(securable("serving_endpoint", ENDPOINT), [("bench", ["CAN_QUERY"], [])], "bench")
+            token, _ = gov.credentials.create_token("bench")
     finally:
         eng.close()
     log = root / f"cairn-server.{time.monotonic_ns()}.log"
@@ -208,21 +213,31 @@ def metrics_cost(n: int = 200_000) -> str:
 
 
 def auth_cost(n: int = 50_000) -> str:
-    """Authentication's own cost, in process: one cached Bearer check (what every
-    request of a server with --auth pays before routing)."""
+    """Governance's own cost per scoring call, in process: the cached Bearer check every
+    request of a server with --auth pays, and then the endpoint's CAN_QUERY check and
+    rate-limit lookup (cached grants) for a plain user."""
     import tempfile
 
     from cairn import engine
+    from cairn.engine.governance.access import Access
 
     with tempfile.TemporaryDirectory() as tmp, engine.open(Path(tmp) / "data") as eng:
-        eng.governance.principals.create("user", "bench", admin=True)
-        token, _ = eng.governance.credentials.create_token("bench")
+        gov = eng.governance
+        gov.principals.create("user", "bench")
+        gov.grants.update(securable("serving_endpoint", ENDPOINT), [("bench", ["CAN_QUERY"], [])], "bench")
+        token, _ = gov.credentials.create_token("bench")
         header = f"Bearer {token}"
-        eng.governance.credentials.authenticate(header)
+        Access(eng, gov.credentials.authenticate(header)).query(ENDPOINT)
         t0 = time.perf_counter()
         for _ in range(n):
-            eng.governance.credentials.authenticate(header)
-        return f"auth: {(time.perf_counter() - t0) / n * 1e6:.2f} us per authenticated request (cached token check)"
+            gov.credentials.authenticate(header)
+        authn = (time.perf_counter() - t0) / n * 1e6
+        t0 = time.perf_counter()
+        for _ in range(n):
+            Access(eng, gov.credentials.authenticate(header)).query(ENDPOINT)
+        both = (time.perf_counter() - t0) / n * 1e6
+        return (f"auth: {authn:.2f} us per request (cached token check); {both:.2f} us with the CAN_QUERY "
+                f"grant check and rate-limit lookup (budget 20 us)")
 
 
 def _load(url: str, body: bytes, conc: int, budget: int, seconds: float, rows: int,

@@ -21,6 +21,7 @@ import msgspec
 
 from cairn.engine.errors import CairnError
 from cairn.engine.features.store import FeatureTable
+from cairn.engine.governance.records import AuditEntry
 from cairn.engine.loggedmodels.records import LoggedModel
 from cairn.engine.query.pagination import Page
 from cairn.engine.registry.entities import (
@@ -153,6 +154,13 @@ class Backend(Protocol):
     def describe_feature_table(self, name: str) -> TableDescription:
         """The table, its newest Delta versions and the model versions trained on it."""
 
+    # -- governance ------------------------------------------------------------------
+    def audit_entries(self, limit: int) -> list[AuditEntry]:
+        """The newest `limit` audit entries, oldest first."""
+
+    def verify_audit(self) -> tuple[int, str | None]:
+        """(entries checked, the first problem or None)."""
+
 
 class LocalBackend:
     """The engine of one data directory, in this process. `server_url`: a Cairn server
@@ -246,6 +254,12 @@ class LocalBackend:
 
     def describe_feature_table(self, name: str) -> TableDescription:
         return self._features().describe_table(name)
+
+    def audit_entries(self, limit: int) -> list[AuditEntry]:
+        return self.eng.governance.audit.entries(limit=limit)
+
+    def verify_audit(self) -> tuple[int, str | None]:
+        return self.eng.governance.audit.verify()
 
 
 class RemoteBackend:
@@ -423,3 +437,11 @@ class RemoteBackend:
 
     def describe_feature_table(self, name: str) -> TableDescription:
         return self._as(self._get("/api/2.0/feature-store/feature-tables/describe", name=name), TableDescription)
+
+    def audit_entries(self, limit: int) -> list[AuditEntry]:
+        body = self._get("/api/2.0/audit/entries", max_results=limit)
+        return [AuditEntry(**e) for e in body.get("entries", [])]  # stored array-like, sent by name
+
+    def verify_audit(self) -> tuple[int, str | None]:
+        body = self._get("/api/2.0/audit/verify")
+        return body["entries_checked"], body.get("problem")
