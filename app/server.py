@@ -11,8 +11,8 @@ from litestar.openapi import OpenAPIConfig
 
 from cairn.app.address import DEFAULT_HOST, DEFAULT_PORT
 from cairn.app.auth import ACCESS, AuthGate
-from cairn.app.controllers.audit import AuditController
 from cairn.app.controllers.artifacts import ArtifactController
+from cairn.app.controllers.audit import AuditController
 from cairn.app.controllers.catalogs import CatalogController, SchemaController
 from cairn.app.controllers.endpoints import EndpointController
 from cairn.app.controllers.experiments import ExperimentController

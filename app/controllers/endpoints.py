@@ -37,9 +37,9 @@ from litestar import Controller, delete, get, post, put
 from litestar.params import JSONBody
 
 from cairn.app.registrywire import page_out, required
-from cairn.engine.endpoints.contract import Endpoint, EndpointStore
 from cairn.engine.datadir import Engine
 from cairn.engine.endpoints.config import check_config
+from cairn.engine.endpoints.contract import Endpoint, EndpointStore
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import CAN_MANAGE, Access
 from cairn.engine.governance.limits import check_limits

@@ -118,7 +118,7 @@ class FeatureTableController(Controller):
             raise invalid("schema: a {column: type} object is required (write rows with feature-tables/write)")
         table = offline_store(engine.features).create_table(
             data.name, data.primary_keys, data.timestamp_keys, schema=data.schema,
-            description=data.description, tags=data.tags)
+            description=data.description, tags=data.tags, creator=access.caller.principal)
         access.created(s)
         return {"feature_table": table}
 

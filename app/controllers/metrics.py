@@ -7,10 +7,10 @@ import math
 import msgspec
 from litestar import Controller, get
 
-from cairn.engine.governance.access import Access
 from cairn.app.controllers.runs import required_run_id
 from cairn.app.wire import metrics_out
 from cairn.engine.errors import invalid
+from cairn.engine.governance.access import Access
 from cairn.engine.tracking.contract import TrackingStore
 
 # MLflow's server limits for get-history-bulk-interval (mlflow/server/handlers.py).

@@ -22,7 +22,6 @@ from litestar.handlers import asgi
 from litestar.types import Receive, Scope, Send
 
 from cairn.app.auth import ACCESS
-
 from cairn.app.serving.asgi import (
     DEFAULT_MAX_BODY_BYTES,
     Disconnected,

@@ -21,6 +21,7 @@ import threading
 
 from cairn.engine.errors import PERMISSION_DENIED, CairnError
 from cairn.engine.governance.credentials import Caller
+from cairn.engine.governance.principals import bump_grants, check_principal_name
 from cairn.engine.governance.privileges import (
     ALL_PRIVILEGES,
     CATALOG,
@@ -28,11 +29,9 @@ from cairn.engine.governance.privileges import (
     CREATE_MODEL,
     CREATE_TABLE,
     EVERYTHING,
-    EXPERIMENT,
     MLFLOW_AS,
     OWN,
     READ,
-    REGISTERED_MODEL,
     SCHEMA,
     USE_CATALOG,
     USE_SCHEMA,
@@ -43,7 +42,6 @@ from cairn.engine.governance.privileges import (
     expand,
     owner_privileges,
 )
-from cairn.engine.governance.principals import bump_grants, check_principal_name
 from cairn.engine.governance.records import (
     ALL_USERS,
     DEFAULT_PERMISSION,
