@@ -28,6 +28,7 @@ from cairn.app.serving.asgi import error_body
 from cairn.engine.errors import PERMISSION_DENIED, CairnError
 from cairn.engine.governance.access import Access
 from cairn.engine.governance.credentials import Caller
+from cairn.engine.governance.principals import read_generation
 
 log = logging.getLogger("cairn.auth")
 LOCAL_ADMIN = Caller("", admin=True)  # auth off: the single-user appliance of before
@@ -66,7 +67,7 @@ class AuthGate:
 
     def __call__(self, app):
         required, credentials, audit = self.required, self._credentials, self._audit
-        metrics_header, engine = self._metrics_header, self._engine
+        metrics_header, engine, lenv = self._metrics_header, self._engine, self._engine.env
 
         async def gate(scope, receive, send) -> None:
             if scope["type"] != "http":
@@ -80,6 +81,7 @@ class AuthGate:
                 scope[ACCESS] = Access(engine, LOCAL_ADMIN)
                 await app(scope, receive, send)
                 return
+            generation = None
             if path in OPEN_PATHS:
                 caller = Caller("")
             elif metrics_header and path == "/metrics" and method == "GET" \
@@ -87,12 +89,13 @@ class AuthGate:
                 caller = Caller("cairn-ui", admin=True)  # this one route only
             else:
                 try:
-                    caller = credentials.authenticate(_header(scope, b"authorization"))
+                    generation = read_generation(lenv)  # once: authentication and every check use it
+                    caller = credentials.authenticate(_header(scope, b"authorization"), generation)
                 except CairnError as exc:
                     audit.record_async("", source_of(scope), f"{method} {path}", outcome="401", detail=exc.message)
                     await _refuse(send, exc)
                     return
-            access = Access(engine, caller)
+            access = Access(engine, caller, generation)
             if path in OPEN_PATHS or path.startswith(SCHEMA_PREFIX):
                 access.checked = True
             scope["user"] = caller

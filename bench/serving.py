@@ -19,8 +19,9 @@ once with `mlflow.sklearn.save_model` (cloudpickle); both servers load that dire
                 against MLflow's c1 and c8; the overhead of an endpoint over `cairn models
                 serve` is the ep rows beside c1 and c8. The run also prints the metrics'
                 own cost in process: microseconds per observed request and per scrape.
-  ep1auth       ep1 against `cairn server --auth`, a Bearer token on every request; the run
-                also prints authentication's own cost per request (a cached token check)
+  ep1auth       ep1 against `cairn server --auth`, a plain user's Bearer token (granted
+                CAN_QUERY) on every request; the run also prints governance's own cost
+                per request: the cached token check, then with the grant check
   ready         process start to 200 from /ping (median of starts)
   rss           the server's resident memory after the run (its process tree)
 
@@ -220,6 +221,7 @@ def auth_cost(n: int = 50_000) -> str:
 
     from cairn import engine
     from cairn.engine.governance.access import Access
+    from cairn.engine.governance.principals import read_generation
 
     with tempfile.TemporaryDirectory() as tmp, engine.open(Path(tmp) / "data") as eng:
         gov = eng.governance
@@ -227,14 +229,20 @@ def auth_cost(n: int = 50_000) -> str:
         gov.grants.update(securable("serving_endpoint", ENDPOINT), [("bench", ["CAN_QUERY"], [])], "bench")
         token, _ = gov.credentials.create_token("bench")
         header = f"Bearer {token}"
-        Access(eng, gov.credentials.authenticate(header)).query(ENDPOINT)
+        lenv = eng.env
+
+        def request() -> None:  # what app/auth.py and the scoring route do per call
+            generation = read_generation(lenv)
+            Access(eng, gov.credentials.authenticate(header, generation), generation).query(ENDPOINT)
+
+        request()
         t0 = time.perf_counter()
         for _ in range(n):
             gov.credentials.authenticate(header)
         authn = (time.perf_counter() - t0) / n * 1e6
         t0 = time.perf_counter()
         for _ in range(n):
-            Access(eng, gov.credentials.authenticate(header)).query(ENDPOINT)
+            request()
         both = (time.perf_counter() - t0) / n * 1e6
         return (f"auth: {authn:.2f} us per request (cached token check); {both:.2f} us with the CAN_QUERY "
                 f"grant check and rate-limit lookup (budget 20 us)")

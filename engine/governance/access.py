@@ -56,9 +56,13 @@ __all__ = [
 
 
 class Access:
-    def __init__(self, engine, caller: Caller):
+    def __init__(self, engine, caller: Caller, generation: int | None = None):
+        """`generation`: the governance generation the request read when it
+        authenticated; every check of the request answers as of it (None: each check
+        reads it)."""
         self.caller = caller
         self.checked = False
+        self.generation = generation
         self._engine = engine
         self._grants = engine.governance.grants
 
@@ -77,14 +81,14 @@ class Access:
         self._ok()
 
     def grant(self, s: Securable, privilege: str) -> None:
-        self._grants.check(self.caller, s, privilege)
+        self._grants.check(self.caller, s, privilege, self.generation)
         self._ok()
 
     def can(self, s: Securable, privilege: str) -> bool:
-        return self._grants.can(self.caller, s, privilege)
+        return self._grants.can(self.caller, s, privilege, self.generation)
 
     def sees(self, s: Securable) -> bool:
-        return self._grants.visible(self.caller, s)
+        return self._grants.visible(self.caller, s, self.generation)
 
     def created(self, s: Securable) -> None:
         """The caller just created `s`: it owns it (and nothing granted on an earlier
@@ -112,7 +116,7 @@ class Access:
         a schema's catalog); refused naming the privilege that would do."""
         s = securable(kind, name)
         if not self.sees(s):
-            err = self._grants.denial(self.caller, s, USE_CATALOG if s.type == CATALOG else USE_SCHEMA)
+            err = self._grants.denial(self.caller, s, USE_CATALOG if s.type == CATALOG else USE_SCHEMA, self.generation)
             raise err or CairnError(f"'{self.caller.principal}' may not see {s}", PERMISSION_DENIED)
         self._ok()
         return s
@@ -141,11 +145,11 @@ class Access:
         if self.caller.admin:
             self._ok()
             return
-        held = self._grants.held(self.caller, s)[-1]
+        held = self._grants.held(self.caller, s, self.generation)[-1]
         if CAN_READ not in held:
             raise absent()
         if level not in held:
-            raise self._grants.denial(self.caller, s, level)
+            raise self._grants.denial(self.caller, s, level, self.generation)
         self._ok()
 
     def run(self, run_id: object, level: str = CAN_READ) -> str:
@@ -183,11 +187,11 @@ class Access:
         ids = [str(i) for i in ids]
         if self.caller.admin:
             return ids
-        return [i for i in ids if CAN_READ in self._grants.held(self.caller, Securable(EXPERIMENT, i))[-1]]
+        return [i for i in ids if CAN_READ in self._grants.held(self.caller, Securable(EXPERIMENT, i), self.generation)[-1]]
 
     def experiment_visible(self, experiment_id: object) -> bool:
         return self.caller.admin or CAN_READ in self._grants.held(
-            self.caller, Securable(EXPERIMENT, str(experiment_id)))[-1]
+            self.caller, Securable(EXPERIMENT, str(experiment_id)), self.generation)[-1]
 
     def artifact_path(self, path: str, write: bool) -> None:
         """The artifact proxy: `<experiment id>/<run id>/artifacts/...` and
@@ -267,7 +271,7 @@ class Access:
         self._ok()
         if self.caller.admin:
             return list(names)
-        return [n for n in names if self._grants.visible(self.caller, securable(kind, n))]
+        return [n for n in names if self._grants.visible(self.caller, securable(kind, n), self.generation)]
 
     # -- serving endpoints ---------------------------------------------------------------
     def endpoint(self, name: object, level: str = CAN_VIEW) -> None:
@@ -277,17 +281,17 @@ class Access:
         if self.caller.admin:
             self._ok()
             return
-        held = self._grants.held(self.caller, s)[-1]
+        held = self._grants.held(self.caller, s, self.generation)[-1]
         if CAN_VIEW not in held:
             raise not_found(f"Endpoint '{name}' does not exist.")
         if level not in held:
-            raise self._grants.denial(self.caller, s, level)
+            raise self._grants.denial(self.caller, s, level, self.generation)
         self._ok()
 
     def query(self, name: str) -> None:
         """Scoring: CAN_QUERY, then the endpoint's rate limits (RateLimited, 429)."""
         self.endpoint(name, CAN_QUERY)
-        self._engine.governance.rate_limits.admit(name, self.caller.principal)
+        self._engine.governance.rate_limits.admit(name, self.caller.principal, self.generation)
 
     def serves(self, entities) -> None:
         """Serving needs EXECUTE on every model (or feature spec) an endpoint serves."""

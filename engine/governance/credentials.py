@@ -23,8 +23,8 @@ import uuid
 import msgspec
 
 from cairn.engine.errors import UNAUTHENTICATED, CairnError, invalid, not_found
-from cairn.engine.governance.principals import Principals, bump_generation, password_matches
-from cairn.engine.governance.records import CREDENTIALS_GENERATION, PRINCIPAL, TOKEN, USER, TokenRecord
+from cairn.engine.governance.principals import Principals, bump_generation, password_matches, read_generation
+from cairn.engine.governance.records import PRINCIPAL, TOKEN, USER, TokenRecord
 from cairn.engine.store.keys import read_u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
@@ -129,9 +129,10 @@ class Credentials:
         self._env.write(op)
 
     # -- authentication ---------------------------------------------------------------
-    def authenticate(self, authorization: str | None) -> Caller:
+    def authenticate(self, authorization: str | None, generation: int | None = None) -> Caller:
         """The caller an `Authorization` header names (Bearer token or Basic user:pass);
-        UNAUTHENTICATED naming what is wrong otherwise."""
+        UNAUTHENTICATED naming what is wrong otherwise. `generation`: the request's
+        read of it (read here when not given)."""
         if not authorization:
             raise unauthenticated("Credentials are required: send Authorization: Bearer <token> "
                                   "(MLFLOW_TRACKING_TOKEN) or basic auth (MLFLOW_TRACKING_USERNAME/PASSWORD)")
@@ -139,7 +140,7 @@ class Credentials:
         scheme = scheme.lower()
         value = value.strip()
         if scheme == "bearer" and value:
-            return self._cached(_digest("t:" + value), lambda: self._check_token(value))
+            return self._cached(_digest("t:" + value), lambda: self._check_token(value), generation)
         if scheme == "basic" and value:
             try:
                 user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
@@ -147,16 +148,13 @@ class Credentials:
                 raise unauthenticated("The basic auth header is not base64 of user:password") from None
             if not sep:
                 raise unauthenticated("The basic auth header is not base64 of user:password")
-            return self._cached(_digest(f"p:{user}\0{password}"), lambda: self._check_password(user, password))
+            return self._cached(_digest(f"p:{user}\0{password}"), lambda: self._check_password(user, password),
+                                generation)
         raise unauthenticated("Authorization must be 'Bearer <token>' or 'Basic <base64 user:password>'")
 
-    def _generation_now(self) -> int:
-        with self._env.read() as txn:
-            raw = txn.get(CREDENTIALS_GENERATION, db=self._db["meta"])
-        return read_u64(raw) if raw else 0
-
-    def _cached(self, key: bytes, check) -> Caller:
-        generation = self._generation_now()
+    def _cached(self, key: bytes, check, generation: int | None) -> Caller:
+        if generation is None:
+            generation = read_generation(self._env)
         with self._lock:
             if generation != self._generation:
                 self._cache.clear()

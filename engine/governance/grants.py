@@ -7,9 +7,10 @@ everyone), what owning any of them gives, and on experiments and registered mode
 MLflow's default permission. Admins hold everything.
 
 The check is on the request path: its answers are cached per (caller, securable) with
-the grants generation they were computed under, which every grant, owner or default
-change bumps in the same transaction; one LMDB get per check tells a process its cache
-is stale, so a revoke takes effect on the next request in every process.
+the generation they were computed under, which every grant, owner or default change
+bumps in the same transaction; the one LMDB get per request that authentication makes
+also tells a process its grants cache is stale, so a revoke takes effect on the next
+request in every process.
 
 Objects are created and deleted by other rooms, which know nothing of grants: the
 surface that creates one calls `adopt` (its owner is the creator, and grants left by an
@@ -21,7 +22,7 @@ import threading
 
 from cairn.engine.errors import PERMISSION_DENIED, CairnError
 from cairn.engine.governance.credentials import Caller
-from cairn.engine.governance.principals import bump_grants, check_principal_name
+from cairn.engine.governance.principals import bump_generation, check_principal_name, read_generation
 from cairn.engine.governance.privileges import (
     ALL_PRIVILEGES,
     CATALOG,
@@ -47,7 +48,6 @@ from cairn.engine.governance.records import (
     DEFAULT_PERMISSION,
     GRANT,
     GRANTS_BOOTSTRAPPED,
-    GRANTS_GENERATION,
     OWNER,
     GrantRecord,
     OwnerRecord,
@@ -87,9 +87,11 @@ class Grants:
         self._cache: dict[tuple[Caller, Securable], tuple[frozenset[str], ...]] = {}
 
     # -- the check --------------------------------------------------------------------
-    def held(self, caller: Caller, s: Securable) -> tuple[frozenset[str], ...]:
-        """What `caller` holds on each of chain(s), catalog first, inherited included."""
-        generation = self._generation_now()
+    def held(self, caller: Caller, s: Securable, generation: int | None = None) -> tuple[frozenset[str], ...]:
+        """What `caller` holds on each of chain(s), catalog first, inherited included.
+        `generation`: the request's read of it (read here when not given)."""
+        if generation is None:
+            generation = read_generation(self._env)
         key = (caller, s)
         with self._lock:
             if generation != self._generation:
@@ -125,13 +127,14 @@ class Grants:
                 out.append(frozenset(held))
         return tuple(out)
 
-    def denial(self, caller: Caller, s: Securable, privilege: str) -> CairnError | None:
+    def denial(self, caller: Caller, s: Securable, privilege: str, generation: int | None = None
+               ) -> CairnError | None:
         """None when `caller` may use `privilege` on `s`, else the PERMISSION_DENIED
         error naming the first privilege missing (USE_CATALOG, USE_SCHEMA, then it)."""
         if caller.admin:
             return None
         nodes = chain(s)
-        held = self.held(caller, s)
+        held = self.held(caller, s, generation)
         for node, have in zip(nodes[:-1], held[:-1]):
             need = USE_CATALOG if node.type == CATALOG else USE_SCHEMA
             if need not in have:
@@ -140,21 +143,21 @@ class Grants:
             return denied(caller, privilege, s)
         return None
 
-    def check(self, caller: Caller, s: Securable, privilege: str) -> None:
-        err = self.denial(caller, s, privilege)
+    def check(self, caller: Caller, s: Securable, privilege: str, generation: int | None = None) -> None:
+        err = self.denial(caller, s, privilege, generation)
         if err is not None:
             raise err
 
-    def can(self, caller: Caller, s: Securable, privilege: str) -> bool:
-        return self.denial(caller, s, privilege) is None
+    def can(self, caller: Caller, s: Securable, privilege: str, generation: int | None = None) -> bool:
+        return self.denial(caller, s, privilege, generation) is None
 
-    def visible(self, caller: Caller, s: Securable) -> bool:
+    def visible(self, caller: Caller, s: Securable, generation: int | None = None) -> bool:
         """Whether `caller` may know `s` exists: it may use its parents and holds some
         privilege on it."""
         if caller.admin:
             return True
         nodes = chain(s)
-        held = self.held(caller, s)
+        held = self.held(caller, s, generation)
         for node, have in zip(nodes[:-1], held[:-1]):
             if (USE_CATALOG if node.type == CATALOG else USE_SCHEMA) not in have:
                 return False
@@ -177,7 +180,7 @@ class Grants:
             self._drop(b, s)
             if owner:
                 b.txn.put(s.key(), OWNER.encode(OwnerRecord(owner, now_ms())), db=b.dbs["owners"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -188,7 +191,7 @@ class Grants:
 
         def op(b: Batch) -> None:
             self._drop(b, s)
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -203,7 +206,7 @@ class Grants:
             for principal, rec in self._read_grants(b.txn, old):
                 b.txn.put(_grant_key(new, principal), GRANT.encode(rec), db=b.dbs["grants"])
             self._drop(b, old)
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -212,7 +215,7 @@ class Grants:
 
         def op(b: Batch) -> None:
             b.txn.put(s.key(), OWNER.encode(OwnerRecord(principal, now_ms())), db=b.dbs["owners"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -266,7 +269,7 @@ class Grants:
                     b.txn.put(key, GRANT.encode(GrantRecord(now, now_ms(), by)), db=b.dbs["grants"])
                 else:
                     b.txn.delete(key, db=b.dbs["grants"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
         return self.assignments(s)
@@ -282,7 +285,7 @@ class Grants:
                 b.txn.put(key, GRANT.encode(GrantRecord(privileges, now_ms(), by)), db=b.dbs["grants"])
             else:
                 b.txn.delete(key, db=b.dbs["grants"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -350,7 +353,7 @@ class Grants:
 
         def op(b: Batch) -> None:
             b.txn.put(DEFAULT_PERMISSION, permission.encode(), db=b.dbs["meta"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
 
@@ -369,14 +372,9 @@ class Grants:
                 if b.txn.get(key, db=b.dbs["grants"]) is None:
                     b.txn.put(key, GRANT.encode(GrantRecord(privileges, now_ms(), "")), db=b.dbs["grants"])
             b.txn.put(GRANTS_BOOTSTRAPPED, b"1", db=b.dbs["meta"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
-
-    def _generation_now(self) -> int:
-        with self._env.read() as txn:
-            raw = txn.get(GRANTS_GENERATION, db=self._db["meta"])
-        return read_u64(raw) if raw else 0
 
     def caller_for(self, principal: str) -> Caller:
         """The Caller a principal would be (for effective permissions of someone else)."""

@@ -4,7 +4,7 @@ REQUEST_LIMIT_EXCEEDED and Retry-After.
 
 The limits live in LMDB (set by an endpoint's managers); the counts are this process's,
 in fixed windows of one renewal period. Reading the limits is on the scoring path: they
-are cached with the grants generation, which a change bumps, so a new limit holds on the
+are cached with the governance generation, which a change bumps, so a new limit holds on the
 next call in every process.
 """
 from __future__ import annotations
@@ -16,9 +16,8 @@ import time
 import msgspec
 
 from cairn.engine.errors import REQUEST_LIMIT_EXCEEDED, CairnError, invalid
-from cairn.engine.governance.principals import bump_grants
-from cairn.engine.governance.records import GRANTS_GENERATION, RATE_LIMITS, RateLimit, RateLimitsRecord
-from cairn.engine.store.keys import read_u64
+from cairn.engine.governance.principals import bump_generation, read_generation
+from cairn.engine.governance.records import RATE_LIMITS, RateLimit, RateLimitsRecord
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
 
@@ -63,21 +62,22 @@ class RateLimits:
         self._cache: dict[str, list[RateLimit]] = {}
         self._windows: dict[tuple[str, str, int], tuple[float, int]] = {}  # -> (window start, calls)
 
-    def get(self, endpoint: str) -> list[RateLimit]:
+    def get(self, endpoint: str, generation: int | None = None) -> list[RateLimit]:
+        if generation is None:
+            generation = read_generation(self._env)
+        with self._lock:
+            if generation != self._generation:
+                self._cache.clear()
+                self._generation = generation
+            hit = self._cache.get(endpoint)
+        if hit is not None:
+            return hit
         with self._env.read() as txn:
-            raw = txn.get(GRANTS_GENERATION, db=self._db["meta"])
-            generation = read_u64(raw) if raw else 0
-            with self._lock:
-                if generation != self._generation:
-                    self._cache.clear()
-                    self._generation = generation
-                hit = self._cache.get(endpoint)
-            if hit is not None:
-                return hit
             raw = txn.get(endpoint.encode(), db=self._db["rate_limits"])
         limits = RATE_LIMITS.decode(raw).limits if raw is not None else []
         with self._lock:
-            self._cache[endpoint] = limits
+            if generation == self._generation:
+                self._cache[endpoint] = limits
         return limits
 
     def set(self, endpoint: str, limits: object, by: str) -> list[RateLimit]:
@@ -89,7 +89,7 @@ class RateLimits:
                           db=b.dbs["rate_limits"])
             else:
                 b.txn.delete(endpoint.encode(), db=b.dbs["rate_limits"])
-            bump_grants(b)
+            bump_generation(b)
 
         self._env.write(op)
         return checked
@@ -98,10 +98,10 @@ class RateLimits:
         if self.get(endpoint):
             self.set(endpoint, [], "")
 
-    def admit(self, endpoint: str, principal: str) -> None:
+    def admit(self, endpoint: str, principal: str, generation: int | None = None) -> None:
         """Count one call; RateLimited (with the seconds until the window renews) when
         a limit is reached."""
-        limits = self.get(endpoint)
+        limits = self.get(endpoint, generation)
         if not limits:
             return
         now = time.monotonic()

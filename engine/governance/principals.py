@@ -16,8 +16,7 @@ import secrets
 from cairn.engine.errors import already_exists, invalid, not_found
 from cairn.engine.governance.records import (
     ALL_USERS,
-    CREDENTIALS_GENERATION,
-    GRANTS_GENERATION,
+    GENERATION,
     GROUP,
     KINDS,
     OWNER,
@@ -44,9 +43,6 @@ def check_principal_name(name: object) -> str:
     return name
 
 
-def _bump(b: Batch, key: bytes) -> None:
-    raw = b.txn.get(key, db=b.dbs["meta"])
-    b.txn.put(key, u64((read_u64(raw) if raw else 0) + 1), db=b.dbs["meta"])
 
 
 def hash_password(password: str) -> str:
@@ -69,11 +65,16 @@ def password_matches(stored: str, password: str) -> bool:
 
 
 def bump_generation(b: Batch) -> None:
-    _bump(b, CREDENTIALS_GENERATION)
+    """Inside a write that changes who may do what: every cache in every process drops
+    what it remembered before its next request."""
+    raw = b.txn.get(GENERATION, db=b.dbs["meta"])
+    b.txn.put(GENERATION, u64((read_u64(raw) if raw else 0) + 1), db=b.dbs["meta"])
 
 
-def bump_grants(b: Batch) -> None:
-    _bump(b, GRANTS_GENERATION)
+def read_generation(lenv: LmdbEnv) -> int:
+    with lenv.read() as txn:
+        raw = txn.get(GENERATION, db=lenv.dbs["meta"])
+    return read_u64(raw) if raw else 0
 
 
 def _containing(records, name: str) -> set[str]:
@@ -241,7 +242,6 @@ class Principals:
             for key in owned_objects:
                 b.txn.delete(key, db=b.dbs["owners"])
             bump_generation(b)
-            bump_grants(b)
 
         self._env.write(op)
 

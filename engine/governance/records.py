@@ -10,9 +10,10 @@
   rate_limits  utf-8 endpoint name                -> RateLimitsRecord
 
 Meta keys: `audit_head` (u64 seq + the last entry's hash) and `credentials_generation`
-(u64, bumped by every change that can revoke access: a cache in any process compares it
-to know when to drop what it remembered); `grants_generation` the same for grants,
-owners and the default permission; `default_permission` (MLflow's, on experiments and
+(u64, bumped by every change that can take access away or change it: credentials,
+memberships, grants, owners, the default permission, rate limits; a cache in any
+process compares it to know when to drop what it remembered, and a request reads it
+once for its authentication and all its checks); `default_permission` (MLflow's, on experiments and
 registered models without a grant); `grants_bootstrapped` (the workspace defaults are
 written once).
 """
@@ -32,8 +33,7 @@ GOVERNANCE_TABLES: dict[str, bool] = {
     "rate_limits": False,
 }
 AUDIT_HEAD = b"audit_head"
-CREDENTIALS_GENERATION = b"credentials_generation"
-GRANTS_GENERATION = b"grants_generation"
+GENERATION = b"credentials_generation"  # the name it had before grants shared it
 DEFAULT_PERMISSION = b"default_permission"
 GRANTS_BOOTSTRAPPED = b"grants_bootstrapped"
 
