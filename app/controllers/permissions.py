@@ -151,6 +151,19 @@ def _mlflow_set(engine: Engine, request: Request, s: Securable, username: str, p
     return level
 
 
+def _mlflow_update(engine: Engine, request: Request, s: Securable, username: str | None, permission: str | None,
+                   what: str) -> None:
+    _mlflow_get(engine, s, required(username, "username"), what)  # MLflow's 404 when there is none
+    _mlflow_set(engine, request, s, username, permission, create=False)
+
+
+def _mlflow_delete(engine: Engine, request: Request, s: Securable, username: str | None, what: str) -> None:
+    user = required(username, "username")
+    _mlflow_get(engine, s, user, what)
+    engine.governance.grants.replace(s, user, [], request.scope["user"].principal)
+    _audit(engine, request, "permission.delete", s, user)
+
+
 class MlflowExperimentPermissionController(Controller):
     path = "/api/2.0/mlflow/experiments/permissions"
     tags = ("permissions",)
@@ -179,20 +192,15 @@ class MlflowExperimentPermissionController(Controller):
 
     @patch("/update", status_code=200, sync_to_thread=True)
     def update(self, engine: Engine, access: Access, request: Request, data: JSONBody[ExperimentPermission]) -> dict:
-        s = self._s(access, data.experiment_id)
-        _mlflow_get(engine, s, required(data.username, "username"), "Experiment")
-        _mlflow_set(engine, request, s, data.username, data.permission, create=False)
+        _mlflow_update(engine, request, self._s(access, data.experiment_id), data.username, data.permission,
+                       "Experiment")
         return {}
 
     @delete("/delete", status_code=200, sync_to_thread=True)
     def delete_permission(self, engine: Engine, access: Access, request: Request,
                           data: ExperimentPermission | None = None) -> dict:
         msg = message_or_query(request, data, ExperimentPermission)
-        s = self._s(access, msg.experiment_id)
-        user = required(msg.username, "username")
-        _mlflow_get(engine, s, user, "Experiment")
-        engine.governance.grants.replace(s, user, [], access.caller.principal)
-        _audit(engine, request, "permission.delete", s, user)
+        _mlflow_delete(engine, request, self._s(access, msg.experiment_id), msg.username, "Experiment")
         return {}
 
 
@@ -224,20 +232,15 @@ class MlflowModelPermissionController(Controller):
 
     @patch("/update", status_code=200, sync_to_thread=True)
     def update(self, engine: Engine, access: Access, request: Request, data: JSONBody[ModelPermission]) -> dict:
-        s = self._s(access, data.name)
-        _mlflow_get(engine, s, required(data.username, "username"), "Registered model")
-        _mlflow_set(engine, request, s, data.username, data.permission, create=False)
+        _mlflow_update(engine, request, self._s(access, data.name), data.username, data.permission,
+                       "Registered model")
         return {}
 
     @delete("/delete", status_code=200, sync_to_thread=True)
     def delete_permission(self, engine: Engine, access: Access, request: Request,
                           data: ModelPermission | None = None) -> dict:
         msg = message_or_query(request, data, ModelPermission)
-        s = self._s(access, msg.name)
-        user = required(msg.username, "username")
-        _mlflow_get(engine, s, user, "Registered model")
-        engine.governance.grants.replace(s, user, [], access.caller.principal)
-        _audit(engine, request, "permission.delete", s, user)
+        _mlflow_delete(engine, request, self._s(access, msg.name), msg.username, "Registered model")
         return {}
 
 

@@ -187,7 +187,7 @@ class Access:
         ids = [str(i) for i in ids]
         if self.caller.admin:
             return ids
-        return [i for i in ids if CAN_READ in self._grants.held(self.caller, Securable(EXPERIMENT, i), self.generation)[-1]]
+        return [i for i in ids if self.experiment_visible(i)]
 
     def experiment_visible(self, experiment_id: object) -> bool:
         return self.caller.admin or CAN_READ in self._grants.held(

@@ -17,15 +17,14 @@ import base64
 import binascii
 import hashlib
 import secrets
-import threading
 import uuid
 
 import msgspec
 
 from cairn.engine.errors import UNAUTHENTICATED, CairnError, invalid, not_found
-from cairn.engine.governance.principals import Principals, bump_generation, password_matches, read_generation
+from cairn.engine.governance.cache import MISSING, GenerationCache
+from cairn.engine.governance.principals import Principals, bump_generation, password_matches
 from cairn.engine.governance.records import PRINCIPAL, TOKEN, USER, TokenRecord
-from cairn.engine.store.keys import read_u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
 
@@ -68,9 +67,8 @@ class Credentials:
         self._env = lenv
         self._db = lenv.dbs
         self._principals = principals
-        self._lock = threading.Lock()
-        self._generation = -1
-        self._cache: dict[bytes, tuple[Caller, int]] = {}  # credential digest -> (caller, expiry_ms or 0)
+        # credential digest -> (caller, expiry_ms or 0)
+        self._cache = GenerationCache(lenv, _CACHE_MAX)
 
     # -- tokens -----------------------------------------------------------------------
     def create_token(self, principal: str, lifetime_seconds: float | None = None,
@@ -153,21 +151,11 @@ class Credentials:
         raise unauthenticated("Authorization must be 'Bearer <token>' or 'Basic <base64 user:password>'")
 
     def _cached(self, key: bytes, check, generation: int | None) -> Caller:
-        if generation is None:
-            generation = read_generation(self._env)
-        with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            hit = self._cache.get(key)
-        if hit is not None and (not hit[1] or hit[1] > now_ms()):
+        hit, generation = self._cache.lookup(key, generation)
+        if hit is not MISSING and (not hit[1] or hit[1] > now_ms()):
             return hit[0]
         caller, expiry = check()  # raises when refused: a refusal is never cached
-        with self._lock:
-            if generation == self._generation:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[key] = (caller, expiry)
+        self._cache.store(key, (caller, expiry), generation)
         return caller
 
     def _check_token(self, value: str) -> tuple[Caller, int]:

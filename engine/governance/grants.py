@@ -18,11 +18,10 @@ earlier object of the same name are dropped) and `forget` after a delete.
 """
 from __future__ import annotations
 
-import threading
-
 from cairn.engine.errors import PERMISSION_DENIED, CairnError
+from cairn.engine.governance.cache import MISSING, GenerationCache
 from cairn.engine.governance.credentials import Caller
-from cairn.engine.governance.principals import bump_generation, check_principal_name, read_generation
+from cairn.engine.governance.principals import bump_generation, check_principal_name
 from cairn.engine.governance.privileges import (
     ALL_PRIVILEGES,
     CATALOG,
@@ -53,7 +52,6 @@ from cairn.engine.governance.records import (
     OwnerRecord,
 )
 from cairn.engine.registry.names import DEFAULT_CATALOG, DEFAULT_SCHEMA
-from cairn.engine.store.keys import read_u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
 
@@ -77,35 +75,30 @@ def _grant_key(s: Securable, principal: str) -> bytes:
     return s.key() + b"\0" + principal.encode()
 
 
+def _put_grant(b: Batch, key: bytes, privileges: list[str], by: str) -> None:
+    """Write a principal's grant on a securable; none left removes it."""
+    if privileges:
+        b.txn.put(key, GRANT.encode(GrantRecord(privileges, now_ms(), by)), db=b.dbs["grants"])
+    else:
+        b.txn.delete(key, db=b.dbs["grants"])
+
+
 class Grants:
     def __init__(self, lenv: LmdbEnv, principals):
         self._env = lenv
         self._db = lenv.dbs
         self._principals = principals
-        self._lock = threading.Lock()
-        self._generation = -1
-        self._cache: dict[tuple[Caller, Securable], tuple[frozenset[str], ...]] = {}
+        self._cache = GenerationCache(lenv, _CACHE_MAX)  # (caller, securable) -> what it holds
 
     # -- the check --------------------------------------------------------------------
     def held(self, caller: Caller, s: Securable, generation: int | None = None) -> tuple[frozenset[str], ...]:
         """What `caller` holds on each of chain(s), catalog first, inherited included.
         `generation`: the request's read of it (read here when not given)."""
-        if generation is None:
-            generation = read_generation(self._env)
-        key = (caller, s)
-        with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            hit = self._cache.get(key)
-        if hit is not None:
+        hit, generation = self._cache.lookup((caller, s), generation)
+        if hit is not MISSING:
             return hit
         out = self._compute(caller, s)
-        with self._lock:
-            if generation == self._generation:
-                if len(self._cache) >= _CACHE_MAX:
-                    self._cache.clear()
-                self._cache[key] = out
+        self._cache.store((caller, s), out, generation)
         return out
 
     def _compute(self, caller: Caller, s: Securable) -> tuple[frozenset[str], ...]:
@@ -265,10 +258,7 @@ class Grants:
                 raw = b.txn.get(key, db=b.dbs["grants"])
                 have = GRANT.decode(raw).privileges if raw is not None else []
                 now = [p for p in have if p not in remove] + [p for p in add if p not in have and p not in remove]
-                if now:
-                    b.txn.put(key, GRANT.encode(GrantRecord(now, now_ms(), by)), db=b.dbs["grants"])
-                else:
-                    b.txn.delete(key, db=b.dbs["grants"])
+                _put_grant(b, key, now, by)
             bump_generation(b)
 
         self._env.write(op)
@@ -280,11 +270,7 @@ class Grants:
         privileges = check_privileges(s.type, privileges)
 
         def op(b: Batch) -> None:
-            key = _grant_key(s, principal)
-            if privileges:
-                b.txn.put(key, GRANT.encode(GrantRecord(privileges, now_ms(), by)), db=b.dbs["grants"])
-            else:
-                b.txn.delete(key, db=b.dbs["grants"])
+            _put_grant(b, _grant_key(s, principal), privileges, by)
             bump_generation(b)
 
         self._env.write(op)

@@ -16,7 +16,8 @@ import time
 import msgspec
 
 from cairn.engine.errors import REQUEST_LIMIT_EXCEEDED, CairnError, invalid
-from cairn.engine.governance.principals import bump_generation, read_generation
+from cairn.engine.governance.cache import MISSING, GenerationCache
+from cairn.engine.governance.principals import bump_generation
 from cairn.engine.governance.records import RATE_LIMITS, RateLimit, RateLimitsRecord
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 from cairn.engine.store.timestamps import now_ms
@@ -57,27 +58,18 @@ class RateLimits:
     def __init__(self, lenv: LmdbEnv):
         self._env = lenv
         self._db = lenv.dbs
-        self._lock = threading.Lock()
-        self._generation = -1
-        self._cache: dict[str, list[RateLimit]] = {}
+        self._lock = threading.Lock()  # the windows'
+        self._cache = GenerationCache(lenv, 10_000)  # endpoint -> its limits
         self._windows: dict[tuple[str, str, int], tuple[float, int]] = {}  # -> (window start, calls)
 
     def get(self, endpoint: str, generation: int | None = None) -> list[RateLimit]:
-        if generation is None:
-            generation = read_generation(self._env)
-        with self._lock:
-            if generation != self._generation:
-                self._cache.clear()
-                self._generation = generation
-            hit = self._cache.get(endpoint)
-        if hit is not None:
+        hit, generation = self._cache.lookup(endpoint, generation)
+        if hit is not MISSING:
             return hit
         with self._env.read() as txn:
             raw = txn.get(endpoint.encode(), db=self._db["rate_limits"])
         limits = RATE_LIMITS.decode(raw).limits if raw is not None else []
-        with self._lock:
-            if generation == self._generation:
-                self._cache[endpoint] = limits
+        self._cache.store(endpoint, limits, generation)
         return limits
 
     def set(self, endpoint: str, limits: object, by: str) -> list[RateLimit]:
