@@ -43,3 +43,26 @@ def test_users_groups_tokens_and_the_audit_on_the_command_line(tmp_path):
     assert all(e["source"] == "local" and e["principal"].startswith("os:") for e in lines)
     verified = cairn(data, "audit", "verify")
     assert verified.returncode == 0 and "6 entries" in verified.stdout
+
+
+def test_grants_on_the_command_line(tmp_path):
+    data = tmp_path / "data"
+    for args in (("users", "create", "ana"), ("groups", "create", "analysts"), ("groups", "add-member", "analysts",
+                                                                                 "ana")):
+        assert cairn(data, *args).returncode == 0
+    out = cairn(data, "grants", "add", "schema", "main.default", "analysts", "EXECUTE", "apply_tag")
+    assert out.returncode == 0 and out.stdout.strip() == "analysts on schema 'main.default': EXECUTE, APPLY_TAG"
+    shown = json.loads(cairn(data, "grants", "show", "schema", "main.default", "--json").stdout)
+    assert {"principal": "analysts", "privileges": ["EXECUTE", "APPLY_TAG"]} in shown["privilege_assignments"]
+    eff = json.loads(cairn(data, "grants", "effective", "model", "iris", "--principal", "ana", "--json").stdout)
+    assert {"principal": "analysts", "privilege": "EXECUTE", "inherited_from": "schema 'main.default'"} in eff
+    assert cairn(data, "grants", "remove", "schema", "main.default", "analysts", "EXECUTE").returncode == 0
+    assert cairn(data, "grants", "owner", "model", "iris", "ana").stdout.strip() == \
+        "registered model 'main.default.iris' is owned by ana"
+    assert "NO_PERMISSIONS" in cairn(data, "grants", "default", "no_permissions").stdout
+    bad = cairn(data, "grants", "add", "schema", "main.default", "analysts", "SELECTT")
+    assert bad.returncode == 1 and "Privilege 'SELECTT' does not apply to a schema" in bad.stderr
+    bad = cairn(data, "grants", "show", "volume", "x")
+    assert bad.returncode == 1 and "Unknown securable type 'volume'" in bad.stderr
+    actions = [json.loads(x)["action"] for x in cairn(data, "audit", "--json").stdout.splitlines()]
+    assert {"grant.update", "owner.transfer", "permission.default"} <= set(actions)
