@@ -21,6 +21,8 @@ from cairn.engine.features.store import FeatureStore
 from cairn.engine.governance.records import GOVERNANCE_TABLES
 from cairn.engine.governance.store import Governance
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
+from cairn.engine.monitoring.records import MONITORING_TABLES
+from cairn.engine.monitoring.store import MonitorStore
 from cairn.engine.loggedmodels.records import LOGGED_MODEL_TABLES
 from cairn.engine.registry.lmdbstore import LmdbRegistryStore
 from cairn.engine.registry.records import REGISTRY_TABLES
@@ -56,7 +58,7 @@ class Engine:
     def __init__(self, path: Path, map_size: int):
         self.path = path
         tables = {**TRACKING_TABLES, **ARTIFACT_TABLES, **LOGGED_MODEL_TABLES, **REGISTRY_TABLES, **ENDPOINT_TABLES,
-                  **FEATURE_TABLES, **GOVERNANCE_TABLES}
+                  **FEATURE_TABLES, **MONITORING_TABLES, **GOVERNANCE_TABLES}
         self.env = LmdbEnv(path / "lmdb", tables, map_size)
         _check_schema(self.env)
         self.blobs = BlobStore(path / BLOBS_DIR)
@@ -71,6 +73,7 @@ class Engine:
         # Feature tables' records and online rows; the Delta side is sdk.features.offline_store.
         self.features = FeatureStore(self.env, path)
         # Principals, credentials and the audit log (who is calling, what happened).
+        self.monitoring = MonitorStore(self.env, self.endpoints, self.registry)
         self.governance = Governance(self.env)
         self._holders = 0
 

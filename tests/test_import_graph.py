@@ -27,6 +27,7 @@ ENGINE_ROOMS = (
     "cairn.engine.registry",
     "cairn.engine.endpoints",
     "cairn.engine.features",
+    "cairn.engine.monitoring",
     "cairn.engine.governance",
     "cairn.engine.datadir",
     "cairn.engine",  # the package's own __init__: re-exports open/Engine/CairnError

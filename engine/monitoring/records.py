@@ -1,0 +1,56 @@
+"""Storage records of monitoring, one sub-database per record kind.
+
+  baselines        full model name \\0 version              -> Profile (profiles.py)
+  monitors         utf-8 endpoint name                       -> MonitorRecord
+  monitor_windows  u64 monitor + u32 granularity s + i64 window start ms + utf-8 entity
+                                                             -> WindowRecord
+The entity is a served entity's name, or ALL for every request of the endpoint.
+Counter: `next_monitor_id`. A monitor's id is never reused, so windows a deleted
+monitor left (deleted in bounded chunks) never show under a new one.
+"""
+from __future__ import annotations
+
+import msgspec
+
+from cairn.engine.monitoring.drift import DatasetDrift
+from cairn.engine.monitoring.profiles import Profile
+from cairn.engine.store.codec import Codec
+
+MONITORING_TABLES: dict[str, bool] = {"baselines": False, "monitors": False, "monitor_windows": False}
+NEXT_MONITOR_ID = b"next_monitor_id"
+ALL = "*"
+
+
+class MonitorRecord(msgspec.Struct, array_like=True):
+    monitor_id: int
+    endpoint: str
+    granularities: list[int]  # seconds, ascending
+    created_ms: int
+    created_by: str
+    settle_s: float  # a window is final this long after it ends (late payload writes)
+    final_until: dict[str, int] = {}  # granularity (str) -> ms: windows ending by then are final
+    last_refresh_ms: int = 0
+    last_error: str = ""
+
+
+class WindowRecord(msgspec.Struct, kw_only=True):
+    start_ms: int
+    end_ms: int
+    granularity_s: int
+    entity: str
+    requests: int
+    errors: int
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    rows: int
+    skipped: int  # logged payloads that did not decode
+    final: bool
+    model: str = ""  # the model version compared against, "name/version"
+    profile: Profile | None = None
+    drift: DatasetDrift | None = None  # against the baseline (Databricks' BASELINE)
+    consecutive: DatasetDrift | None = None  # against the window before (CONSECUTIVE)
+    note: str = ""  # why a drift is missing ("no baseline for iris v3", ...)
+
+
+MONITOR = Codec(MonitorRecord)
+WINDOW = Codec(WindowRecord)

@@ -1,0 +1,281 @@
+"""MonitorStore: baselines per model version, one monitor per serving endpoint, and the
+windows a refresh computes from the endpoint's payload log.
+
+A refresh reads only what is new: every granularity's windows up to `final_until` are
+final (they ended more than `settle_s` ago, so no late payload write can still land in
+them) and are never computed again; the log is read from the earliest granularity's
+`final_until` on, and windows still open are computed again next time. Each window
+holds, per served entity and for all of them together (ALL): request, error and
+latency figures, the profile of inputs and predictions, drift against the model
+version's baseline and against the window before. One transaction writes a refresh's
+windows and the monitor's new `final_until`.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter, defaultdict
+from typing import Any, NamedTuple
+
+import msgspec
+
+from cairn.engine.errors import already_exists, invalid, not_found
+from cairn.engine.monitoring.drift import dataset_drift
+from cairn.engine.monitoring.payloads import decode_payloads
+from cairn.engine.monitoring.profiles import PROFILE_DECODE, PROFILE_ENCODE, Profile, profile_columns
+from cairn.engine.monitoring.records import ALL, MONITOR, NEXT_MONITOR_ID, WINDOW, MonitorRecord, WindowRecord
+from cairn.engine.registry.names import parse_model_name, version_number
+from cairn.engine.store.keys import i64, read_i64, u32, u64
+from cairn.engine.store.lmdbenv import Batch, LmdbEnv
+from cairn.engine.store.timestamps import now_ms
+
+DEFAULT_GRANULARITIES = ("5 minutes", "1 hour", "1 day")
+DEFAULT_SETTLE_S = 60.0
+MAX_GRANULARITIES = 6
+_UNITS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400,
+          "w": 604800, "week": 604800}
+_GRANULARITY = re.compile(r"\s*(\d+)\s*([a-z]+?)s?\s*")
+PAGE = 10_000
+
+
+def granularity_seconds(text: object) -> int:
+    """`5 minutes`, `1 hour`, `1d`, `30m`, or seconds -> seconds (a minute to a week)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        seconds = text
+    else:
+        m = _GRANULARITY.fullmatch(str(text).lower()) if isinstance(text, str) else None
+        if not m or m.group(2) not in _UNITS:
+            raise invalid(f"Invalid granularity {text!r}: use e.g. '5 minutes', '1 hour', '1 day' or seconds")
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if not 60 <= seconds <= 604800:
+        raise invalid(f"Granularity {text!r}: between one minute and one week")
+    return seconds
+
+
+def _baseline_key(model: str, version: str) -> bytes:
+    return f"{parse_model_name(model).full}\0{version_number(version)}".encode()
+
+
+def _window_key(monitor_id: int, granularity: int, start_ms: int, entity: str) -> bytes:
+    return u64(monitor_id) + u32(granularity) + i64(start_ms) + entity.encode()
+
+
+class Logged(NamedTuple):
+    ts: int
+    entity: str
+    model: str  # "full name\0version"
+    status: int
+    latency_ms: float
+    request: str
+    response: str
+
+
+class RefreshResult(msgspec.Struct, kw_only=True):
+    endpoint: str
+    payloads_read: int
+    windows_written: int
+    seconds: float
+
+
+class MonitorStore:
+    def __init__(self, lenv: LmdbEnv, endpoints, registry):
+        self._env = lenv
+        self._db = lenv.dbs
+        self._endpoints = endpoints
+        self._registry = registry
+
+    # -- baselines -------------------------------------------------------------------
+    def set_baseline(self, model: str, version: str | int, profile: Profile) -> None:
+        """The profile a model version was trained on (its version must exist)."""
+        mv = self._registry.get_model_version(model, version_number(version))
+        key = _baseline_key(model, mv.version)
+        self._env.write(lambda b: b.txn.put(key, PROFILE_ENCODE(profile), db=b.dbs["baselines"]))
+
+    def get_baseline(self, model: str, version: str | int) -> Profile:
+        raw = self._baseline_raw(_baseline_key(model, version))
+        if raw is None:
+            raise not_found(f"Model {model} version {version} has no baseline profile: make one with "
+                            f"`cairn monitors baseline {model} {version} --from-file TRAINING_DATA` (or "
+                            "--from-table), or FeatureEngineeringClient.log_model with a training set")
+        return PROFILE_DECODE(raw)
+
+    def _baseline_raw(self, key: bytes) -> bytes | None:
+        with self._env.read() as txn:
+            return txn.get(key, db=self._db["baselines"])
+
+    # -- monitors --------------------------------------------------------------------
+    def create_monitor(self, endpoint: str, granularities=DEFAULT_GRANULARITIES, settle_s: float = DEFAULT_SETTLE_S,
+                       created_by: str = "") -> MonitorRecord:
+        self._endpoints.get_endpoint(endpoint)  # RESOURCE_DOES_NOT_EXIST naming it
+        if isinstance(granularities, (str, int)):
+            granularities = [granularities]
+        grans = sorted({granularity_seconds(g) for g in granularities})
+        if not grans or len(grans) > MAX_GRANULARITIES:
+            raise invalid(f"granularities: between 1 and {MAX_GRANULARITIES}")
+        if isinstance(settle_s, bool) or not isinstance(settle_s, (int, float)) or not 0 <= settle_s <= 3600:
+            raise invalid(f"settle_s: between 0 and 3600 seconds, got {settle_s!r}")
+
+        def op(b: Batch) -> MonitorRecord:
+            if b.txn.get(endpoint.encode(), db=b.dbs["monitors"]) is not None:
+                raise already_exists(f"Endpoint '{endpoint}' already has a monitor.")
+            rec = MonitorRecord(b.next_id(NEXT_MONITOR_ID), endpoint, grans, now_ms(), created_by, float(settle_s))
+            b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
+            return rec
+
+        return self._env.write(op)
+
+    def get_monitor(self, endpoint: str) -> MonitorRecord:
+        with self._env.read() as txn:
+            raw = txn.get(str(endpoint).encode(), db=self._db["monitors"])
+        if raw is None:
+            raise not_found(f"Endpoint '{endpoint}' has no monitor: create one with `cairn monitors create "
+                            f"{endpoint}`")
+        return MONITOR.decode(raw)
+
+    def list_monitors(self) -> list[MonitorRecord]:
+        with self._env.read() as txn, txn.cursor(db=self._db["monitors"]) as cur:
+            return [MONITOR.decode(v) for _, v in cur]
+
+    def delete_monitor(self, endpoint: str) -> None:
+        rec = self.get_monitor(endpoint)
+        prefix = u64(rec.monitor_id)
+
+        def op(b: Batch) -> None:
+            b.txn.delete(endpoint.encode(), db=b.dbs["monitors"])
+            with b.txn.cursor(db=b.dbs["monitor_windows"]) as cur:
+                keys = []
+                if cur.set_range(prefix):
+                    for k in cur.iternext(values=False):
+                        if not k.startswith(prefix):
+                            break
+                        keys.append(k)
+            for k in keys:
+                b.txn.delete(k, db=b.dbs["monitor_windows"])
+
+        self._env.write(op)
+
+    # -- windows ---------------------------------------------------------------------
+    def windows(self, endpoint: str, granularity: object = None, entity: str = ALL, start_ms: int | None = None,
+                end_ms: int | None = None) -> list[WindowRecord]:
+        """A monitor's windows of one granularity (its smallest by default) and entity,
+        oldest first, starting in [start_ms, end_ms)."""
+        rec = self.get_monitor(endpoint)
+        g = granularity_seconds(granularity) if granularity is not None else rec.granularities[0]
+        if g not in rec.granularities:
+            raise invalid(f"The monitor of '{endpoint}' has no {g} s windows: it has {rec.granularities}")
+        prefix = u64(rec.monitor_id) + u32(g)
+        out = []
+        with self._env.read() as txn, txn.cursor(db=self._db["monitor_windows"]) as cur:
+            if cur.set_range(prefix + (i64(start_ms) if start_ms is not None else b"")):
+                for k, v in cur:
+                    if not k.startswith(prefix):
+                        break
+                    start = read_i64(k, 12)
+                    if end_ms is not None and start >= end_ms:
+                        break
+                    if k[20:].decode() == entity:
+                        out.append(WINDOW.decode(v))
+        return out
+
+    def refresh(self, endpoint: str, now: int | None = None) -> RefreshResult:
+        t0 = time.perf_counter()
+        rec = self.get_monitor(endpoint)
+        now = now if now is not None else now_ms()
+        start = min(rec.final_until.get(str(g), 0) for g in rec.granularities)
+        logged = self._read_log(endpoint, start)
+        settle = int(rec.settle_s * 1000)
+        written: list[tuple[bytes, WindowRecord]] = []
+        fresh: dict[bytes, WindowRecord] = {}  # this pass's windows: the next one compares against them
+        final_until = dict(rec.final_until)
+        for g in rec.granularities:
+            size = g * 1000
+            buckets: dict[int, list[Logged]] = defaultdict(list)
+            done = rec.final_until.get(str(g), 0)
+            for row in logged:
+                if row.ts >= done:
+                    buckets[row.ts - row.ts % size].append(row)
+            for wstart in sorted(buckets):
+                final = wstart + size + settle <= now
+                for entity, rows in self._by_entity(buckets[wstart]).items():
+                    window = self._window(rec, g, wstart, entity, rows, final, fresh)
+                    key = _window_key(rec.monitor_id, g, wstart, entity)
+                    written.append((key, window))
+                    fresh[key] = window
+                if final:
+                    final_until[str(g)] = wstart + size
+        rec.final_until, rec.last_refresh_ms, rec.last_error = final_until, now, ""
+
+        def op(b: Batch) -> None:
+            if b.txn.get(endpoint.encode(), db=b.dbs["monitors"]) is None:
+                raise not_found(f"Endpoint '{endpoint}' has no monitor (deleted during the refresh)")
+            for key, window in written:
+                b.txn.put(key, WINDOW.encode(window), db=b.dbs["monitor_windows"])
+            b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
+
+        self._env.write(op)
+        return RefreshResult(endpoint=endpoint, payloads_read=len(logged), windows_written=len(written),
+                             seconds=time.perf_counter() - t0)
+
+    def _read_log(self, endpoint: str, start_ms: int) -> list[Logged]:
+        out: list[Logged] = []
+        token = None
+        while True:
+            page = self._endpoints.read_payloads(endpoint, start_ms=start_ms or None, max_results=PAGE,
+                                                 page_token=token)
+            for r in page.items:
+                if r.shadow:
+                    continue  # the shadow's answers never reached a client
+                model = f"{parse_model_name(r.model_name).full}\0{r.model_version}" if r.model_name else ""
+                out.append(Logged(r.timestamp_ms, r.served_entity_name, model, r.status_code, r.latency_ms,
+                                  r.request, r.response))
+            token = page.next_page_token
+            if not token:
+                return out
+
+    @staticmethod
+    def _by_entity(rows: list[Logged]) -> dict[str, list[Logged]]:
+        groups: dict[str, list[Logged]] = defaultdict(list)
+        for r in rows:
+            groups[r.entity or "?"].append(r)
+        return {ALL: rows, **groups} if len(groups) > 1 else {ALL: rows}
+
+    def _window(self, rec: MonitorRecord, g: int, wstart: int, entity: str, rows: list[Logged],
+                final: bool, fresh: dict[bytes, WindowRecord]) -> WindowRecord:
+        import numpy as np
+
+        lat = np.asarray([r.latency_ms for r in rows], dtype=np.float64)
+        ok = [r for r in rows if r.status < 400]
+        model = Counter(r.model for r in ok if r.model).most_common(1)
+        model_key = model[0][0] if model else ""
+        baseline_raw = self._baseline_raw(model_key.encode()) if model_key else None
+        baseline = PROFILE_DECODE(baseline_raw) if baseline_raw is not None else None
+        decoded = decode_payloads(((r.request, r.response) for r in ok), baseline.names if baseline else ())
+        profile = drift = consecutive = None
+        note = ""
+        if decoded.rows:
+            profile = profile_columns(decoded.columns, f"window {wstart}", baseline)
+            if baseline is not None:
+                drift = dataset_drift(baseline, decoded.columns)
+            else:
+                name, _, version = model_key.partition("\0")
+                note = f"no baseline for {name} version {version}" if model_key else "no model version logged"
+            previous = self._previous(rec, g, wstart, entity, fresh)
+            if previous is not None and previous.profile is not None:
+                consecutive = dataset_drift(previous.profile, decoded.columns)
+        return WindowRecord(
+            start_ms=wstart, end_ms=wstart + g * 1000, granularity_s=g, entity=entity, requests=len(rows),
+            errors=len(rows) - len(ok), latency_p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+            latency_p99_ms=float(np.percentile(lat, 99)) if len(lat) else None, rows=decoded.rows,
+            skipped=decoded.skipped, final=final, model=model_key.replace("\0", "/"), profile=profile, drift=drift,
+            consecutive=consecutive, note=note)
+
+    def _previous(self, rec: MonitorRecord, g: int, wstart: int, entity: str,
+                  fresh: dict[bytes, WindowRecord]) -> WindowRecord | None:
+        key = _window_key(rec.monitor_id, g, wstart - g * 1000, entity)
+        if key in fresh:
+            return fresh[key]
+        with self._env.read() as txn:
+            raw = txn.get(key, db=self._db["monitor_windows"])
+        return WINDOW.decode(raw) if raw is not None else None
+
+
