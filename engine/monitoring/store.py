@@ -245,10 +245,15 @@ class MonitorStore:
 
         lat = np.asarray([r.latency_ms for r in rows], dtype=np.float64)
         ok = [r for r in rows if r.status < 400]
-        model = Counter(r.model for r in ok if r.model).most_common(1)
-        model_key = model[0][0] if model else ""
-        baseline_raw = self._baseline_raw(model_key.encode()) if model_key else None
-        baseline = PROFILE_DECODE(baseline_raw) if baseline_raw is not None else None
+        # The version compared against: the busiest one that has a baseline (for ALL,
+        # with several versions served), else the busiest.
+        models = [m for m, _ in Counter(r.model for r in ok if r.model).most_common()]
+        model_key, baseline = (models[0] if models else ""), None
+        for m in models:
+            raw = self._baseline_raw(m.encode())
+            if raw is not None:
+                model_key, baseline = m, PROFILE_DECODE(raw)
+                break
         decoded = decode_payloads(((r.request, r.response) for r in ok), baseline.names if baseline else ())
         profile = drift = consecutive = None
         note = ""

@@ -1,0 +1,113 @@
+"""Monitors on a real LMDB over a real payload log: windows per granularity and served
+entity, drift against the version's baseline and the window before, incremental
+refresh (final windows are not read again), and the errors a user meets."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cairn.engine.endpoints.contract import PayloadRecord
+from cairn.engine.errors import CairnError
+from cairn.engine.monitoring.profiles import profile_columns
+from cairn.engine.monitoring.records import ALL
+
+HOUR = 3_600_000
+T0 = 1_700_002_800_000  # on the hour
+
+
+@pytest.fixture
+def served(eng, tmp_path):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import Ridge
+
+    from cairn.engine.sdk.client import Client
+
+    X = np.random.default_rng(0).normal(size=(50, 2))
+    path = tmp_path / "r.onnx"
+    path.write_bytes(to_onnx(Ridge().fit(X, X.sum(1)), X[:1].astype(np.float32), target_opset=17).SerializeToString())
+    client = Client(eng.path)
+    client._ensure_registered_model("r")
+    client.create_model_version("r", str(path))
+    client.create_model_version("r", str(path))
+    eng.endpoints.create_endpoint("ep", {"served_entities": [
+        {"name": "a", "entity_name": "r", "entity_version": "1"}, {"name": "b", "entity_name": "r", "entity_version": "2"}],
+        "traffic_config": {"routes": [{"served_entity_name": "a", "traffic_percentage": 50},
+                                      {"served_entity_name": "b", "traffic_percentage": 50}]}})
+    rng = np.random.default_rng(1)
+    eng.monitoring.set_baseline("r", "1", profile_columns({"x0": rng.normal(size=5000).tolist(),
+                                                           "x1": rng.normal(size=5000).tolist()}))
+    return eng
+
+
+def log(eng, start_ms: int, n: int, shift: float = 0.0, seed: int = 2, step_ms: int = 300) -> None:
+    rng = np.random.default_rng(seed)
+    recs = []
+    for i in range(n):
+        row = [float(rng.normal() + shift), float(rng.normal())]
+        entity, version = ("a", "1") if i % 2 == 0 else ("b", "2")
+        recs.append(PayloadRecord(request_id=f"{start_ms}-{i}", timestamp_ms=start_ms + i * step_ms,
+                                  status_code=200 if i % 50 else 500, latency_ms=1.0 + i % 7,
+                                  served_entity_name=entity, model_name="r", model_version=version,
+                                  request=json.dumps({"inputs": [row]}), response=json.dumps({"predictions": [sum(row)]})))
+    eng.endpoints.log_payloads("ep", recs)
+    eng.env.flush()
+
+
+def test_windows_drift_and_incremental_refresh(served):
+    eng = served
+    m = eng.monitoring.create_monitor("ep", ["5 minutes", "1 hour"], settle_s=60)
+    assert m.granularities == [300, 3600]
+    log(eng, T0, 2000)  # 10 minutes: two 5-minute windows, the same distribution
+    first = eng.monitoring.refresh("ep", now=T0 + 2 * HOUR)
+    assert first.payloads_read == 2000
+    windows = eng.monitoring.windows("ep", "5 minutes")
+    assert [w.start_ms - T0 for w in windows] == [0, 300_000] and all(w.final for w in windows)
+    w0 = windows[0]
+    assert (w0.requests, w0.errors, w0.rows) == (1000, 20, 980) and w0.latency_p50_ms == 4.0
+    assert w0.model == "main.default.r/1" and not w0.drift.drifted and w0.consecutive is None
+    assert windows[1].consecutive is not None and not windows[1].consecutive.drifted
+    per_entity = eng.monitoring.windows("ep", "5 minutes", entity="b")
+    assert per_entity[0].requests == 500 and per_entity[0].drift is None
+    assert "no baseline for main.default.r version 2" in per_entity[0].note
+    assert {c.name for c in w0.profile.columns} == {"x0", "x1", "prediction"}
+
+    log(eng, T0 + HOUR, 1000, shift=1.0, seed=3)  # the next hour: x0 moved by one std
+    second = eng.monitoring.refresh("ep", now=T0 + 3 * HOUR)
+    assert second.payloads_read == 1000  # final windows are not read again
+    shifted = eng.monitoring.windows("ep", "5 minutes", start_ms=T0 + HOUR)[0]
+    x0 = next(c for c in shifted.drift.columns if c.name == "x0")
+    x1 = next(c for c in shifted.drift.columns if c.name == "x1")
+    assert x0.drifted and not x1.drifted and shifted.drift.drifted  # one of two columns: half
+    hours = eng.monitoring.windows("ep", "1 hour", entity=ALL)
+    assert [w.requests for w in hours] == [2000, 1000]
+
+    log(eng, T0 + 3 * HOUR, 10)  # a window still open is computed again on the next refresh
+    eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 1000)
+    open_window = eng.monitoring.windows("ep", "5 minutes", start_ms=T0 + 3 * HOUR)
+    assert open_window[0].requests == 10 and not open_window[0].final
+    log(eng, T0 + 3 * HOUR + 10_000, 5, seed=9)
+    third = eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 20_000)
+    assert third.payloads_read == 15
+    assert eng.monitoring.windows("ep", "5 minutes", start_ms=T0 + 3 * HOUR)[0].requests == 15
+
+
+def test_errors_name_what_is_wrong(served):
+    eng = served
+    with pytest.raises(CairnError, match="Endpoint 'nope' does not exist"):
+        eng.monitoring.create_monitor("nope")
+    with pytest.raises(CairnError, match="Invalid granularity 'fortnightly'"):
+        eng.monitoring.create_monitor("ep", ["fortnightly"])
+    eng.monitoring.create_monitor("ep")
+    with pytest.raises(CairnError, match="already has a monitor"):
+        eng.monitoring.create_monitor("ep")
+    with pytest.raises(CairnError, match="has no 3600 s windows|has no 60 s windows"):
+        eng.monitoring.windows("ep", "1 minute")
+    with pytest.raises(CairnError, match="version 2 has no baseline profile: make one with"):
+        eng.monitoring.get_baseline("r", "2")
+    with pytest.raises(CairnError, match="Model Version .* not found|does not exist|not found"):
+        eng.monitoring.set_baseline("r", "9", profile_columns({"x": [1.0]}))
+    eng.monitoring.delete_monitor("ep")
+    with pytest.raises(CairnError, match="has no monitor"):
+        eng.monitoring.refresh("ep")
