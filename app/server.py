@@ -20,6 +20,7 @@ from cairn.app.controllers.features import FeatureTableController
 from cairn.app.controllers.loggedmodels import LoggedModelController, RunOutputsController
 from cairn.app.controllers.metrics import MetricController
 from cairn.app.controllers.modelversions import ModelVersionController
+from cairn.app.controllers.monitors import MonitorController
 from cairn.app.controllers.permissions import (
     MlflowExperimentPermissionController,
     MlflowModelPermissionController,
@@ -123,6 +124,7 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
             SchemaController,
             EndpointController,
             FeatureTableController,
+            MonitorController,
             TokenController,
             UnityPermissionsController,
             MlflowExperimentPermissionController,

@@ -241,16 +241,6 @@ def cmd_delete(eng, args) -> int:
     return 0
 
 
-def parse_since(text: str) -> int:
-    """Milliseconds since the epoch, or an ISO date/time (local time unless it says)."""
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        raise CairnError(f"--since takes an ISO date/time (2026-01-31T12:00) or milliseconds, got {text!r}") from None
-
-
 def _records(store, name: str, since: int | None, limit: int) -> list[PayloadRecord]:
     """With --since: the first `limit` records from then on. Without: the last `limit`
     (the log is read oldest first, so the whole range is paged through, keeping the tail)."""
@@ -278,7 +268,7 @@ def _records(store, name: str, since: int | None, limit: int) -> list[PayloadRec
 def cmd_logs(eng, args) -> int:
     if args.limit < 1:
         raise CairnError(f"--limit must be at least 1, got {args.limit}")
-    since = parse_since(args.since) if args.since is not None else None
+    since = tables.since_ms(args.since)
     store = eng.endpoints
     store.get_endpoint(args.name)  # an unknown endpoint is an error, not an empty log
     records = _records(store, args.name, since, args.limit)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-from datetime import datetime
 
 from cairn import engine
 from cairn.cli import tables
@@ -115,19 +114,8 @@ def cmd_token_revoke(eng, args) -> int:
     return 0
 
 
-def _since(text: str | None) -> int | None:
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        return int(datetime.fromisoformat(text).timestamp() * 1000)
-    except ValueError:
-        raise CairnError(f"--since {text!r}: an ISO time or epoch milliseconds") from None
-
-
 def cmd_audit(eng, args) -> int:
-    entries = eng.governance.audit.entries(since_ms=_since(args.since), principal=args.principal,
+    entries = eng.governance.audit.entries(since_ms=tables.since_ms(args.since), principal=args.principal,
                                            action=args.action_filter, obj=args.object, limit=args.limit or None)
     if args.json:
         for e in entries:

@@ -32,6 +32,7 @@ from cairn.cli.features import add_commands as add_feature_commands
 from cairn.cli.governance import add_commands as add_governance_commands
 from cairn.cli.grants import add_commands as add_grant_commands
 from cairn.cli.models import add_commands as add_registry_commands
+from cairn.cli.monitors import add_commands as add_monitor_commands
 from cairn.cli.ui import add_command as add_ui_command
 from cairn.engine.errors import CairnError, not_found
 from cairn.engine.store.artifacts import FileInfo
@@ -545,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_registry_commands(sub)  # models, catalogs, schemas (cli/models.py)
     add_endpoint_commands(sub)  # endpoints (cli/endpoints.py)
     add_feature_commands(sub)  # features (cli/features.py)
+    add_monitor_commands(sub)  # monitors (cli/monitors.py)
     add_governance_commands(sub)  # users, groups, service-principals, tokens, audit (cli/governance.py)
     add_grant_commands(sub)  # grants (cli/grants.py)
     add_bundle_commands(sub)  # keys, bundle (cli/bundles.py)

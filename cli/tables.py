@@ -14,6 +14,8 @@ from datetime import datetime
 
 import msgspec
 
+from cairn.engine.errors import CairnError
+
 MAX_CELL = 40
 GAP = "  "
 
@@ -101,3 +103,16 @@ def local_time(ms: int | None, timespec: str = "seconds") -> str:
 def print_json(obj: object) -> None:
     """`obj` as msgspec encodes it, indented, on stdout (every command's --json)."""
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(obj), indent=2).decode() + "\n")
+
+
+def since_ms(text: str | None) -> int | None:
+    """--since: milliseconds since the epoch, or an ISO date/time (local time unless it
+    says); None stays None."""
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    try:
+        return int(datetime.fromisoformat(text).timestamp() * 1000)
+    except ValueError:
+        raise CairnError(f"--since takes an ISO date/time (2026-01-31T12:00) or milliseconds, got {text!r}") from None

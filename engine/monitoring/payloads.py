@@ -5,7 +5,7 @@ answered; this reads them back into named columns.
 Requests: `dataframe_split` {columns, data}, `dataframe_records` [{col: v}], `instances`
 and `inputs` as records, as {col: [values]}, or as rows of values (named by `names`, the
 baseline's columns in order). Responses: {"predictions": [...]} of scalars (the column
-`prediction`), of rows (`prediction_0`, ...) or of records (their keys). A payload that
+`prediction`, also for rows of one value), of rows (`prediction_0`, ...) or of records (their keys). A payload that
 does not decode (truncated by the log's size cap, CSV) is skipped and counted.
 """
 from __future__ import annotations
@@ -70,6 +70,8 @@ def _predictions(doc: Any) -> list[dict[str, Any]] | None:
     for p in preds:
         if isinstance(p, dict):
             out.append({f"{PREDICTION}_{k}" if k != PREDICTION else k: v for k, v in p.items()})
+        elif isinstance(p, list) and len(p) == 1:  # one output per row, as a regressor's [[y]]
+            out.append({PREDICTION: p[0]})
         elif isinstance(p, list):
             out.append({f"{PREDICTION}_{i}": v for i, v in enumerate(p)})
         else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import msgspec
 

@@ -162,6 +162,11 @@ def fresh_spec(w):
     return {"name": name}
 
 
+def monitored(w, ctx):
+    assert w.admin.post(f"{MON}/create", json={"endpoint_name": ctx["ep"]}).status_code == 200
+    return ctx
+
+
 def gus_token(w):
     return {"token_id": w.gus.post("/api/2.0/token/create", json={"comment": "t"}).json()["token_info"]["token_id"]}
 
@@ -173,6 +178,7 @@ ART = "/api/2.0/mlflow-artifacts/artifacts"
 UC = "/api/2.1/unity-catalog"
 EPS = "/api/2.0/serving-endpoints"
 FS = "/api/2.0/feature-store"
+MON = "/api/2.0/monitors"
 
 
 def _names(resp, key, field="name"):
@@ -355,6 +361,20 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/serving-endpoints/{name}/invocations"): Case(
         lambda w, c: (f"/serving-endpoints/{w.ep}/invocations", body(inputs=[[1.0, 2.0, 3.0]])), _ep("CAN_QUERY")),
     ("GET", "/metrics"): Case(lambda w, c: ("/metrics", {}), ADMIN),
+    # monitors: their endpoint's; baselines: their model's
+    ("POST", f"{MON}/create"): Case(lambda w, c: (f"{MON}/create", body(endpoint_name=c["ep"])), _ep("CAN_MANAGE"),
+                                    fresh_ep),
+    ("GET", f"{MON}/get"): Case(lambda w, c: (f"{MON}/get", q(endpoint_name=w.ep)), _ep("CAN_VIEW")),
+    ("GET", f"{MON}/list"): Case(lambda w, c: (f"{MON}/list", {}), _ep("CAN_VIEW"),
+                                 sees=lambda w, r: w.ep in _names(r, "monitors", "endpoint_name")),
+    ("DELETE", f"{MON}/delete"): Case(lambda w, c: (f"{MON}/delete", q(endpoint_name=c["ep"])), _ep("CAN_MANAGE"),
+                                      lambda w: monitored(w, fresh_ep(w))),
+    ("POST", f"{MON}/refresh"): Case(lambda w, c: (f"{MON}/refresh", body(endpoint_name=w.ep)), _ep("CAN_MANAGE")),
+    ("GET", f"{MON}/metrics"): Case(lambda w, c: (f"{MON}/metrics", q(endpoint_name=w.ep)), _ep("CAN_VIEW")),
+    ("POST", f"{MON}/baselines/set"): Case(
+        lambda w, c: (f"{MON}/baselines/set", body(name="m1", version="1", columns={"x": [1.0, 2.0]})), _uc("MODIFY")),
+    ("GET", f"{MON}/baselines/get"): Case(lambda w, c: (f"{MON}/baselines/get", q(name="m1", version="1")),
+                                          _uc("EXECUTE")),
     # feature store
     ("POST", f"{FS}/feature-tables/create"): Case(
         lambda w, c: (f"{FS}/feature-tables/create", body(name=f"main.default.{uniq('ft')}", primary_keys=["id"],
@@ -515,6 +535,10 @@ def world(tmp_path_factory, session_launch):
     FeatureEngineeringClient(engine=eng).create_feature_spec(
         "main.default.spec1", [FeatureLookup(table_name="main.default.ft", lookup_key="id")])
     eng.endpoints.create_endpoint("ep1", {"served_entities": [{"entity_name": "m1", "entity_version": "1"}]})
+    from cairn.engine.monitoring.profiles import profile_columns
+
+    eng.monitoring.create_monitor("ep1")
+    eng.monitoring.set_baseline("m1", "1", profile_columns({"x": [1.0, 2.0, 3.0]}))
     gov = eng.governance
     for name in ("ana", "eve", "gus"):
         gov.principals.create("user", name, admin=name == "ana")

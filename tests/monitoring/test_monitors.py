@@ -32,7 +32,8 @@ def served(eng, tmp_path):
     client.create_model_version("r", str(path))
     client.create_model_version("r", str(path))
     eng.endpoints.create_endpoint("ep", {"served_entities": [
-        {"name": "a", "entity_name": "r", "entity_version": "1"}, {"name": "b", "entity_name": "r", "entity_version": "2"}],
+        {"name": "a", "entity_name": "r", "entity_version": "1"},
+        {"name": "b", "entity_name": "r", "entity_version": "2"}],
         "traffic_config": {"routes": [{"served_entity_name": "a", "traffic_percentage": 50},
                                       {"served_entity_name": "b", "traffic_percentage": 50}]}})
     rng = np.random.default_rng(1)
@@ -50,7 +51,8 @@ def log(eng, start_ms: int, n: int, shift: float = 0.0, seed: int = 2, step_ms: 
         recs.append(PayloadRecord(request_id=f"{start_ms}-{i}", timestamp_ms=start_ms + i * step_ms,
                                   status_code=200 if i % 50 else 500, latency_ms=1.0 + i % 7,
                                   served_entity_name=entity, model_name="r", model_version=version,
-                                  request=json.dumps({"inputs": [row]}), response=json.dumps({"predictions": [sum(row)]})))
+                                  request=json.dumps({"inputs": [row]}),
+                                  response=json.dumps({"predictions": [sum(row)]})))
     eng.endpoints.log_payloads("ep", recs)
     eng.env.flush()
 
