@@ -8,11 +8,12 @@ from cairn.engine.sdk.monitoring import (
     create_monitor,
     delete_monitor,
     get_baseline,
+    log_labels,
     refresh,
     set_baseline,
     windows,
 )
 
 __all__ = ["ALL", "ColumnDrift", "ColumnProfile", "DatasetDrift", "MonitorRecord", "Profile", "WindowRecord",
-           "baseline_from_table", "create_monitor", "delete_monitor", "get_baseline", "refresh", "set_baseline",
+           "baseline_from_table", "create_monitor", "delete_monitor", "get_baseline", "log_labels", "refresh", "set_baseline",
            "windows"]

@@ -4,6 +4,7 @@ engine's MonitorStore, through the SDK's functions).
   cairn monitors baseline MODEL VERSION (--from-file PATH | --from-table TABLE [--table-version N])
   cairn monitors create ENDPOINT [--granularity G ...] [--settle S]
   cairn monitors list [--json] | show ENDPOINT [--json] | delete ENDPOINT
+  cairn monitors labels ENDPOINT FILE      (a CSV or JSON-lines file of request_id, label)
   cairn monitors refresh ENDPOINT
   cairn monitors metrics ENDPOINT [--granularity G] [--entity E] [--since ISO|MS] [--json]
 """
@@ -41,7 +42,8 @@ def _num(x) -> str:
 
 
 def cmd_create(eng, args) -> int:
-    m = monitoring.create_monitor(args.endpoint, args.granularity or DEFAULT_GRANULARITIES, args.settle, engine=eng)
+    m = monitoring.create_monitor(args.endpoint, args.granularity or DEFAULT_GRANULARITIES, args.settle,
+                                  problem_type=args.problem_type or "", engine=eng)
     print(f"monitoring {m.endpoint}: windows of {', '.join(f'{g} s' for g in m.granularities)}")
     return 0
 
@@ -87,10 +89,23 @@ def cmd_metrics(eng, args) -> int:
     for w in found:
         drifted = [c.name for c in w.drift.columns if c.drifted] if w.drift else []
         rows.append([tables.local_time(w.start_ms), w.requests, w.errors, _num(w.latency_p50_ms),
-                     _num(w.latency_p99_ms), w.model, ("DRIFT: " if w.drift and w.drift.drifted else "")
+                     _num(w.latency_p99_ms), w.model, " ".join(f"{k}={v:.3g}" for k, v in w.quality.items()), ("DRIFT: " if w.drift and w.drift.drifted else "")
                      + ", ".join(drifted) if w.drift else w.note, "" if w.final else "open"])
-    print(tables.render(["WINDOW", "REQUESTS", "ERRORS", "P50 MS", "P99 MS", "MODEL", "DRIFTED COLUMNS", ""], rows,
+    print(tables.render(["WINDOW", "REQUESTS", "ERRORS", "P50 MS", "P99 MS", "MODEL", "QUALITY", "DRIFTED COLUMNS",
+                         ""], rows,
                         max_cell=60))
+    return 0
+
+
+def cmd_labels(eng, args) -> int:
+    table = monitoring.read_file(args.file)
+    missing = {"request_id", "label"} - set(table.column_names)
+    if missing:
+        raise CairnError(f"{args.file}: needs the columns request_id and label (missing {', '.join(sorted(missing))})")
+    labels = dict(zip(map(str, table.column("request_id").to_pylist()), table.column("label").to_pylist()))
+    read = monitoring.log_labels(args.endpoint, labels, engine=eng)
+    print(f"{len(labels):,} labels for {args.endpoint}; {read:,} for requests already read (their windows are "
+          "computed again on the next refresh)")
     return 0
 
 
@@ -123,7 +138,13 @@ def add_commands(sub) -> None:
                    help=f"a window size, repeatable (default: {', '.join(DEFAULT_GRANULARITIES)})")
     p.add_argument("--settle", type=float, default=DEFAULT_SETTLE_S, metavar="S",
                    help=f"seconds after a window ends before it is final (default {DEFAULT_SETTLE_S:g})")
+    p.add_argument("--problem-type", choices=("classification", "regression"),
+                   help="for the quality metrics of labels (default: inferred from them)")
     p.set_defaults(handler=_run(cmd_create), needs_store=False)
+    p = acts.add_parser("labels", help="ground truth for logged requests, by request id")
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.add_argument("file", metavar="FILE", help="a CSV or JSON-lines file with request_id and label")
+    p.set_defaults(handler=_run(cmd_labels), needs_store=False)
     p = acts.add_parser("list", help="monitors")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=_run(cmd_list), needs_store=False)

@@ -8,11 +8,13 @@ MonitorStore; `cairn monitors` and the SDK do the same).
   POST   /api/2.0/monitors/refresh  {endpoint_name}    -> {payloads_read, windows_written, seconds}
   GET    /api/2.0/monitors/metrics?endpoint_name=&granularity=&entity=&start_ms=&end_ms=&profiles=
          -> {windows: [...]} oldest first; `profiles=true` adds each window's column profiles
+  POST   /api/2.0/monitors/labels {endpoint_name, labels: {request_id: label}} -> {labels, already_read}
+         (ground truth; a label per row of a request as a list; by Databricks' or the client's id)
   POST   /api/2.0/monitors/baselines/set {name, version, columns: {col: [values]}} -> {profile}
   GET    /api/2.0/monitors/baselines/get?name=&version= -> {profile}
 
-Who may: a monitor is its endpoint's (CAN_VIEW reads it, CAN_MANAGE creates, refreshes
-and deletes it); a baseline is its model's (EXECUTE reads it, MODIFY sets it).
+Who may: a monitor is its endpoint's (CAN_VIEW reads it, CAN_QUERY posts labels, CAN_MANAGE
+creates, refreshes and deletes it); a baseline is its model's (EXECUTE reads it, MODIFY sets it).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from litestar import Controller, delete, get, post
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
-from cairn.engine.governance.access import CAN_MANAGE, EXECUTE, MODIFY, Access
+from cairn.engine.governance.access import CAN_MANAGE, CAN_QUERY, EXECUTE, MODIFY, Access
 from cairn.engine.governance.privileges import SERVING_ENDPOINT
 from cairn.engine.monitoring.profiles import profile_columns
 from cairn.engine.monitoring.records import ALL, MonitorRecord, WindowRecord
@@ -37,10 +39,16 @@ class CreateMonitor(msgspec.Struct):
     endpoint_name: str | None = None
     granularities: list[str | int] | None = None
     settle_s: float = DEFAULT_SETTLE_S
+    problem_type: str = ""
 
 
 class RefreshMonitor(msgspec.Struct):
     endpoint_name: str | None = None
+
+
+class PostLabels(msgspec.Struct):
+    endpoint_name: str | None = None
+    labels: dict[str, Any] | None = None
 
 
 class SetBaseline(msgspec.Struct):
@@ -51,6 +59,7 @@ class SetBaseline(msgspec.Struct):
 
 def monitor_out(m: MonitorRecord) -> dict:
     return {"endpoint_name": m.endpoint, "granularities_s": m.granularities, "settle_s": m.settle_s,
+            "problem_type": m.problem_type,
             "created_ms": m.created_ms, "created_by": m.created_by, "last_refresh_ms": m.last_refresh_ms,
             "final_until_ms": {k: v for k, v in m.final_until.items()}}
 
@@ -74,7 +83,7 @@ class MonitorController(Controller):
         name = required(data.endpoint_name, "endpoint_name")
         access.endpoint(name, CAN_MANAGE)
         m = engine.monitoring.create_monitor(name, data.granularities or DEFAULT_GRANULARITIES, data.settle_s,
-                                             created_by=access.caller.principal)
+                                             created_by=access.caller.principal, problem_type=data.problem_type)
         return {"monitor": monitor_out(m)}
 
     @get("/get", sync_to_thread=False)
@@ -100,6 +109,13 @@ class MonitorController(Controller):
         name = required(data.endpoint_name, "endpoint_name")
         access.endpoint(name, CAN_MANAGE)
         return msgspec.to_builtins(engine.monitoring.refresh(name))
+
+    @post("/labels", status_code=200, sync_to_thread=True)
+    def labels(self, engine: Engine, access: Access, data: PostLabels) -> dict:
+        name = required(data.endpoint_name, "endpoint_name")
+        access.endpoint(name, CAN_QUERY)
+        read = engine.monitoring.log_labels(name, data.labels or {})
+        return {"labels": len(data.labels or {}), "already_read": read}
 
     @get("/metrics", sync_to_thread=True)
     def metrics(self, engine: Engine, access: Access, endpoint_name: str | None = None,

@@ -83,14 +83,24 @@ class Decoded(msgspec.Struct):
     columns: dict[str, list[Any]]
     rows: int
     skipped: int  # payloads that did not decode
+    labels: list[Any] = []  # ground truth per row, aligned with the columns (None: none posted)
 
 
-def decode_payloads(pairs: Iterable[tuple[str, str]], names: Sequence[str] = ()) -> Decoded:
-    """Columns of (request, response) pairs: inputs by name, and the predictions. Rows
-    whose response does not match their request's row count keep inputs only."""
+def _row_labels(label: Any, n: int) -> list[Any]:
+    """A request's label(s) per row: a list of one per row, or one value for one row."""
+    if isinstance(label, list):
+        return label if len(label) == n else [None] * n
+    return [label] if n == 1 else [None] * n
+
+
+def decode_payloads(pairs: Iterable[tuple[str, str] | tuple[str, str, Any]], names: Sequence[str] = ()) -> Decoded:
+    """Columns of (request, response[, label]) tuples: inputs by name, the predictions,
+    and the labels. Rows whose response does not match their request's row count keep
+    inputs only."""
     rows: list[dict[str, Any]] = []
+    labels: list[Any] = []
     skipped = 0
-    for request, response in pairs:
+    for request, response, *label in pairs:
         records = _records(_decode(request), names) if request else None
         if records is None:
             skipped += 1
@@ -99,7 +109,9 @@ def decode_payloads(pairs: Iterable[tuple[str, str]], names: Sequence[str] = ())
         if preds is not None and len(preds) == len(records):
             records = [{**r, **p} for r, p in zip(records, preds)]
         rows.extend(records)
+        labels.extend(_row_labels(label[0] if label else None, len(records)))
     keys: dict[str, None] = {}
     for r in rows:
         keys.update(dict.fromkeys(r))
-    return Decoded(columns={k: [r.get(k) for r in rows] for k in keys}, rows=len(rows), skipped=skipped)
+    return Decoded(columns={k: [r.get(k) for r in rows] for k in keys}, rows=len(rows), skipped=skipped,
+                   labels=labels)

@@ -4,6 +4,10 @@
   monitors         utf-8 endpoint name                       -> MonitorRecord
   monitor_windows  u64 monitor + u32 granularity s + i64 window start ms + utf-8 entity
                                                              -> WindowRecord
+  monitor_labels   u64 monitor + utf-8 request id                -> msgpack label (or labels, per row)
+  monitor_requests u64 monitor + utf-8 request id                -> i64 the request's log time
+The request index is written as a refresh reads the log (request ids and client request
+ids), so a label posted later finds its window and has it computed again.
 The entity is a served entity's name, or ALL for every request of the endpoint.
 Counter: `next_monitor_id`. A monitor's id is never reused, so windows a deleted
 monitor left (deleted in bounded chunks) never show under a new one.
@@ -16,7 +20,8 @@ from cairn.engine.monitoring.drift import DatasetDrift
 from cairn.engine.monitoring.profiles import Profile
 from cairn.engine.store.codec import Codec
 
-MONITORING_TABLES: dict[str, bool] = {"baselines": False, "monitors": False, "monitor_windows": False}
+MONITORING_TABLES: dict[str, bool] = {"baselines": False, "monitors": False, "monitor_windows": False,
+                                      "monitor_labels": False, "monitor_requests": False}
 NEXT_MONITOR_ID = b"next_monitor_id"
 ALL = "*"
 
@@ -31,6 +36,8 @@ class MonitorRecord(msgspec.Struct, array_like=True):
     final_until: dict[str, int] = {}  # granularity (str) -> ms: windows ending by then are final
     last_refresh_ms: int = 0
     last_error: str = ""
+    problem_type: str = ""  # classification | regression | "" (inferred from the labels)
+    recompute_from_ms: int = 0  # labels arrived for requests logged from then on (0: none)
 
 
 class WindowRecord(msgspec.Struct, kw_only=True):
@@ -50,6 +57,8 @@ class WindowRecord(msgspec.Struct, kw_only=True):
     drift: DatasetDrift | None = None  # against the baseline (Databricks' BASELINE)
     consecutive: DatasetDrift | None = None  # against the window before (CONSECUTIVE)
     note: str = ""  # why a drift is missing ("no baseline for iris v3", ...)
+    labeled: int = 0  # rows with ground truth
+    quality: dict[str, float] = {}  # quality.py's metrics over those rows
 
 
 MONITOR = Codec(MonitorRecord)

@@ -23,6 +23,7 @@ from cairn.engine.errors import already_exists, invalid, not_found
 from cairn.engine.monitoring.drift import dataset_drift
 from cairn.engine.monitoring.payloads import decode_payloads
 from cairn.engine.monitoring.profiles import PROFILE_DECODE, PROFILE_ENCODE, Profile, profile_columns
+from cairn.engine.monitoring.quality import PROBLEM_TYPES, quality
 from cairn.engine.monitoring.records import ALL, MONITOR, NEXT_MONITOR_ID, WINDOW, MonitorRecord, WindowRecord
 from cairn.engine.registry.names import parse_model_name, version_number
 from cairn.engine.store.keys import i64, read_i64, u32, u64
@@ -36,6 +37,7 @@ _UNITS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hou
           "w": 604800, "week": 604800}
 _GRANULARITY = re.compile(r"\s*(\d+)\s*([a-z]+?)s?\s*")
 PAGE = 10_000
+MAX_LABELS = 100_000
 
 
 def granularity_seconds(text: object) -> int:
@@ -68,6 +70,8 @@ class Logged(NamedTuple):
     latency_ms: float
     request: str
     response: str
+    request_id: str
+    client_request_id: str
 
 
 class RefreshResult(msgspec.Struct, kw_only=True):
@@ -105,8 +109,12 @@ class MonitorStore:
 
     # -- monitors --------------------------------------------------------------------
     def create_monitor(self, endpoint: str, granularities=DEFAULT_GRANULARITIES, settle_s: float = DEFAULT_SETTLE_S,
-                       created_by: str = "") -> MonitorRecord:
+                       created_by: str = "", problem_type: str = "") -> MonitorRecord:
+        """`problem_type`: classification or regression, for the quality metrics labels
+        give ("" infers it from the labels)."""
         self._endpoints.get_endpoint(endpoint)  # RESOURCE_DOES_NOT_EXIST naming it
+        if problem_type not in PROBLEM_TYPES:
+            raise invalid(f"problem_type: classification or regression, got {problem_type!r}")
         if isinstance(granularities, (str, int)):
             granularities = [granularities]
         grans = sorted({granularity_seconds(g) for g in granularities})
@@ -118,7 +126,8 @@ class MonitorStore:
         def op(b: Batch) -> MonitorRecord:
             if b.txn.get(endpoint.encode(), db=b.dbs["monitors"]) is not None:
                 raise already_exists(f"Endpoint '{endpoint}' already has a monitor.")
-            rec = MonitorRecord(b.next_id(NEXT_MONITOR_ID), endpoint, grans, now_ms(), created_by, float(settle_s))
+            rec = MonitorRecord(b.next_id(NEXT_MONITOR_ID), endpoint, grans, now_ms(), created_by, float(settle_s),
+                                problem_type=problem_type)
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
             return rec
 
@@ -142,15 +151,16 @@ class MonitorStore:
 
         def op(b: Batch) -> None:
             b.txn.delete(endpoint.encode(), db=b.dbs["monitors"])
-            with b.txn.cursor(db=b.dbs["monitor_windows"]) as cur:
-                keys = []
-                if cur.set_range(prefix):
-                    for k in cur.iternext(values=False):
-                        if not k.startswith(prefix):
-                            break
-                        keys.append(k)
-            for k in keys:
-                b.txn.delete(k, db=b.dbs["monitor_windows"])
+            for table in ("monitor_windows", "monitor_labels", "monitor_requests"):
+                with b.txn.cursor(db=b.dbs[table]) as cur:
+                    keys = []
+                    if cur.set_range(prefix):
+                        for k in cur.iternext(values=False):
+                            if not k.startswith(prefix):
+                                break
+                            keys.append(k)
+                for k in keys:
+                    b.txn.delete(k, db=b.dbs[table])
 
         self._env.write(op)
 
@@ -181,7 +191,10 @@ class MonitorStore:
         t0 = time.perf_counter()
         rec = self.get_monitor(endpoint)
         now = now if now is not None else now_ms()
-        start = min(rec.final_until.get(str(g), 0) for g in rec.granularities)
+        again = rec.recompute_from_ms  # labels came for requests logged from then on
+        done_by = {g: min(rec.final_until.get(str(g), 0), again - again % (g * 1000) if again else 1 << 62)
+                   for g in rec.granularities}
+        start = min(done_by.values())
         logged = self._read_log(endpoint, start)
         settle = int(rec.settle_s * 1000)
         written: list[tuple[bytes, WindowRecord]] = []
@@ -190,7 +203,7 @@ class MonitorStore:
         for g in rec.granularities:
             size = g * 1000
             buckets: dict[int, list[Logged]] = defaultdict(list)
-            done = rec.final_until.get(str(g), 0)
+            done = done_by[g]
             for row in logged:
                 if row.ts >= done:
                     buckets[row.ts - row.ts % size].append(row)
@@ -204,12 +217,22 @@ class MonitorStore:
                 if final:
                     final_until[str(g)] = wstart + size
         rec.final_until, rec.last_refresh_ms, rec.last_error = final_until, now, ""
+        prefix = u64(rec.monitor_id)
 
         def op(b: Batch) -> None:
-            if b.txn.get(endpoint.encode(), db=b.dbs["monitors"]) is None:
+            raw = b.txn.get(endpoint.encode(), db=b.dbs["monitors"])
+            if raw is None:
                 raise not_found(f"Endpoint '{endpoint}' has no monitor (deleted during the refresh)")
+            stored = MONITOR.decode(raw)
+            # labels posted while this refresh ran still ask for their windows again
+            rec.recompute_from_ms = stored.recompute_from_ms if stored.recompute_from_ms != again else 0
             for key, window in written:
                 b.txn.put(key, WINDOW.encode(window), db=b.dbs["monitor_windows"])
+            for row in logged:
+                ts = i64(row.ts)
+                for rid in (row.request_id, row.client_request_id):
+                    if rid:
+                        b.txn.put(prefix + rid.encode(), ts, db=b.dbs["monitor_requests"])
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
 
         self._env.write(op)
@@ -227,7 +250,7 @@ class MonitorStore:
                     continue  # the shadow's answers never reached a client
                 model = f"{parse_model_name(r.model_name).full}\0{r.model_version}" if r.model_name else ""
                 out.append(Logged(r.timestamp_ms, r.served_entity_name, model, r.status_code, r.latency_ms,
-                                  r.request, r.response))
+                                  r.request, r.response, r.request_id, r.client_request_id))
             token = page.next_page_token
             if not token:
                 return out
@@ -254,7 +277,10 @@ class MonitorStore:
             if raw is not None:
                 model_key, baseline = m, PROFILE_DECODE(raw)
                 break
-        decoded = decode_payloads(((r.request, r.response) for r in ok), baseline.names if baseline else ())
+        labels = self._labels(rec.monitor_id, ok)
+        decoded = decode_payloads(((r.request, r.response, labels.get(i)) for i, r in enumerate(ok)),
+                                  baseline.names if baseline else ())
+        measured, labeled = quality(decoded.columns, decoded.labels, rec.problem_type) if labels else ({}, 0)
         profile = drift = consecutive = None
         note = ""
         if decoded.rows:
@@ -272,7 +298,55 @@ class MonitorStore:
             errors=len(rows) - len(ok), latency_p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
             latency_p99_ms=float(np.percentile(lat, 99)) if len(lat) else None, rows=decoded.rows,
             skipped=decoded.skipped, final=final, model=model_key.replace("\0", "/"), profile=profile, drift=drift,
-            consecutive=consecutive, note=note)
+            consecutive=consecutive, note=note, labeled=labeled, quality=measured)
+
+    def _labels(self, monitor_id: int, rows: list[Logged]) -> dict[int, Any]:
+        """Posted labels by the row's index, looked up by request id, then client id."""
+        prefix, out = u64(monitor_id), {}
+        with self._env.read() as txn:
+            for i, r in enumerate(rows):
+                for rid in (r.request_id, r.client_request_id):
+                    raw = txn.get(prefix + rid.encode(), db=self._db["monitor_labels"]) if rid else None
+                    if raw is not None:
+                        out[i] = msgspec.msgpack.decode(raw)
+                        break
+        return out
+
+    def log_labels(self, endpoint: str, labels: dict[str, Any]) -> int:
+        """Ground truth by request id (Databricks' or the client's): a value, or a list
+        of one per row of the request. Windows holding requests already read are
+        computed again on the next refresh. Returns how many were for requests the
+        monitor has read already."""
+        rec = self.get_monitor(endpoint)
+        if not isinstance(labels, dict) or not labels or len(labels) > MAX_LABELS:
+            raise invalid(f"labels: between 1 and {MAX_LABELS:,} request ids with their labels")
+        prefix = u64(rec.monitor_id)
+        encoded = {}
+        for rid, label in labels.items():
+            if not isinstance(rid, str) or not rid or len(rid) > 256:
+                raise invalid(f"labels: request ids are 1-256 character strings, got {rid!r}")
+            if label is None or not isinstance(label, (str, int, float, bool, list)):
+                raise invalid(f"labels[{rid!r}]: a number, string, bool or a list of them (one per row)")
+            encoded[prefix + rid.encode()] = msgspec.msgpack.encode(label)
+
+        def op(b: Batch) -> int:
+            raw = b.txn.get(endpoint.encode(), db=b.dbs["monitors"])
+            if raw is None:
+                raise not_found(f"Endpoint '{endpoint}' has no monitor")
+            current = MONITOR.decode(raw)
+            seen = []
+            for key, value in encoded.items():
+                b.txn.put(key, value, db=b.dbs["monitor_labels"])
+                ts = b.txn.get(key, db=b.dbs["monitor_requests"])
+                if ts is not None:
+                    seen.append(read_i64(ts))
+            if seen:
+                first = min(seen)
+                current.recompute_from_ms = min(current.recompute_from_ms or first, first)
+                b.txn.put(endpoint.encode(), MONITOR.encode(current), db=b.dbs["monitors"])
+            return len(seen)
+
+        return self._env.write(op)
 
     def _previous(self, rec: MonitorRecord, g: int, wstart: int, entity: str,
                   fresh: dict[bytes, WindowRecord]) -> WindowRecord | None:

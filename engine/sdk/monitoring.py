@@ -72,9 +72,9 @@ def get_baseline(model: str, version: str | int, *, engine=None) -> Profile:
 
 
 def create_monitor(endpoint: str, granularities=DEFAULT_GRANULARITIES, settle_s: float = DEFAULT_SETTLE_S, *,
-                   engine=None) -> MonitorRecord:
+                   problem_type: str = "", engine=None) -> MonitorRecord:
     return (engine or open_engine()).monitoring.create_monitor(endpoint, granularities, settle_s,
-                                                               created_by=current_user())
+                                                               created_by=current_user(), problem_type=problem_type)
 
 
 def refresh(endpoint: str, *, engine=None) -> RefreshResult:
@@ -86,9 +86,15 @@ def windows(endpoint: str, granularity: str | int | None = None, entity: str = A
     return (engine or open_engine()).monitoring.windows(endpoint, granularity, entity, start_ms, end_ms)
 
 
+def log_labels(endpoint: str, labels: dict[str, Any], *, engine=None) -> int:
+    """Ground truth by request id (a value, or a list of one per row); the windows of
+    requests already read are computed again on the next refresh."""
+    return (engine or open_engine()).monitoring.log_labels(endpoint, labels)
+
+
 def delete_monitor(endpoint: str, *, engine=None) -> None:
     (engine or open_engine()).monitoring.delete_monitor(endpoint)
 
 
-__all__ = ["ALL", "baseline_from_table", "create_monitor", "delete_monitor", "get_baseline", "read_file", "refresh",
-           "set_baseline", "windows"]
+__all__ = ["ALL", "baseline_from_table", "create_monitor", "delete_monitor", "get_baseline", "log_labels",
+           "read_file", "refresh", "set_baseline", "windows"]

@@ -370,6 +370,8 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", f"{MON}/delete"): Case(lambda w, c: (f"{MON}/delete", q(endpoint_name=c["ep"])), _ep("CAN_MANAGE"),
                                       lambda w: monitored(w, fresh_ep(w))),
     ("POST", f"{MON}/refresh"): Case(lambda w, c: (f"{MON}/refresh", body(endpoint_name=w.ep)), _ep("CAN_MANAGE")),
+    ("POST", f"{MON}/labels"): Case(lambda w, c: (f"{MON}/labels", body(endpoint_name=w.ep, labels={"r1": 1.0})),
+                                    _ep("CAN_QUERY")),
     ("GET", f"{MON}/metrics"): Case(lambda w, c: (f"{MON}/metrics", q(endpoint_name=w.ep)), _ep("CAN_VIEW")),
     ("POST", f"{MON}/baselines/set"): Case(
         lambda w, c: (f"{MON}/baselines/set", body(name="m1", version="1", columns={"x": [1.0, 2.0]})), _uc("MODIFY")),

@@ -113,3 +113,45 @@ def test_errors_name_what_is_wrong(served):
     eng.monitoring.delete_monitor("ep")
     with pytest.raises(CairnError, match="has no monitor"):
         eng.monitoring.refresh("ep")
+
+
+def test_labels_posted_later_give_quality_as_scikit_learn_computes_it(served):
+    from sklearn.metrics import mean_absolute_error, r2_score
+
+    eng = served
+    eng.monitoring.create_monitor("ep", ["5 minutes"], settle_s=0, problem_type="regression")
+    log(eng, T0, 200)
+    eng.monitoring.refresh("ep", now=T0 + HOUR)  # final before any label exists
+    assert eng.monitoring.windows("ep")[0].labeled == 0
+    rows = eng.endpoints.read_payloads("ep", max_results=1000).items
+    truth, preds = {}, []
+    for i, r in enumerate(rows):
+        if r.status_code < 400 and i % 3 == 0:
+            pred = json.loads(r.response)["predictions"][0]
+            truth[r.request_id] = pred + (0.5 if i % 2 else -0.25)
+            preds.append(pred)
+    assert eng.monitoring.log_labels("ep", truth) == len(truth)  # all already read by the refresh
+    eng.monitoring.refresh("ep", now=T0 + HOUR)  # the labeled window is computed again
+    w = eng.monitoring.windows("ep")[0]
+    assert w.labeled == len(truth) and w.final
+    ys = list(truth.values())
+    assert w.quality["mae"] == pytest.approx(mean_absolute_error(ys, preds))
+    assert w.quality["r2"] == pytest.approx(r2_score(ys, preds))
+    with pytest.raises(CairnError, match="labels\\['x'\\]: a number"):
+        eng.monitoring.log_labels("ep", {"x": {"not": "a label"}})
+
+
+def test_classification_quality_matches_scikit_learn():
+    from sklearn import metrics
+
+    from cairn.engine.monitoring.quality import quality
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 300).tolist()
+    p1 = np.clip(np.asarray(y) * 0.6 + rng.normal(0.2, 0.25, 300), 0, 1)
+    pred = (p1 > 0.5).astype(int).tolist()
+    got, n = quality({"prediction": pred, "prediction_0": (1 - p1).tolist(), "prediction_1": p1.tolist()}, y)
+    assert n == 300
+    assert got["accuracy"] == pytest.approx(metrics.accuracy_score(y, pred))
+    assert got["f1"] == pytest.approx(metrics.f1_score(y, pred))
+    assert got["roc_auc"] == pytest.approx(metrics.roc_auc_score(y, p1))

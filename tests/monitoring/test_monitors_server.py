@@ -4,6 +4,7 @@ requests scored over HTTP, then a refresh and the windows over REST and in the C
 the shifted column is named as drifted, the other is not."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -71,6 +72,17 @@ def test_drift_from_scored_requests(tmp_path, launch):
         assert cols == {"x0", "x1", "prediction"}
         bad = c.get("/api/2.0/monitors/metrics", params={"endpoint_name": "score", "granularity": "fortnightly"})
         assert bad.status_code == 400 and "Invalid granularity" in bad.json()["message"]
+
+        # ground truth a day later, from a file keyed by Databricks' request id: 0.1 off
+        logged = c.get("/api/2.0/serving-endpoints/score/payloads").json()["payloads"]
+        labels = tmp_path / "labels.jsonl"
+        labels.write_text("\n".join(json.dumps({"request_id": p["request_id"], "label": [
+            v[0] + 0.1 for v in json.loads(p["response"])["predictions"]]}) for p in logged))
+        out = cairn(data, "monitors", "labels", "score", str(labels))
+        assert out.returncode == 0 and "30 labels for score; 30 for requests already read" in out.stdout, out.stderr
+        assert c.post("/api/2.0/monitors/refresh", json={"endpoint_name": "score"}).status_code == 200
+        w = c.get("/api/2.0/monitors/metrics", params={"endpoint_name": "score"}).json()["windows"][0]
+        assert w["labeled"] == 600 and abs(w["quality"]["mae"] - 0.1) < 1e-6
 
     shown = cairn(data, "monitors", "metrics", "score")
     assert shown.returncode == 0 and "DRIFT: x0" in shown.stdout and "x1" not in shown.stdout.split("DRIFT:")[1]
