@@ -5,12 +5,14 @@ engine's MonitorStore, through the SDK's functions).
   cairn monitors create ENDPOINT [--granularity G ...] [--settle S]
   cairn monitors list [--json] | show ENDPOINT [--json] | delete ENDPOINT
   cairn monitors labels ENDPOINT FILE      (a CSV or JSON-lines file of request_id, label)
+  cairn monitors alerts ENDPOINT [--set FILE.json] [--webhook URL] [--json]
   cairn monitors refresh ENDPOINT
   cairn monitors metrics ENDPOINT [--granularity G] [--entity E] [--since ISO|MS] [--json]
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import msgspec
 
@@ -109,6 +111,27 @@ def cmd_labels(eng, args) -> int:
     return 0
 
 
+def cmd_alerts(eng, args) -> int:
+    if args.set:
+        try:
+            rules = msgspec.json.decode(Path(args.set).read_bytes())
+        except (OSError, msgspec.DecodeError) as exc:
+            raise CairnError(f"--set {args.set}: {exc}") from None
+        eng.monitoring.set_alerts(args.endpoint, rules.get("alerts", rules) if isinstance(rules, dict) else rules,
+                                  args.webhook)
+    elif args.webhook is not None:
+        eng.monitoring.set_alerts(args.endpoint, eng.monitoring.get_monitor(args.endpoint).alerts, args.webhook)
+    found = eng.monitoring.alerts(args.endpoint)
+    if args.json:
+        tables.print_json([{"rule": msgspec.to_builtins(r), **msgspec.to_builtins(s)} for r, s in found])
+        return 0
+    print(tables.render(["ALERT", "WHEN", "STATE", "SINCE", "VALUE", "FIRED"], [
+        [r.name, f"{r.metric}{'' if r.column == '*' else '[' + r.column + ']'} {r.op} {r.threshold:g}",
+         s.state.upper() if s.state == "firing" else s.state, tables.local_time(s.since_ms), _num(s.value), s.fired]
+        for r, s in found]))
+    return 0
+
+
 def cmd_delete(eng, args) -> int:
     monitoring.delete_monitor(args.endpoint, engine=eng)
     print(f"deleted the monitor of {args.endpoint} and its windows")
@@ -141,6 +164,12 @@ def add_commands(sub) -> None:
     p.add_argument("--problem-type", choices=("classification", "regression"),
                    help="for the quality metrics of labels (default: inferred from them)")
     p.set_defaults(handler=_run(cmd_create), needs_store=False)
+    p = acts.add_parser("alerts", help="a monitor's alerts and their state (--set replaces the rules)")
+    p.add_argument("endpoint", metavar="ENDPOINT")
+    p.add_argument("--set", metavar="FILE", help="a JSON list of rules {name, metric, op, threshold, column?}")
+    p.add_argument("--webhook", metavar="URL", help="POST each change of state here (\"\" removes it)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=_run(cmd_alerts), needs_store=False)
     p = acts.add_parser("labels", help="ground truth for logged requests, by request id")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("file", metavar="FILE", help="a CSV or JSON-lines file with request_id and label")

@@ -10,6 +10,10 @@ MonitorStore; `cairn monitors` and the SDK do the same).
          -> {windows: [...]} oldest first; `profiles=true` adds each window's column profiles
   POST   /api/2.0/monitors/labels {endpoint_name, labels: {request_id: label}} -> {labels, already_read}
          (ground truth; a label per row of a request as a list; by Databricks' or the client's id)
+  PUT    /api/2.0/monitors/alerts {endpoint_name, alerts: [{name, metric, op, threshold, column?,
+         granularity?, entity?}], webhook_url?} -> {alerts}
+  GET    /api/2.0/monitors/alerts?endpoint_name= -> {alerts: [{rule, state, since_ms, value, ...}]}
+         (firing ones are also the gauge cairn_monitor_alert_firing on /metrics)
   POST   /api/2.0/monitors/baselines/set {name, version, columns: {col: [values]}} -> {profile}
   GET    /api/2.0/monitors/baselines/get?name=&version= -> {profile}
 
@@ -21,7 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, post, put
 
 from cairn.app.registrywire import required
 from cairn.engine.datadir import Engine
@@ -44,6 +48,12 @@ class CreateMonitor(msgspec.Struct):
 
 class RefreshMonitor(msgspec.Struct):
     endpoint_name: str | None = None
+
+
+class SetAlerts(msgspec.Struct):
+    endpoint_name: str | None = None
+    alerts: list[Any] = []
+    webhook_url: str | None = None
 
 
 class PostLabels(msgspec.Struct):
@@ -116,6 +126,23 @@ class MonitorController(Controller):
         access.endpoint(name, CAN_QUERY)
         read = engine.monitoring.log_labels(name, data.labels or {})
         return {"labels": len(data.labels or {}), "already_read": read}
+
+    @put("/alerts", status_code=200, sync_to_thread=True)
+    def set_alerts(self, engine: Engine, access: Access, data: SetAlerts) -> dict:
+        name = required(data.endpoint_name, "endpoint_name")
+        access.endpoint(name, CAN_MANAGE)
+        engine.monitoring.set_alerts(name, data.alerts, data.webhook_url)
+        return self._alerts(engine, name)
+
+    @get("/alerts", sync_to_thread=False)
+    def get_alerts(self, engine: Engine, access: Access, endpoint_name: str | None = None) -> dict:
+        access.endpoint(required(endpoint_name, "endpoint_name"))
+        return self._alerts(engine, endpoint_name)
+
+    @staticmethod
+    def _alerts(engine: Engine, endpoint: str) -> dict:
+        return {"alerts": [{"rule": msgspec.to_builtins(rule), **msgspec.to_builtins(state)}
+                           for rule, state in engine.monitoring.alerts(endpoint)]}
 
     @get("/metrics", sync_to_thread=True)
     def metrics(self, engine: Engine, access: Access, endpoint_name: str | None = None,

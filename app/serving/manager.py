@@ -154,6 +154,7 @@ class EndpointManager:
         self.metrics = metrics or ServingMetrics()
         self.metrics.set_batcher_stats(self._batcher_stats)
         self.metrics.set_feature_counts(lambda: engine.features.lookup_counts)
+        self.metrics.set_alert_states(engine.monitoring.firing)
         self.poll_s = poll_s
         self.idle_unload_s = idle_unload_s
         self._live: dict[str, LiveEndpoint] = {}

@@ -119,6 +119,20 @@ class _FeatureCollector(Collector):
         yield from (lookups, misses, stale)
 
 
+class _AlertCollector(Collector):
+    """Monitor alerts (MonitorStore.firing), read at scrape: 1 while firing, else 0."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], list[tuple[str, str, bool]]] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        firing = GaugeMetricFamily("cairn_monitor_alert_firing", "1 while a monitor's alert fires, else 0.",
+                                   labels=("endpoint", "alert"))
+        for endpoint, name, on in (self.source() if self.source is not None else []):
+            firing.add_metric((endpoint, name), 1.0 if on else 0.0)
+        yield firing
+
+
 class ServingMetrics:
     """The serving metrics of one process, and the calls the request path makes.
 
@@ -152,6 +166,8 @@ class ServingMetrics:
         r.register(self._batchers)
         self._features = _FeatureCollector()
         r.register(self._features)
+        self._alerts = _AlertCollector()
+        r.register(self._alerts)
         self.shadow_requests = Counter(
             "cairn_serving_shadow_requests_total",
             "Copies of requests sent to a shadow entity (answers logged, never returned).",
@@ -179,6 +195,10 @@ class ServingMetrics:
         """Read the online store's lookup counts at each scrape: fn() gives
         {table: [lookups, misses, stale]}."""
         self._features.source = fn
+
+    def set_alert_states(self, fn: Callable[[], list[tuple[str, str, bool]]] | None) -> None:
+        """Read the monitors' alerts at each scrape: fn() gives (endpoint, alert, firing)."""
+        self._alerts.source = fn
 
     def _child(self, metric: Any, *values: Any) -> Any:
         """metric.labels(*values), remembered under its endpoint (the first label)."""

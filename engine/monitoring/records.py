@@ -6,6 +6,7 @@
                                                              -> WindowRecord
   monitor_labels   u64 monitor + utf-8 request id                -> msgpack label (or labels, per row)
   monitor_requests u64 monitor + utf-8 request id                -> i64 the request's log time
+  monitor_alerts   u64 monitor + utf-8 rule name                 -> AlertState
 The request index is written as a refresh reads the log (request ids and client request
 ids), so a label posted later finds its window and has it computed again.
 The entity is a served entity's name, or ALL for every request of the endpoint.
@@ -21,9 +22,30 @@ from cairn.engine.monitoring.profiles import Profile
 from cairn.engine.store.codec import Codec
 
 MONITORING_TABLES: dict[str, bool] = {"baselines": False, "monitors": False, "monitor_windows": False,
-                                      "monitor_labels": False, "monitor_requests": False}
+                                      "monitor_labels": False, "monitor_requests": False,
+                                      "monitor_alerts": False}
 NEXT_MONITOR_ID = b"next_monitor_id"
 ALL = "*"
+OK, FIRING = "ok", "firing"
+
+
+class AlertRule(msgspec.Struct, kw_only=True, omit_defaults=True):
+    name: str
+    metric: str
+    op: str
+    threshold: float
+    column: str = "*"
+    granularity_s: int = 0  # 0: the monitor's smallest
+    entity: str = ALL
+
+
+class AlertState(msgspec.Struct, kw_only=True):
+    name: str
+    state: str = OK
+    since_ms: int = 0
+    value: float | None = None
+    window_start_ms: int = 0
+    fired: int = 0  # how many times it went from ok to firing
 
 
 class MonitorRecord(msgspec.Struct, array_like=True):
@@ -38,6 +60,8 @@ class MonitorRecord(msgspec.Struct, array_like=True):
     last_error: str = ""
     problem_type: str = ""  # classification | regression | "" (inferred from the labels)
     recompute_from_ms: int = 0  # labels arrived for requests logged from then on (0: none)
+    alerts: list[AlertRule] = []
+    webhook_url: str = ""  # told of every alert that fires or resolves (POST, JSON)
 
 
 class WindowRecord(msgspec.Struct, kw_only=True):
@@ -62,4 +86,5 @@ class WindowRecord(msgspec.Struct, kw_only=True):
 
 
 MONITOR = Codec(MonitorRecord)
+ALERT_STATE = Codec(AlertState)
 WINDOW = Codec(WindowRecord)

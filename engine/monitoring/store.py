@@ -15,16 +15,28 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter, defaultdict
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
 
 from cairn.engine.errors import already_exists, invalid, not_found
+from cairn.engine.monitoring.alerts import check_rules, evaluate
 from cairn.engine.monitoring.drift import dataset_drift
 from cairn.engine.monitoring.payloads import decode_payloads
 from cairn.engine.monitoring.profiles import PROFILE_DECODE, PROFILE_ENCODE, Profile, profile_columns
 from cairn.engine.monitoring.quality import PROBLEM_TYPES, quality
-from cairn.engine.monitoring.records import ALL, MONITOR, NEXT_MONITOR_ID, WINDOW, MonitorRecord, WindowRecord
+from cairn.engine.monitoring.records import (
+    ALERT_STATE,
+    ALL,
+    FIRING,
+    MONITOR,
+    NEXT_MONITOR_ID,
+    WINDOW,
+    AlertRule,
+    AlertState,
+    MonitorRecord,
+    WindowRecord,
+)
 from cairn.engine.registry.names import parse_model_name, version_number
 from cairn.engine.store.keys import i64, read_i64, u32, u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
@@ -38,6 +50,7 @@ _UNITS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hou
 _GRANULARITY = re.compile(r"\s*(\d+)\s*([a-z]+?)s?\s*")
 PAGE = 10_000
 MAX_LABELS = 100_000
+WEBHOOK_TIMEOUT_S = 2.0
 
 
 def granularity_seconds(text: object) -> int:
@@ -79,6 +92,7 @@ class RefreshResult(msgspec.Struct, kw_only=True):
     payloads_read: int
     windows_written: int
     seconds: float
+    alerts_changed: list[AlertState] = []  # fired or resolved by this refresh
 
 
 class MonitorStore:
@@ -151,7 +165,7 @@ class MonitorStore:
 
         def op(b: Batch) -> None:
             b.txn.delete(endpoint.encode(), db=b.dbs["monitors"])
-            for table in ("monitor_windows", "monitor_labels", "monitor_requests"):
+            for table in ("monitor_windows", "monitor_labels", "monitor_requests", "monitor_alerts"):
                 with b.txn.cursor(db=b.dbs[table]) as cur:
                     keys = []
                     if cur.set_range(prefix):
@@ -218,6 +232,7 @@ class MonitorStore:
                     final_until[str(g)] = wstart + size
         rec.final_until, rec.last_refresh_ms, rec.last_error = final_until, now, ""
         prefix = u64(rec.monitor_id)
+        changed: list[AlertState] = []
 
         def op(b: Batch) -> None:
             raw = b.txn.get(endpoint.encode(), db=b.dbs["monitors"])
@@ -228,6 +243,14 @@ class MonitorStore:
             rec.recompute_from_ms = stored.recompute_from_ms if stored.recompute_from_ms != again else 0
             for key, window in written:
                 b.txn.put(key, WINDOW.encode(window), db=b.dbs["monitor_windows"])
+            for rule in rec.alerts:
+                key = prefix + rule.name.encode()
+                raw = b.txn.get(key, db=b.dbs["monitor_alerts"])
+                state = ALERT_STATE.decode(raw) if raw is not None else AlertState(name=rule.name)
+                after = evaluate(rule, self._newest(b.txn, rec, rule, fresh), state, now)
+                if after.state != state.state:
+                    changed.append(after)
+                b.txn.put(key, ALERT_STATE.encode(after), db=b.dbs["monitor_alerts"])
             for row in logged:
                 ts = i64(row.ts)
                 for rid in (row.request_id, row.client_request_id):
@@ -236,8 +259,69 @@ class MonitorStore:
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
 
         self._env.write(op)
+        if changed and rec.webhook_url:
+            _notify(rec.webhook_url, endpoint, changed)
         return RefreshResult(endpoint=endpoint, payloads_read=len(logged), windows_written=len(written),
-                             seconds=time.perf_counter() - t0)
+                             seconds=time.perf_counter() - t0, alerts_changed=changed)
+
+    def _newest(self, txn, rec: MonitorRecord, rule: AlertRule, fresh: dict[bytes, WindowRecord]
+                ) -> WindowRecord | None:
+        """The newest window of the rule's granularity and entity (this refresh's or stored)."""
+        g = rule.granularity_s or rec.granularities[0]
+        prefix = u64(rec.monitor_id) + u32(g)
+        mine = [w for k, w in fresh.items() if k.startswith(prefix) and w.entity == rule.entity]
+        if mine:
+            return max(mine, key=lambda w: w.start_ms)
+        with txn.cursor(db=self._db["monitor_windows"]) as cur:
+            end = prefix + b"\xff" * 8
+            if cur.set_range(end) or cur.last():
+                for k, v in cur.iterprev():
+                    if k < prefix:
+                        break
+                    if k.startswith(prefix) and k[20:].decode() == rule.entity:
+                        return WINDOW.decode(v)
+        return None
+
+    # -- alerts ----------------------------------------------------------------------
+    def set_alerts(self, endpoint: str, rules: object, webhook_url: str | None = None) -> MonitorRecord:
+        """Replace a monitor's alert rules (the states of rules kept by name stay)."""
+        rec = self.get_monitor(endpoint)
+        checked = check_rules(rules, rec.granularities)
+        if webhook_url and not re.fullmatch(r"https?://\S{1,2000}", webhook_url):
+            raise invalid(f"webhook_url: an http(s) URL, got {webhook_url!r}")
+        prefix = u64(rec.monitor_id)
+
+        def op(b: Batch) -> MonitorRecord:
+            raw = b.txn.get(endpoint.encode(), db=b.dbs["monitors"])
+            if raw is None:
+                raise not_found(f"Endpoint '{endpoint}' has no monitor")
+            current = MONITOR.decode(raw)
+            kept = {r.name for r in checked}
+            for r in current.alerts:
+                if r.name not in kept:
+                    b.txn.delete(prefix + r.name.encode(), db=b.dbs["monitor_alerts"])
+            current.alerts = checked
+            if webhook_url is not None:
+                current.webhook_url = webhook_url
+            b.txn.put(endpoint.encode(), MONITOR.encode(current), db=b.dbs["monitors"])
+            return current
+
+        return self._env.write(op)
+
+    def alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
+        rec = self.get_monitor(endpoint)
+        prefix = u64(rec.monitor_id)
+        with self._env.read() as txn:
+            out = []
+            for rule in rec.alerts:
+                raw = txn.get(prefix + rule.name.encode(), db=self._db["monitor_alerts"])
+                out.append((rule, ALERT_STATE.decode(raw) if raw is not None else AlertState(name=rule.name)))
+        return out
+
+    def firing(self) -> list[tuple[str, str, bool]]:
+        """(endpoint, rule, firing) of every alert of every monitor (the /metrics gauges)."""
+        return [(m.endpoint, rule.name, state.state == FIRING) for m in self.list_monitors()
+                for rule, state in self.alerts(m.endpoint)]
 
     def _read_log(self, endpoint: str, start_ms: int) -> list[Logged]:
         out: list[Logged] = []
@@ -358,3 +442,16 @@ class MonitorStore:
         return WINDOW.decode(raw) if raw is not None else None
 
 
+def _notify(url: str, endpoint: str, changed: list[AlertState]) -> None:
+    """POST the changed alerts to the monitor's webhook; best effort (a dead receiver
+    must not fail a refresh), bounded by a short timeout."""
+    import logging
+    import urllib.request
+
+    body = msgspec.json.encode({"endpoint": endpoint, "alerts": changed})
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=WEBHOOK_TIMEOUT_S):
+            pass
+    except Exception as exc:  # noqa: BLE001 - logged, never raised
+        logging.getLogger("cairn.monitoring").warning("alert webhook %s failed: %s", url, exc)

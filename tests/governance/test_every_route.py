@@ -370,6 +370,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("DELETE", f"{MON}/delete"): Case(lambda w, c: (f"{MON}/delete", q(endpoint_name=c["ep"])), _ep("CAN_MANAGE"),
                                       lambda w: monitored(w, fresh_ep(w))),
     ("POST", f"{MON}/refresh"): Case(lambda w, c: (f"{MON}/refresh", body(endpoint_name=w.ep)), _ep("CAN_MANAGE")),
+    ("PUT", f"{MON}/alerts"): Case(
+        lambda w, c: (f"{MON}/alerts", body(endpoint_name=w.ep, alerts=[{"name": "a", "metric": "psi", "op": ">",
+                                                                          "threshold": 0.2}])), _ep("CAN_MANAGE")),
+    ("GET", f"{MON}/alerts"): Case(lambda w, c: (f"{MON}/alerts", q(endpoint_name=w.ep)), _ep("CAN_VIEW")),
     ("POST", f"{MON}/labels"): Case(lambda w, c: (f"{MON}/labels", body(endpoint_name=w.ep, labels={"r1": 1.0})),
                                     _ep("CAN_QUERY")),
     ("GET", f"{MON}/metrics"): Case(lambda w, c: (f"{MON}/metrics", q(endpoint_name=w.ep)), _ep("CAN_VIEW")),

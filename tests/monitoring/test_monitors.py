@@ -155,3 +155,51 @@ def test_classification_quality_matches_scikit_learn():
     assert got["accuracy"] == pytest.approx(metrics.accuracy_score(y, pred))
     assert got["f1"] == pytest.approx(metrics.f1_score(y, pred))
     assert got["roc_auc"] == pytest.approx(metrics.roc_auc_score(y, p1))
+
+
+def test_alerts_fire_and_resolve_and_tell_a_webhook(served):
+    import http.server
+    import threading
+
+    got: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            got.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        eng = served
+        eng.monitoring.create_monitor("ep", ["5 minutes"], settle_s=0)
+        eng.monitoring.set_alerts("ep", [
+            {"name": "x0 moved", "metric": "psi", "op": ">", "threshold": 0.2, "column": "x0"},
+            {"name": "slow", "metric": "latency_p99_ms", "op": ">", "threshold": 50},
+            {"name": "any column", "metric": "wasserstein", "op": ">=", "threshold": 0.1}],
+            webhook_url=f"http://127.0.0.1:{hook.server_port}/hook")
+        log(eng, T0, 600, shift=1.0)
+        r = eng.monitoring.refresh("ep", now=T0 + HOUR)
+        assert sorted(a.name for a in r.alerts_changed) == ["any column", "x0 moved"]
+        states = {rule.name: state for rule, state in eng.monitoring.alerts("ep")}
+        assert states["x0 moved"].state == "firing" and states["x0 moved"].value > 0.2
+        assert states["slow"].state == "ok" and states["slow"].value == pytest.approx(7.0, abs=1.0)
+        assert ("ep", "x0 moved", True) in eng.monitoring.firing()
+        assert got and {a["name"] for a in got[0]["alerts"]} == {"any column", "x0 moved"}
+
+        log(eng, T0 + HOUR, 600, seed=11)  # back to the training distribution
+        r = eng.monitoring.refresh("ep", now=T0 + 2 * HOUR)
+        states = {rule.name: state for rule, state in eng.monitoring.alerts("ep")}
+        assert states["x0 moved"].state == "ok" and states["x0 moved"].fired == 1
+        assert {a.name for a in r.alerts_changed} == {"any column", "x0 moved"} and len(got) == 2
+        with pytest.raises(CairnError, match="metric: one of"):
+            eng.monitoring.set_alerts("ep", [{"name": "x", "metric": "vibes", "op": ">", "threshold": 1}])
+        with pytest.raises(CairnError, match="no 60 s windows"):
+            eng.monitoring.set_alerts("ep", [{"name": "x", "metric": "psi", "op": ">", "threshold": 1,
+                                              "granularity": "1 minute"}])
+    finally:
+        hook.shutdown()

@@ -50,6 +50,9 @@ def test_drift_from_scored_requests(tmp_path, launch):
         assert missing.status_code == 404 and "Endpoint 'nope' does not exist" in missing.json()["message"]
         r = c.post("/api/2.0/monitors/create", json={"endpoint_name": "score", "granularities": ["1 hour"]})
         assert r.status_code == 200 and r.json()["monitor"]["granularities_s"] == [3600]
+        r = c.put("/api/2.0/monitors/alerts", json={"endpoint_name": "score", "alerts": [
+            {"name": "x0 moved", "metric": "psi", "op": ">", "threshold": 0.2, "column": "x0"}]})
+        assert r.status_code == 200 and r.json()["alerts"][0]["state"] == "ok", r.text
         shifted = np.column_stack([rng.normal(size=600) + 1.0, rng.normal(size=600)])
         for i in range(0, 600, 20):  # 30 requests of 20 rows
             r = c.post("/serving-endpoints/score/invocations",
@@ -61,6 +64,9 @@ def test_drift_from_scored_requests(tmp_path, launch):
             time.sleep(0.2)
         r = c.post("/api/2.0/monitors/refresh", json={"endpoint_name": "score"})
         assert r.status_code == 200 and r.json()["payloads_read"] == 30, r.text
+        assert c.get("/api/2.0/monitors/alerts", params={"endpoint_name": "score"}).json()["alerts"][0]["state"] \
+            == "firing"
+        assert 'cairn_monitor_alert_firing{alert="x0 moved",endpoint="score"} 1.0' in c.get("/metrics").text
         windows = c.get("/api/2.0/monitors/metrics", params={"endpoint_name": "score"}).json()["windows"]
         assert len(windows) == 1 and windows[0]["requests"] == 30 and windows[0]["rows"] == 600
         assert windows[0]["final"] is False and "profile" not in windows[0]

@@ -33,6 +33,7 @@ FAMILIES = {
     "cairn_feature_lookups_total": "counter",
     "cairn_feature_lookup_misses_total": "counter",
     "cairn_feature_lookup_stale_total": "counter",
+    "cairn_monitor_alert_firing": "gauge",
 }
 ENTITY = (("endpoint", "iris"), ("served_entity", "champion"), ("version", "3"))
 
@@ -57,7 +58,11 @@ def test_serving_metrics_render_parses():
     m.observe_model_load("iris", "champion", 3, 0.12)
     m.payload_dropped("iris", 3)
     m.set_feature_counts(lambda: {"cust": [10, 2, 1]})
+    m.set_alert_states(lambda: [("iris", "x0 moved", True), ("iris", "slow", False)])
     fams = parse(m.render())
+    assert samples_of(fams, "cairn_monitor_alert_firing") == {
+        ("cairn_monitor_alert_firing", (("alert", "x0 moved"), ("endpoint", "iris"))): 1,
+        ("cairn_monitor_alert_firing", (("alert", "slow"), ("endpoint", "iris"))): 0}
     assert {name: f["type"] for name, f in fams.items()} == FAMILIES
     assert samples_of(fams, "cairn_feature_lookups_total") == {("cairn_feature_lookups_total", (("table", "cust"),)): 10}
     assert samples_of(fams, "cairn_feature_lookup_stale_total") == {
