@@ -89,10 +89,13 @@ def cmd_metrics(eng, args) -> int:
         return 0
     rows = []
     for w in found:
-        drifted = [c.name for c in w.drift.columns if c.drifted] if w.drift else []
+        if w.drift:
+            drift = ("DRIFT: " if w.drift.drifted else "") + ", ".join(c.name for c in w.drift.columns if c.drifted)
+        else:
+            drift = w.note
+        quality = " ".join(f"{k}={v:.3g}" for k, v in w.quality.items())
         rows.append([tables.local_time(w.start_ms), w.requests, w.errors, _num(w.latency_p50_ms),
-                     _num(w.latency_p99_ms), w.model, " ".join(f"{k}={v:.3g}" for k, v in w.quality.items()), ("DRIFT: " if w.drift and w.drift.drifted else "")
-                     + ", ".join(drifted) if w.drift else w.note, "" if w.final else "open"])
+                     _num(w.latency_p99_ms), w.model, quality, drift, "" if w.final else "open"])
     print(tables.render(["WINDOW", "REQUESTS", "ERRORS", "P50 MS", "P99 MS", "MODEL", "QUALITY", "DRIFTED COLUMNS",
                          ""], rows,
                         max_cell=60))
