@@ -31,6 +31,7 @@ from cairn.app.controllers.registeredmodels import RegisteredModelController
 from cairn.app.controllers.runs import RunController
 from cairn.app.controllers.tokens import TokenController
 from cairn.app.httperrors import EXCEPTION_HANDLERS
+from cairn.app.monitorloop import DEFAULT_INTERVAL_S, MonitorRefresher
 from cairn.app.serverrun import run_server
 from cairn.app.serving.endpointroutes import LazyManager, endpoint_routes
 from cairn.app.version import cairn_version
@@ -74,9 +75,11 @@ def server_info(access: Access) -> dict:
     }
 
 
-def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = None) -> Litestar:
+def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = None,
+               monitor_interval_s: float = DEFAULT_INTERVAL_S) -> Litestar:
     """The Litestar app over one opened Engine (the one factory for the HTTP face).
-    `auth`: every route but the health checks needs a token or basic auth (app/auth.py)."""
+    `auth`: every route but the health checks needs a token or basic auth (app/auth.py).
+    `monitor_interval_s`: how often monitors refresh in the background (0: never)."""
     tracking = engine.tracking
 
     def provide_store() -> TrackingStore:
@@ -106,6 +109,7 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
     # Serving endpoints are built on their first request and kept in step with the
     # store by the manager's poller (started on first use, stopped with the app).
     serving = LazyManager(engine)
+    refresher = MonitorRefresher(engine, monitor_interval_s)
 
     return Litestar(
         route_handlers=[
@@ -133,7 +137,8 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
             AuditController,
             *endpoint_routes(serving),
         ],
-        on_shutdown=[serving.close],
+        on_startup=[refresher.start],
+        on_shutdown=[refresher.stop, serving.close],
         middleware=[AuthGate(engine, auth, metrics_key)],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
@@ -153,13 +158,13 @@ def create_app(engine: Engine, *, auth: bool = False, metrics_key: str | None = 
 
 
 def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, metrics_key: str | None = None,
-                **options):
+                monitor_interval_s: float = DEFAULT_INTERVAL_S, **options):
     """The uvicorn Server of create_app(engine) (uvloop + httptools); `options` are
     further uvicorn.Config settings (`cairn up` with the UI turns its logging off)."""
     import uvicorn
 
     config = uvicorn.Config(
-        create_app(engine, auth=auth, metrics_key=metrics_key),
+        create_app(engine, auth=auth, metrics_key=metrics_key, monitor_interval_s=monitor_interval_s),
         host=host,
         port=port,
         loop="uvloop",
@@ -173,12 +178,14 @@ def make_server(engine: Engine, host: str, port: int, *, auth: bool = False, met
 
 
 def serve(engine: Engine, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, ready=None,
-          auth: bool = False, tls: tuple[str, str] | None = None) -> None:
+          auth: bool = False, tls: tuple[str, str] | None = None,
+          monitor_interval_s: float = DEFAULT_INTERVAL_S) -> None:
     """Run the server until interrupted (SIGTERM: a clean stop, exit 0). `ready(url)` is
     called once it accepts connections. `tls`: (certificate file, key file), both PEM,
     for sites with no proxy in front to terminate HTTPS."""
     options = {"ssl_certfile": tls[0], "ssl_keyfile": tls[1]} if tls else {}
-    run_server(make_server(engine, host, port, auth=auth, **options), host, port, ready)
+    run_server(make_server(engine, host, port, auth=auth, monitor_interval_s=monitor_interval_s, **options),
+               host, port, ready)
 
 
 logging.getLogger("litestar").setLevel(logging.WARNING)

@@ -396,7 +396,7 @@ def cmd_server(args: argparse.Namespace) -> int:
         print(f"Cairn is serving {eng.path} at {url}" + (" (auth on)" if args.auth else ""), flush=True)
         print(f"  MLFLOW_TRACKING_URI={url} python train.py", flush=True)
 
-    serve(eng, args.host, args.port, ready=ready, auth=args.auth, tls=tls)
+    serve(eng, args.host, args.port, ready=ready, auth=args.auth, tls=tls, monitor_interval_s=args.monitor_interval)
     return 0
 
 
@@ -562,6 +562,8 @@ def _server_flags(p: argparse.ArgumentParser) -> None:
                    help="require a token or basic auth on every route (create the first admin with "
                         "`cairn users create NAME --admin --password-stdin`)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--monitor-interval", type=float, default=60.0, metavar="S",
+                   help="refresh endpoint monitors every S seconds in the background (0: only when asked)")
     p.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate (with --tls-key)")
     p.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
 

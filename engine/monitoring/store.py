@@ -282,6 +282,18 @@ class MonitorStore:
                         return WINDOW.decode(v)
         return None
 
+    def note_error(self, endpoint: str, message: str) -> None:
+        """Keep why a background refresh failed on the monitor (shown by get)."""
+
+        def op(b: Batch) -> None:
+            raw = b.txn.get(endpoint.encode(), db=b.dbs["monitors"])
+            if raw is not None:
+                rec = MONITOR.decode(raw)
+                rec.last_error = message[:2000]
+                b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
+
+        self._env.write(op)
+
     # -- alerts ----------------------------------------------------------------------
     def set_alerts(self, endpoint: str, rules: object, webhook_url: str | None = None) -> MonitorRecord:
         """Replace a monitor's alert rules (the states of rules kept by name stay)."""

@@ -97,3 +97,32 @@ def test_drift_from_scored_requests(tmp_path, launch):
     assert cairn(data, "monitors", "delete", "score").returncode == 0
     gone = cairn(data, "monitors", "show", "score")
     assert gone.returncode == 1 and "has no monitor" in gone.stderr
+
+
+def test_the_server_refreshes_monitors_in_the_background(tmp_path, launch):
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import Ridge
+
+    data = tmp_path / "data"
+    X = np.random.default_rng(1).normal(size=(50, 2))
+    onnx_path = tmp_path / "ridge.onnx"
+    onnx_path.write_bytes(to_onnx(Ridge().fit(X, X.sum(1)), X[:1].astype(np.float32),
+                                  target_opset=17).SerializeToString())
+    assert cairn(data, "models", "register", str(onnx_path), "ridge").returncode == 0
+    _, url = launch(data, "--monitor-interval", "0.5")
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert c.post("/api/2.0/serving-endpoints/", json={"name": "bg", "config": {
+            "served_entities": [{"entity_name": "ridge", "entity_version": "1"}],
+            "auto_capture_config": {"enabled": True}}}).status_code == 200
+        assert c.post("/api/2.0/monitors/create", json={"endpoint_name": "bg"}).status_code == 200
+        for _ in range(5):
+            assert c.post("/serving-endpoints/bg/invocations", json={"inputs": [[1.0, 2.0]]}).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:  # nobody asks for a refresh: the server's refresher does it
+            windows = c.get("/api/2.0/monitors/metrics", params={"endpoint_name": "bg"}).json()["windows"]
+            if windows and windows[0]["requests"] == 5:
+                break
+            assert time.monotonic() < deadline, f"no background refresh: {windows}"
+            time.sleep(0.3)
+        assert "no baseline for main.default.ridge version 1" in windows[0]["note"]
+        assert c.get("/api/2.0/monitors/get", params={"endpoint_name": "bg"}).json()["monitor"]["last_refresh_ms"] > 0
