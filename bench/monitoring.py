@@ -1,0 +1,154 @@
+"""Monitoring, side by side: a monitor refresh over a payload log of N logged requests
+with 10 columns (five of them shifted), against an Evidently data-drift report on the
+same reference and current data, in one run.
+
+    .venv/bin/python bench/monitoring.py [--quick] [--rows N]
+    EVIDENTLY_PYTHON=/path/to/venv  (a venv with `evidently` and pandas < 3; without it
+    the Evidently column is skipped and says so)
+
+Cairn's side: the training profile (100,000 rows) is the baseline of a registered model
+version served by an endpoint; N one-row requests (1,000,000; 100,000 with --quick)
+are written to the endpoint's payload log as scoring would, then one `refresh` with a
+1-day window reads and decodes them, profiles the window and computes every drift
+statistic; a second refresh with nothing new shows the incremental cost. Time and the
+process's peak RSS are reported; Evidently's side gets the same rows as DataFrames
+(it reads no payload log: its time is statistics only). The drift scores of the two
+are compared column by column (normed Wasserstein, Evidently's method at this size).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH = Path(__file__).resolve().parent
+COLUMNS = [f"f{i}" for i in range(10)]
+SHIFTED = COLUMNS[:5]
+DAY = 86_400_000
+
+
+def build(root: Path, rows: int, reference_rows: int):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import Ridge
+
+    from cairn import engine
+    from cairn.engine.endpoints.contract import PayloadRecord
+    from cairn.engine.monitoring.profiles import profile_columns
+    from cairn.engine.sdk.client import Client
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(reference_rows, len(COLUMNS)))
+    cur = rng.normal(size=(rows, len(COLUMNS)))
+    cur[:, :len(SHIFTED)] += 0.5  # half a standard deviation
+    pq.write_table(pa.table({c: ref[:, i] for i, c in enumerate(COLUMNS)}), root / "reference.parquet")
+    pq.write_table(pa.table({c: cur[:, i] for i, c in enumerate(COLUMNS)}), root / "current.parquet")
+    data = root / "data"
+    onnx_path = root / "m.onnx"
+    onnx_path.write_bytes(to_onnx(Ridge().fit(ref[:1000], ref[:1000].sum(1)), ref[:1].astype(np.float32),
+                                  target_opset=17).SerializeToString())
+    client = Client(data)
+    client._ensure_registered_model("m")
+    client.create_model_version("m", str(onnx_path))
+    eng = client._engine
+    eng.endpoints.create_endpoint("ep", {"served_entities": [{"entity_name": "m", "entity_version": "1"}]})
+    eng.monitoring.set_baseline("m", "1", profile_columns({c: ref[:, i].tolist() for i, c in enumerate(COLUMNS)}))
+    eng.monitoring.create_monitor("ep", ["1 day"], settle_s=0)
+    t0 = 1_700_000_000_000 - 1_700_000_000_000 % DAY
+    step = max(1, DAY // (rows + 1))
+    batch = []
+    for i in range(rows):
+        body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [cur[i].tolist()]}})
+        batch.append(PayloadRecord(request_id=f"r{i}", timestamp_ms=t0 + i * step, status_code=200, latency_ms=1.0,
+                                   served_entity_name="m-1", model_name="m", model_version="1", request=body,
+                                   response=json.dumps({"predictions": [float(cur[i].sum())]})))
+        if len(batch) == 10_000:
+            eng.endpoints.log_payloads("ep", batch)
+            batch = []
+    if batch:
+        eng.endpoints.log_payloads("ep", batch)
+    eng.env.flush()
+    eng.close()
+    return data, t0
+
+
+def cairn_side(data: Path, t0: int) -> dict:
+    """In a child process, so its peak RSS is the refresh's own."""
+    code = (
+        "import json, resource, sys\n"
+        "from cairn import engine\n"
+        f"eng = engine.open({str(data)!r})\n"
+        f"first = eng.monitoring.refresh('ep', now={t0 + 2 * DAY})\n"
+        f"again = eng.monitoring.refresh('ep', now={t0 + 2 * DAY})\n"
+        "w = eng.monitoring.windows('ep')[0]\n"
+        "print(json.dumps({'seconds': first.seconds, 'again_s': again.seconds, 'read': first.payloads_read,"
+        " 'rss_mib': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        " 'scores': {c.name: {'score': c.wasserstein, 'drifted': c.drifted} for c in w.drift.columns}}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def evidently_side(root: Path) -> dict | None:
+    py = os.environ.get("EVIDENTLY_PYTHON")
+    if not py:
+        return None
+    exe = Path(py) / "bin" / "python" if Path(py).is_dir() else Path(py)
+    out = subprocess.run([str(exe), str(BENCH / "evidently_side.py"), str(root)], capture_output=True, text=True)
+    if out.returncode:
+        print(f"evidently side failed: {out.stderr.strip().splitlines()[-1:]}")
+        return None
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="100,000 requests instead of 1,000,000")
+    ap.add_argument("--rows", type=int, help="logged requests (overrides --quick)")
+    args = ap.parse_args(argv)
+    rows = args.rows or (100_000 if args.quick else 1_000_000)
+    with tempfile.TemporaryDirectory(prefix="cairn-bench-monitoring-") as tmp:
+        root = Path(tmp)
+        t = time.perf_counter()
+        data, t0 = build(root, rows, 100_000)
+        print(f"built: {rows:,} logged requests x {len(COLUMNS)} columns in {time.perf_counter() - t:.1f} s "
+              f"(machine: {os.cpu_count()} cpus)")
+        cairn = cairn_side(data, t0)
+        ev = evidently_side(root)
+    print()
+    print(f"{'side':<10} {'what':<46} {'seconds':>9} {'peak RSS MiB':>13}")
+    print(f"{'cairn':<10} {'refresh: read + decode log, profile, drift':<46} {cairn['seconds']:>9.2f} "
+          f"{cairn['rss_mib']:>13.0f}")
+    print(f"{'cairn':<10} {'refresh again, nothing new':<46} {cairn['again_s']:>9.3f}")
+    if ev:
+        print(f"{'evidently':<10} {'DataDriftPreset on DataFrames (no log)':<46} {ev['seconds']:>9.2f} "
+              f"{ev['rss_mib']:>13.0f}")
+        print(f"ratio (evidently / cairn seconds): {ev['seconds'] / cairn['seconds']:.2f}x")
+    else:
+        print("evidently: skipped (set EVIDENTLY_PYTHON to a venv with evidently and pandas<3)")
+    print()
+    print(f"{'column':<8} {'cairn wasserstein':>18} {'evidently':>10} {'diff':>8}  drifted (cairn / evidently)")
+    worst = 0.0
+    for c in COLUMNS:
+        mine = cairn["scores"][c]
+        theirs = ev["scores"].get(c) if ev else None
+        diff = abs(mine["score"] - theirs["score"]) if theirs else float("nan")
+        worst = max(worst, diff) if theirs else worst
+        print(f"{c:<8} {mine['score']:>18.4f} {theirs['score'] if theirs else float('nan'):>10.4f} {diff:>8.4f}  "
+              f"{mine['drifted']} / {theirs['score'] >= 0.1 if theirs else '-'}")
+    if ev:
+        print(f"largest difference in drift score: {worst:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
