@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,6 @@ def build(root: Path, rows: int, reference_rows: int):
     from skl2onnx import to_onnx
     from sklearn.linear_model import Ridge
 
-    from cairn import engine
     from cairn.engine.endpoints.contract import PayloadRecord
     from cairn.engine.monitoring.profiles import profile_columns
     from cairn.engine.sdk.client import Client
