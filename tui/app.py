@@ -50,6 +50,13 @@ def features_screen(backend: Backend) -> Screen:
     return FeaturesScreen(backend)
 
 
+def monitors_screen(backend: Backend) -> Screen:
+    """The Monitors screen (tui/screens/monitors.py), imported when first shown."""
+    from cairn.tui.screens.monitors import MonitorsScreen
+
+    return MonitorsScreen(backend)
+
+
 def audit_screen(backend: Backend) -> Screen:
     """The Audit screen (tui/screens/audit.py), imported when first shown."""
     from cairn.tui.screens.audit import AuditScreen
@@ -69,6 +76,7 @@ class CairnApp(App):
         # `v`, not `s`: the runs table sorts with `s`, and a screen's key would hide a mode's.
         Binding("v", "show_serving", "Serving"),
         Binding("f", "show_features", "Features"),
+        Binding("w", "show_monitors", "Monitors"),
         Binding("g", "show_audit", "Audit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
@@ -91,6 +99,7 @@ class CairnApp(App):
         self.add_mode("models", lambda: models_screen(self.backend))
         self.add_mode("serving", lambda: serving_screen(self.backend))
         self.add_mode("features", lambda: features_screen(self.backend))
+        self.add_mode("monitors", lambda: monitors_screen(self.backend))
         self.add_mode("audit", lambda: audit_screen(self.backend))
         self.switch_mode("experiments")
 
@@ -114,6 +123,9 @@ class CairnApp(App):
     def action_show_features(self) -> None:
         self.switch_mode("features")
 
+    def action_show_monitors(self) -> None:
+        self.switch_mode("monitors")
+
     def action_show_audit(self) -> None:
         self.switch_mode("audit")
 
@@ -127,6 +139,7 @@ class CairnApp(App):
         yield SystemCommand("Models", "Registered models (m)", self.action_show_models)
         yield SystemCommand("Serving", "Endpoints and live serving figures (v)", self.action_show_serving)
         yield SystemCommand("Features", "Feature tables and their online copies (f)", self.action_show_features)
+        yield SystemCommand("Monitors", "Endpoint monitors: drift, quality, alerts (w)", self.action_show_monitors)
         yield SystemCommand("Audit", "Who did what, and whether the log's chain is whole (g)",
                             self.action_show_audit)
         yield SystemCommand("Help", "Every key (?)", self.action_help)

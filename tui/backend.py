@@ -23,6 +23,7 @@ from cairn.engine.errors import CairnError
 from cairn.engine.features.store import FeatureTable
 from cairn.engine.governance.records import AuditEntry
 from cairn.engine.loggedmodels.records import LoggedModel
+from cairn.engine.monitoring.records import AlertRule, AlertState, MonitorRecord, WindowRecord
 from cairn.engine.query.pagination import Page
 from cairn.engine.registry.entities import (
     Catalog,
@@ -154,6 +155,16 @@ class Backend(Protocol):
     def describe_feature_table(self, name: str) -> TableDescription:
         """The table, its newest Delta versions and the model versions trained on it."""
 
+    # -- monitoring ------------------------------------------------------------------
+    def list_monitors(self) -> list[MonitorRecord]:
+        """Every endpoint monitor, by endpoint."""
+
+    def monitor_windows(self, endpoint: str) -> list[WindowRecord]:
+        """The monitor's windows of its smallest granularity, all entities, oldest first."""
+
+    def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
+        """The monitor's alert rules with their state."""
+
     # -- governance ------------------------------------------------------------------
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         """The newest `limit` audit entries, oldest first."""
@@ -254,6 +265,15 @@ class LocalBackend:
 
     def describe_feature_table(self, name: str) -> TableDescription:
         return self._features().describe_table(name)
+
+    def list_monitors(self) -> list[MonitorRecord]:
+        return self.eng.monitoring.list_monitors()
+
+    def monitor_windows(self, endpoint: str) -> list[WindowRecord]:
+        return self.eng.monitoring.windows(endpoint)
+
+    def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
+        return self.eng.monitoring.alerts(endpoint)
 
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         return self.eng.governance.audit.entries(limit=limit)
@@ -437,6 +457,19 @@ class RemoteBackend:
 
     def describe_feature_table(self, name: str) -> TableDescription:
         return self._as(self._get("/api/2.0/feature-store/feature-tables/describe", name=name), TableDescription)
+
+    def list_monitors(self) -> list[MonitorRecord]:
+        return [MonitorRecord(0, m["endpoint_name"], m["granularities_s"], m["created_ms"], m["created_by"],
+                              m["settle_s"], last_refresh_ms=m["last_refresh_ms"])
+                for m in self._get("/api/2.0/monitors/list").get("monitors", [])]
+
+    def monitor_windows(self, endpoint: str) -> list[WindowRecord]:
+        body = self._get("/api/2.0/monitors/metrics", endpoint_name=endpoint)
+        return self._as(body.get("windows", []), list[WindowRecord])
+
+    def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
+        body = self._get("/api/2.0/monitors/alerts", endpoint_name=endpoint)
+        return [(self._as(a.pop("rule"), AlertRule), self._as(a, AlertState)) for a in body.get("alerts", [])]
 
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         body = self._get("/api/2.0/audit/entries", max_results=limit)
