@@ -77,7 +77,7 @@ class CairnApp(App):
         Binding("v", "show_serving", "Serving"),
         Binding("f", "show_features", "Features"),
         Binding("w", "show_monitors", "Monitors"),
-        Binding("g", "show_audit", "Audit"),
+        Binding("g", "show_audit", "Audit", show=False),  # in ? and the palette: the footer is full
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
     ]
