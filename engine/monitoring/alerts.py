@@ -17,7 +17,7 @@ from collections.abc import Callable
 import msgspec
 
 from cairn.engine.errors import invalid
-from cairn.engine.monitoring.records import FIRING, OK, AlertRule, AlertState, WindowRecord
+from cairn.engine.monitoring.records import FIRING, OK, AlertRule, AlertState, WindowRecord, granularity_seconds
 
 DRIFT_METRICS = ("psi", "js_distance", "wasserstein", "total_variation", "l_infinity", "ks_p_value", "chi2_p_value")
 QUALITY_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "mae", "rmse", "r2")
@@ -29,8 +29,6 @@ MAX_RULES = 50
 
 
 def check_rules(rules: object, granularities: list[int]) -> list[AlertRule]:
-    from cairn.engine.monitoring.store import granularity_seconds
-
     if not isinstance(rules, list) or len(rules) > MAX_RULES:
         raise invalid(f"alerts: a list of at most {MAX_RULES} rules {{name, metric, op, threshold, column?}}")
     out, names = [], set()

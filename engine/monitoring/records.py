@@ -15,8 +15,11 @@ monitor left (deleted in bounded chunks) never show under a new one.
 """
 from __future__ import annotations
 
+import re
+
 import msgspec
 
+from cairn.engine.errors import invalid
 from cairn.engine.monitoring.drift import DatasetDrift
 from cairn.engine.monitoring.profiles import Profile
 from cairn.engine.store.codec import Codec
@@ -27,6 +30,23 @@ MONITORING_TABLES: dict[str, bool] = {"baselines": False, "monitors": False, "mo
 NEXT_MONITOR_ID = b"next_monitor_id"
 ALL = "*"
 OK, FIRING = "ok", "firing"
+_UNITS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400,
+          "w": 604800, "week": 604800}
+_GRANULARITY = re.compile(r"\s*(\d+)\s*([a-z]+?)s?\s*")
+
+
+def granularity_seconds(text: object) -> int:
+    """`5 minutes`, `1 hour`, `1d`, `30m`, or seconds -> seconds (a minute to a week)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        seconds = text
+    else:
+        m = _GRANULARITY.fullmatch(str(text).lower()) if isinstance(text, str) else None
+        if not m or m.group(2) not in _UNITS:
+            raise invalid(f"Invalid granularity {text!r}: use e.g. '5 minutes', '1 hour', '1 day' or seconds")
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if not 60 <= seconds <= 604800:
+        raise invalid(f"Granularity {text!r}: between one minute and one week")
+    return seconds
 
 
 class AlertRule(msgspec.Struct, kw_only=True, omit_defaults=True):

@@ -36,6 +36,7 @@ from cairn.engine.monitoring.records import (
     AlertState,
     MonitorRecord,
     WindowRecord,
+    granularity_seconds,
 )
 from cairn.engine.registry.names import parse_model_name, version_number
 from cairn.engine.store.keys import i64, read_i64, u32, u64
@@ -45,26 +46,9 @@ from cairn.engine.store.timestamps import now_ms
 DEFAULT_GRANULARITIES = ("5 minutes", "1 hour", "1 day")
 DEFAULT_SETTLE_S = 60.0
 MAX_GRANULARITIES = 6
-_UNITS = {"s": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600, "d": 86400, "day": 86400,
-          "w": 604800, "week": 604800}
-_GRANULARITY = re.compile(r"\s*(\d+)\s*([a-z]+?)s?\s*")
 PAGE = 10_000
 MAX_LABELS = 100_000
 WEBHOOK_TIMEOUT_S = 2.0
-
-
-def granularity_seconds(text: object) -> int:
-    """`5 minutes`, `1 hour`, `1d`, `30m`, or seconds -> seconds (a minute to a week)."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        seconds = text
-    else:
-        m = _GRANULARITY.fullmatch(str(text).lower()) if isinstance(text, str) else None
-        if not m or m.group(2) not in _UNITS:
-            raise invalid(f"Invalid granularity {text!r}: use e.g. '5 minutes', '1 hour', '1 day' or seconds")
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
-    if not 60 <= seconds <= 604800:
-        raise invalid(f"Granularity {text!r}: between one minute and one week")
-    return seconds
 
 
 def _baseline_key(model: str, version: str) -> bytes:
