@@ -218,10 +218,10 @@ _RUNS = _Grammar(
     unique_order_keys=True,
 )
 
-# MLflow's experiment grammar knows only these three prefixes (not "attributes").
+# MLflow's experiment grammar: these prefixes ("attributes" since MLflow 3.18).
 _EXPERIMENTS = _Grammar(
     subject="experiments",
-    entities={"attribute": "attribute", "tag": "tag", "tags": "tag"},
+    entities={"attribute": "attribute", "attributes": "attribute", "tag": "tag", "tags": "tag"},
     keyed={"tag": (_NULLABLE_TEXT_OPS, _STRING)},
     filter_attributes=_EXPERIMENT_ATTRIBUTES,
     order_attributes=_EXPERIMENT_ATTRIBUTES,

@@ -169,6 +169,7 @@ def test_non_string_filter_rejected():
 VALID_EXPERIMENT_FILTERS = [
     (None, []), ("name = 'x'", [C("attribute", "name", "=", "x")]),
     ("attribute.name LIKE 'x%'", [C("attribute", "name", "LIKE", "x%")]),
+    ("attributes.name = 'x'", [C("attribute", "name", "=", "x")]),  # MLflow 3.18 takes the plural too
     ("`name` ILIKE 'X%'", [C("attribute", "name", "ILIKE", "X%")]),
     ("creation_time > 5", [C("attribute", "creation_time", ">", 5)]),
     ("last_update_time <= 5", [C("attribute", "last_update_time", "<=", 5)]),
@@ -186,7 +187,6 @@ def test_valid_experiment_filters(text, expected):
 
 
 INVALID_EXPERIMENT_FILTERS = [
-    ("attributes.name = 'x'", "invalid entity type 'attributes' for experiments"),
     ("metrics.m > 1", "invalid entity type 'metrics' for experiments"),
     ("params.p = 'x'", "invalid entity type 'params'"),
     ("lifecycle_stage = 'active'", "invalid attribute 'lifecycle_stage' for experiments"),

@@ -129,7 +129,6 @@ def test_client_downloads_the_registered_copy(server_url, trained, registered, t
     client.set_registered_model_alias(name, "downloaded", "1")
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@downloaded", dst_path=str(tmp_path)))
     assert (local / "MLmodel").is_file() and (local / "model.onnx").is_file()
-    assert (local / "registered_model_meta").is_file()  # written by the client for registered models
     served = httpx.get(f"{server_url}{PROXY}/{location}/MLmodel")
     assert served.status_code == 200
     assert (local / "MLmodel").read_bytes() == served.content  # the version's own MLmodel
