@@ -135,14 +135,3 @@ async def _refuse(send, exc: CairnError) -> None:
         headers.append((b"www-authenticate", b'Bearer realm="cairn", Basic realm="cairn"'))
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def caller_of(request) -> Caller:
-    """The Caller the gate put on the request (the local admin when auth is off)."""
-    user = request.scope.get("user")
-    return user if isinstance(user, Caller) else LOCAL_ADMIN
-
-
-def access_of(request) -> Access:
-    """The request's Access (the `access` dependency of every route)."""
-    return request.scope[ACCESS]
