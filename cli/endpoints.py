@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import deque
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
-from cairn import engine
 from cairn.cli import tables
+from cairn.cli.handlers import with_engine
 from cairn.engine.endpoints.contract import DEFAULT_MAX_BATCH_ROWS, READ_PAYLOADS_MAX, Endpoint, PayloadRecord
 from cairn.engine.errors import CairnError
 
@@ -292,16 +291,9 @@ def cmd_logs(eng, args) -> int:
 
 
 # -- parser -------------------------------------------------------------------------------
-def _runner(command: Callable[[object, argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        return command(engine.open(args.data), args)
-
-    return run
-
-
 def _add(sub, name: str, handler, help: str) -> argparse.ArgumentParser:
     p = sub.add_parser(name, help=help)
-    p.set_defaults(handler=_runner(handler), needs_store=False)
+    p.set_defaults(handler=with_engine(handler), needs_store=False)
     return p
 
 

@@ -7,12 +7,11 @@ with source `local` and the operating-system user as the principal.
 """
 from __future__ import annotations
 
-import argparse
 import getpass
 import sys
 
-from cairn import engine
 from cairn.cli import tables
+from cairn.cli.handlers import with_engine
 from cairn.engine.errors import CairnError
 from cairn.engine.governance.audit import as_json_line
 from cairn.engine.governance.records import GROUP, SERVICE_PRINCIPAL, USER
@@ -136,12 +135,6 @@ def cmd_audit_verify(eng, args) -> int:
     return 0
 
 
-def _run(command, *extra):
-    def run(args: argparse.Namespace) -> int:
-        return command(engine.open(args.data), args, *extra)
-
-    return run
-
 
 def add_commands(sub) -> None:
     """Register users, groups, service-principals, tokens and audit."""
@@ -157,39 +150,39 @@ def add_commands(sub) -> None:
         if kind == USER:
             p.add_argument("--password", action="store_true", help="set a password for basic auth (prompted)")
             p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-        p.set_defaults(handler=_run(cmd_create, kind), needs_store=False)
+        p.set_defaults(handler=with_engine(cmd_create, kind), needs_store=False)
         p = acts.add_parser("list", help=f"{kind.replace('_', ' ')}s")
         p.add_argument("--json", action="store_true")
-        p.set_defaults(handler=_run(cmd_list, kind), needs_store=False)
+        p.set_defaults(handler=with_engine(cmd_list, kind), needs_store=False)
         p = acts.add_parser("delete", help=f"delete a {kind.replace('_', ' ')} (and its tokens)")
         p.add_argument("name", metavar="NAME")
-        p.set_defaults(handler=_run(cmd_delete, kind), needs_store=False)
+        p.set_defaults(handler=with_engine(cmd_delete, kind), needs_store=False)
         if kind == USER:
             p = acts.add_parser("set-password", help="set or change a user's password")
             p.add_argument("name", metavar="NAME")
             p.add_argument("--password", action="store_true", help="prompted")
             p.add_argument("--password-stdin", action="store_true", help="read it from stdin")
-            p.set_defaults(handler=_run(cmd_set_password), needs_store=False)
+            p.set_defaults(handler=with_engine(cmd_set_password), needs_store=False)
         if kind == GROUP:
             for act in ("add-member", "remove-member"):
                 p = acts.add_parser(act, help=f"{act.split('-')[0]} a user, service principal or group")
                 p.add_argument("group", metavar="GROUP")
                 p.add_argument("member", metavar="MEMBER")
-                p.set_defaults(handler=_run(cmd_member), needs_store=False)
+                p.set_defaults(handler=with_engine(cmd_member), needs_store=False)
     top = sub.add_parser("tokens", help="personal access tokens: create, list, revoke")
     acts = top.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = acts.add_parser("create", help="a token for a user or service principal (printed once)")
     p.add_argument("principal", metavar="PRINCIPAL")
     p.add_argument("--lifetime", type=float, metavar="SECONDS", help="expires after this long (default: never)")
     p.add_argument("--comment", metavar="TEXT")
-    p.set_defaults(handler=_run(cmd_token_create), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_token_create), needs_store=False)
     p = acts.add_parser("list", help="tokens (never their values)")
     p.add_argument("--principal", metavar="NAME")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_token_list), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_token_list), needs_store=False)
     p = acts.add_parser("revoke", help="revoke a token (refused on its next request)")
     p.add_argument("token_id", metavar="TOKEN_ID")
-    p.set_defaults(handler=_run(cmd_token_revoke), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_token_revoke), needs_store=False)
     top = sub.add_parser("audit", help="the audit log: who did what (verify: check its hash chain)")
     top.add_argument("--since", metavar="ISO|MS")
     top.add_argument("--principal", metavar="NAME")
@@ -197,7 +190,7 @@ def add_commands(sub) -> None:
     top.add_argument("--object", metavar="TEXT", help="objects containing TEXT")
     top.add_argument("--limit", type=int, default=100, metavar="N", help="the newest N (default 100; 0: all)")
     top.add_argument("--json", action="store_true", help="JSON lines (for a SIEM)")
-    top.set_defaults(handler=_run(cmd_audit), needs_store=False)
+    top.set_defaults(handler=with_engine(cmd_audit), needs_store=False)
     verify = top.add_subparsers(dest="audit_action", metavar="ACTION")
     v = verify.add_parser("verify", help="check every entry's hash chain; exit 1 naming the first broken one")
-    v.set_defaults(handler=_run(cmd_audit_verify), needs_store=False)
+    v.set_defaults(handler=with_engine(cmd_audit_verify), needs_store=False)

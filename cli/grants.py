@@ -12,10 +12,8 @@ TYPE: catalog, schema, registered_model, table, function, experiment, serving_en
 """
 from __future__ import annotations
 
-import argparse
-
-from cairn import engine
 from cairn.cli import tables
+from cairn.cli.handlers import with_engine
 from cairn.engine.governance.privileges import SECURABLE_TYPES, securable
 from cairn.engine.sdk.context import current_user
 
@@ -80,12 +78,6 @@ def cmd_default(eng, args) -> int:
     return 0
 
 
-def _run(command):
-    def run(args: argparse.Namespace) -> int:
-        return command(engine.open(args.data), args)
-
-    return run
-
 
 def add_commands(sub) -> None:
     top = sub.add_parser("grants", help="grants on catalogs, schemas, models, tables, experiments, endpoints")
@@ -98,22 +90,22 @@ def add_commands(sub) -> None:
     p = acts.add_parser("show", help="what is granted directly on an object, and its owner")
     target(p)
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_show), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_show), needs_store=False)
     p = acts.add_parser("effective", help="what holds on an object, inherited grants included")
     target(p)
     p.add_argument("--principal", metavar="NAME", help="only what holds for this principal")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_effective), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_effective), needs_store=False)
     for act in ("add", "remove"):
         p = acts.add_parser(act, help=f"{'grant' if act == 'add' else 'revoke'} privileges")
         target(p)
         p.add_argument("principal", metavar="PRINCIPAL", help="a user, group, service principal, or `users`")
         p.add_argument("privileges", metavar="PRIVILEGE", nargs="+")
-        p.set_defaults(handler=_run(cmd_change), needs_store=False)
+        p.set_defaults(handler=with_engine(cmd_change), needs_store=False)
     p = acts.add_parser("owner", help="transfer an object's ownership")
     target(p)
     p.add_argument("principal", metavar="PRINCIPAL")
-    p.set_defaults(handler=_run(cmd_owner), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_owner), needs_store=False)
     p = acts.add_parser("default", help="MLflow's default permission (READ unless set)")
     p.add_argument("permission", nargs="?", metavar="PERMISSION", help="READ, EDIT, MANAGE or NO_PERMISSIONS")
-    p.set_defaults(handler=_run(cmd_default), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_default), needs_store=False)

@@ -11,13 +11,12 @@ engine's MonitorStore, through the SDK's functions).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import msgspec
 
-from cairn import engine
 from cairn.cli import tables
+from cairn.cli.handlers import with_engine
 from cairn.engine.errors import CairnError
 from cairn.engine.monitoring.records import ALL
 from cairn.engine.monitoring.store import DEFAULT_GRANULARITIES, DEFAULT_SETTLE_S
@@ -141,12 +140,6 @@ def cmd_delete(eng, args) -> int:
     return 0
 
 
-def _run(command):
-    def run(args: argparse.Namespace) -> int:
-        return command(engine.open(args.data), args)
-
-    return run
-
 
 def add_commands(sub) -> None:
     top = sub.add_parser("monitors", help="endpoint monitors (drift, latency, errors) and model baselines")
@@ -157,7 +150,7 @@ def add_commands(sub) -> None:
     p.add_argument("--from-file", metavar="PATH", help="a .parquet, .csv or .jsonl file of training inputs")
     p.add_argument("--from-table", metavar="TABLE", help="a feature table")
     p.add_argument("--table-version", type=int, metavar="N", help="the table's Delta version (default: latest)")
-    p.set_defaults(handler=_run(cmd_baseline), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_baseline), needs_store=False)
     p = acts.add_parser("create", help="monitor an endpoint's payload log")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("--granularity", action="append", metavar="G",
@@ -166,31 +159,31 @@ def add_commands(sub) -> None:
                    help=f"seconds after a window ends before it is final (default {DEFAULT_SETTLE_S:g})")
     p.add_argument("--problem-type", choices=("classification", "regression"),
                    help="for the quality metrics of labels (default: inferred from them)")
-    p.set_defaults(handler=_run(cmd_create), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_create), needs_store=False)
     p = acts.add_parser("alerts", help="a monitor's alerts and their state (--set replaces the rules)")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("--set", metavar="FILE", help="a JSON list of rules {name, metric, op, threshold, column?}")
     p.add_argument("--webhook", metavar="URL", help="POST each change of state here (\"\" removes it)")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_alerts), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_alerts), needs_store=False)
     p = acts.add_parser("labels", help="ground truth for logged requests, by request id")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("file", metavar="FILE", help="a CSV or JSON-lines file with request_id and label")
-    p.set_defaults(handler=_run(cmd_labels), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_labels), needs_store=False)
     p = acts.add_parser("list", help="monitors")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_list), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_list), needs_store=False)
     for name, handler, text in (("show", cmd_show, "one monitor"), ("refresh", cmd_refresh, "compute new windows"),
                                 ("delete", cmd_delete, "delete a monitor and its windows")):
         p = acts.add_parser(name, help=text)
         p.add_argument("endpoint", metavar="ENDPOINT")
         if name == "show":
             p.add_argument("--json", action="store_true")
-        p.set_defaults(handler=_run(handler), needs_store=False)
+        p.set_defaults(handler=with_engine(handler), needs_store=False)
     p = acts.add_parser("metrics", help="a monitor's windows: requests, errors, latency, drift")
     p.add_argument("endpoint", metavar="ENDPOINT")
     p.add_argument("--granularity", metavar="G", help="window size (default: the monitor's smallest)")
     p.add_argument("--entity", default=ALL, metavar="NAME", help="one served entity (default: all together)")
     p.add_argument("--since", metavar="ISO|MS")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=_run(cmd_metrics), needs_store=False)
+    p.set_defaults(handler=with_engine(cmd_metrics), needs_store=False)
