@@ -72,8 +72,9 @@ class Engine:
         self.endpoints = LmdbEndpointStore(self.env)
         # Feature tables' records and online rows; the Delta side is sdk.features.offline_store.
         self.features = FeatureStore(self.env, path)
+        # Baselines, endpoint monitors and their windows (read from the payload log).
+        self.monitoring = MonitorStore(self.env, self.endpoints, self.registry, self.artifacts)
         # Principals, credentials and the audit log (who is calling, what happened).
-        self.monitoring = MonitorStore(self.env, self.endpoints, self.registry)
         self.governance = Governance(self.env)
         self._holders = 0
 

@@ -31,6 +31,10 @@ SAMPLE = 500  # else this many quantiles (~4.5 KiB)
 TOP = 100
 OTHER = "__other__"
 MAX_COLUMNS = 1000
+# A model's training baseline, kept as a file in its model folder (so registration
+# copies it with the version), from at most BASELINE_ROWS evenly spaced training rows.
+BASELINE_FILE = "cairn_baseline.msgpack"  # msgpack: JSON has no infinity for the open bin ends
+BASELINE_ROWS = 50_000
 
 
 class ColumnProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -146,12 +150,64 @@ def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
     return Profile(rows=lengths.pop(), columns=out, created_ms=now_ms(), source=source)
 
 
-def profile_frame(frame: Any, source: str = "") -> Profile:
-    """A profile of a pandas DataFrame, a pyarrow Table or a mapping of columns."""
+def frame_columns(frame: Any) -> dict[str, list[Any]]:
+    """Named columns of a pandas DataFrame, a pyarrow Table, a mapping of columns, or a
+    2-D array or list of rows (named input_0, input_1, ... as the payload log names
+    unnamed row values)."""
     if hasattr(frame, "to_pydict"):  # pyarrow
-        return profile_columns(frame.to_pydict(), source)
+        return frame.to_pydict()
     if hasattr(frame, "to_dict") and hasattr(frame, "columns"):  # pandas
-        return profile_columns({str(c): frame[c].tolist() for c in frame.columns}, source)
+        return {str(c): frame[c].tolist() for c in frame.columns}
     if isinstance(frame, Mapping):
-        return profile_columns(frame, source)
-    raise invalid(f"Cannot profile a {type(frame).__name__}: give a DataFrame, an Arrow table or columns")
+        return {str(k): list(v) for k, v in frame.items()}
+    if hasattr(frame, "toarray"):  # scipy sparse
+        frame = frame.toarray()
+    import numpy as np
+
+    try:
+        rows = np.asarray(frame)
+    except (TypeError, ValueError):
+        rows = None
+    if rows is None or rows.ndim not in (1, 2):
+        raise invalid(f"Cannot profile a {type(frame).__name__}: give a DataFrame, an Arrow table, columns or rows")
+    rows = rows.reshape(len(rows), -1)
+    return {f"input_{i}": rows[:, i].tolist() for i in range(rows.shape[1])}
+
+
+def profile_frame(frame: Any, source: str = "") -> Profile:
+    """A profile of a DataFrame, an Arrow table, a mapping of columns or rows."""
+    return profile_columns(frame_columns(frame), source)
+
+
+def prediction_columns(predictions: Any) -> dict[str, list[Any]]:
+    """A model's outputs named as the payload log reads served responses: one value a
+    row is `prediction`, several are `prediction_0`, `prediction_1`, ..."""
+    import numpy as np
+
+    out = np.asarray(predictions)
+    if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
+        return {"prediction": out.reshape(-1).tolist()}
+    out = out.reshape(len(out), -1)
+    return {f"prediction_{i}": out[:, i].tolist() for i in range(out.shape[1])}
+
+
+def training_profile(model: Any, X: Any, source: str = "") -> Profile:
+    """The baseline of a model trained on X: its inputs and (when it predicts) its
+    predictions on them, from at most BASELINE_ROWS evenly spaced rows."""
+    import numpy as np
+
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
+    if n > BASELINE_ROWS:  # evenly spaced rows: reproducible, and a sorted file stays representative
+        idx = np.linspace(0, n - 1, BASELINE_ROWS).round().astype(np.int64)
+        if hasattr(X, "iloc"):
+            X = X.iloc[idx]
+        elif hasattr(X, "take") and hasattr(X, "column_names"):  # pyarrow
+            X = X.take(idx)
+        elif isinstance(X, Mapping):
+            X = {k: [v[i] for i in idx] for k, v in X.items()}
+        else:
+            X = X[idx] if hasattr(X, "shape") else [X[i] for i in idx]
+    columns = frame_columns(X)
+    if hasattr(model, "predict"):
+        columns.update(prediction_columns(model.predict(X)))
+    return profile_columns(columns, source or f"training data of {type(model).__name__} ({n:,} rows)")

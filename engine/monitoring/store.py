@@ -19,11 +19,17 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from cairn.engine.errors import already_exists, invalid, not_found
+from cairn.engine.errors import CairnError, already_exists, invalid, not_found
 from cairn.engine.monitoring.alerts import check_rules, evaluate
 from cairn.engine.monitoring.drift import dataset_drift
 from cairn.engine.monitoring.payloads import decode_payloads
-from cairn.engine.monitoring.profiles import PROFILE_DECODE, PROFILE_ENCODE, Profile, profile_columns
+from cairn.engine.monitoring.profiles import (
+    BASELINE_FILE,
+    PROFILE_DECODE,
+    PROFILE_ENCODE,
+    Profile,
+    profile_columns,
+)
 from cairn.engine.monitoring.quality import PROBLEM_TYPES, quality
 from cairn.engine.monitoring.records import (
     ALERT_STATE,
@@ -80,30 +86,50 @@ class RefreshResult(msgspec.Struct, kw_only=True):
 
 
 class MonitorStore:
-    def __init__(self, lenv: LmdbEnv, endpoints, registry):
+    def __init__(self, lenv: LmdbEnv, endpoints, registry, artifacts):
         self._env = lenv
         self._db = lenv.dbs
         self._endpoints = endpoints
         self._registry = registry
+        self._artifacts = artifacts
 
     # -- baselines -------------------------------------------------------------------
     def set_baseline(self, model: str, version: str | int, profile: Profile) -> None:
-        """The profile a model version was trained on (its version must exist)."""
+        """The profile a model version was trained on (its version must exist); it
+        takes the place of the one logged with the model, if any."""
         mv = self._registry.get_model_version(model, version_number(version))
         key = _baseline_key(model, mv.version)
         self._env.write(lambda b: b.txn.put(key, PROFILE_ENCODE(profile), db=b.dbs["baselines"]))
 
     def get_baseline(self, model: str, version: str | int) -> Profile:
-        raw = self._baseline_raw(_baseline_key(model, version))
-        if raw is None:
+        """The version's baseline: the one set, else the one logged in its model folder
+        (`cairn_baseline.msgpack`, written by log_model with training data and by
+        autologging)."""
+        self._registry.get_model_version(model, version_number(version))  # RESOURCE_DOES_NOT_EXIST naming it
+        profile = self._baseline(_baseline_key(model, version).decode())
+        if profile is None:
             raise not_found(f"Model {model} version {version} has no baseline profile: make one with "
                             f"`cairn monitors baseline {model} {version} --from-file TRAINING_DATA` (or "
-                            "--from-table), or FeatureEngineeringClient.log_model with a training set")
-        return PROFILE_DECODE(raw)
+                            "--from-table), or log the model with training_data= (autologging does)")
+        return profile
 
-    def _baseline_raw(self, key: bytes) -> bytes | None:
+    def _baseline(self, model_key: str) -> Profile | None:
+        """The baseline of "full name\0version": set, else logged with the model."""
         with self._env.read() as txn:
-            return txn.get(key, db=self._db["baselines"])
+            raw = txn.get(model_key.encode(), db=self._db["baselines"])
+        if raw is not None:
+            return PROFILE_DECODE(raw)
+        name, _, version = model_key.partition("\0")
+        try:
+            location = self._registry.get_model_version(name, version).storage_location
+            with self._artifacts.open(f"{location}/{BASELINE_FILE}") as f:
+                return PROFILE_DECODE(f.read())
+        except CairnError as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+        except msgspec.DecodeError:
+            return None  # not a profile this Cairn reads: the version has no usable baseline
 
     # -- monitors --------------------------------------------------------------------
     def create_monitor(self, endpoint: str, granularities=DEFAULT_GRANULARITIES, settle_s: float = DEFAULT_SETTLE_S,
@@ -197,6 +223,7 @@ class MonitorStore:
         settle = int(rec.settle_s * 1000)
         written: list[tuple[bytes, WindowRecord]] = []
         fresh: dict[bytes, WindowRecord] = {}  # this pass's windows: the next one compares against them
+        baselines: dict[str, Profile | None] = {}  # by model key, read once a refresh
         final_until = dict(rec.final_until)
         for g in rec.granularities:
             size = g * 1000
@@ -208,7 +235,7 @@ class MonitorStore:
             for wstart in sorted(buckets):
                 final = wstart + size + settle <= now
                 for entity, rows in self._by_entity(buckets[wstart]).items():
-                    window = self._window(rec, g, wstart, entity, rows, final, fresh)
+                    window = self._window(rec, g, wstart, entity, rows, final, fresh, baselines)
                     key = _window_key(rec.monitor_id, g, wstart, entity)
                     written.append((key, window))
                     fresh[key] = window
@@ -343,7 +370,8 @@ class MonitorStore:
         return {ALL: rows, **groups} if len(groups) > 1 else {ALL: rows}
 
     def _window(self, rec: MonitorRecord, g: int, wstart: int, entity: str, rows: list[Logged],
-                final: bool, fresh: dict[bytes, WindowRecord]) -> WindowRecord:
+                final: bool, fresh: dict[bytes, WindowRecord], baselines: dict[str, Profile | None]
+                ) -> WindowRecord:
         import numpy as np
 
         lat = np.asarray([r.latency_ms for r in rows], dtype=np.float64)
@@ -353,9 +381,10 @@ class MonitorStore:
         models = [m for m, _ in Counter(r.model for r in ok if r.model).most_common()]
         model_key, baseline = (models[0] if models else ""), None
         for m in models:
-            raw = self._baseline_raw(m.encode())
-            if raw is not None:
-                model_key, baseline = m, PROFILE_DECODE(raw)
+            if m not in baselines:
+                baselines[m] = self._baseline(m)
+            if baselines[m] is not None:
+                model_key, baseline = m, baselines[m]
                 break
         labels = self._labels(rec.monitor_id, ok)
         decoded = decode_payloads(((r.request, r.response, labels.get(i)) for i, r in enumerate(ok)),

@@ -330,13 +330,14 @@ def _has(est: Any, name: str) -> bool:
 def _log_model(estimator: Any, X: Any) -> None:
     """Store the fitted estimator under `model/` as a complete MLflow model directory:
     model.pkl, MLmodel (sklearn, python_function and onnx flavors, signature), model.onnx
-    converted and verified on the first rows of X, input example. When the conversion
-    fails the model is still logged as sklearn, and the run tag cairn.onnx.error says why.
+    converted and verified on the first rows of X, input example, and the profile of X
+    with the model's predictions (the monitoring baseline). When the conversion fails the
+    model is still logged as sklearn, and the run tag cairn.onnx.error says why.
 
     This is the one place autologged models are written (modellogging does the work).
     """
     run_id = fluent.active_run().info.run_id
-    write_sklearn_model(Client(), run_id, estimator, sample_rows(X), MODEL_DIR)
+    write_sklearn_model(Client(), run_id, estimator, sample_rows(X), MODEL_DIR, training_data=X)
 
 
 # -- parameter searches --------------------------------------------------------------

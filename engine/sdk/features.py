@@ -184,11 +184,11 @@ class FeatureEngineeringClient:
             raise invalid("log_model: this client's data directory is not the tracking directory; "
                           "create it without a path, or cairn.set_tracking_dir() to it first")
         spec: FeatureSpec = training_set.feature_spec
-        if input_example is None:
-            frame = training_set.load_df()
-            labels = [spec.label] if isinstance(spec.label, str) else list(spec.label or [])
-            input_example = frame.drop(columns=[c for c in labels if c in frame.columns]).head(5)
-        info = modellogging.log_model(model, artifact_path, input_example=input_example)
+        frame = training_set.load_df()
+        labels = [spec.label] if isinstance(spec.label, str) else list(spec.label or [])
+        inputs = frame.drop(columns=[c for c in labels if c in frame.columns])
+        info = modellogging.log_model(model, artifact_path, input_example=inputs.head(5) if input_example is None
+                                      else input_example, training_data=inputs)
         client, run_id = fluent._client(), fluent._run_id()
         client.log_bytes(run_id, SPEC_JSON.encode(spec), f"{info.artifact_path}/{FEATURE_SPEC_FILE}")
         for lookup in spec.lookups:

@@ -6,6 +6,12 @@ model.onnx, input example, requirements) and stores its files under the run's ar
 path. When skl2onnx cannot convert the model, the model is still logged as sklearn (a
 run that trained must not lose its model) and the run tag `cairn.onnx.error` says why,
 so the reason is visible before anyone tries to register it.
+
+Given the training data (autologging always has it), the model folder also keeps the
+profile of its training inputs and predictions (`cairn_baseline.msgpack`): registration
+copies it with the version, and the monitor of an endpoint serving the version measures
+drift against it. A profile that cannot be made never costs the model either: the run
+tag `cairn.baseline.error` says why.
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from cairn.engine.sdk.client import Client
 from cairn.engine.tracking.contract import MAX_TAG_VALUE_LENGTH
 
 ONNX_ERROR_TAG = "cairn.onnx.error"
+BASELINE_ERROR_TAG = "cairn.baseline.error"
 # The rows of X kept as the conversion and verification sample (and input example):
 # enough to catch a converter that disagrees with the model, small enough to store.
 SAMPLE_ROWS = 20
@@ -53,16 +60,24 @@ def sample_rows(X: Any, n: int = SAMPLE_ROWS) -> Any:
 
 def write_sklearn_model(
     client: Client, run_id: str, model: Any, sample: Any, artifact_path: str,
-    pickle_format: str = "cloudpickle",
+    pickle_format: str = "cloudpickle", training_data: Any = None,
 ):
-    """Package `model` (with `sample` rows for conversion and verification) and store
-    every file under `artifact_path` in the run. Returns modelpackage's PackagedModel;
-    tags the run with the conversion error when there is one."""
+    """Package `model` (with `sample` rows for conversion and verification, and the
+    profile of `training_data` when given) and store every file under `artifact_path`
+    in the run. Returns modelpackage's PackagedModel; tags the run with the conversion
+    (or profiling) error when there is one."""
     from cairn.engine.models.package import package_sklearn
 
     packaged = package_sklearn(
         model, sample, run_id=run_id, artifact_path=artifact_path, pickle_format=pickle_format
     )
+    if training_data is not None:
+        from cairn.engine.monitoring.profiles import BASELINE_FILE, PROFILE_ENCODE, training_profile
+
+        try:
+            packaged.files[BASELINE_FILE] = PROFILE_ENCODE(training_profile(model, training_data))
+        except Exception as exc:  # noqa: BLE001 - the model is logged without a baseline, and says why
+            client.set_tag(run_id, BASELINE_ERROR_TAG, f"{type(exc).__name__}: {exc}"[:MAX_TAG_VALUE_LENGTH])
     for rel in sorted(packaged.files):
         client.log_bytes(run_id, packaged.files[rel], f"{artifact_path}/{rel}")
     if packaged.onnx_error:
@@ -80,6 +95,7 @@ def log_model(
     artifact_path: str | None = None,
     serialization_format: str = "cloudpickle",
     signature: Any = None,
+    training_data: Any = None,
 ) -> ModelInfo:
     """Log a scikit-learn model into the active run (one is started when none is
     active, as MLflow does) under `name`, as mlflow.sklearn.log_model.
@@ -91,7 +107,9 @@ def log_model(
     the call waits for the version. `artifact_path` is MLflow 2's name for `name`;
     `serialization_format` is "cloudpickle", "pickle" or "skops"; `signature` is
     accepted for MLflow's signature and ignored: the signature is inferred from the
-    example and the converted ONNX graph."""
+    example and the converted ONNX graph. `training_data` (Cairn's): the inputs the
+    model was trained on, profiled with its predictions into `cairn_baseline.msgpack`, the
+    baseline that monitors of endpoints serving its registered versions compare against."""
     del signature
     from cairn.engine.sdk import fluent
 
@@ -101,7 +119,7 @@ def log_model(
     sample = sample_rows(input_example) if input_example is not None else _synthetic_sample(sk_model)
     client = fluent._client()
     run_id = fluent._run_id()
-    packaged = write_sklearn_model(client, run_id, sk_model, sample, name, serialization_format)
+    packaged = write_sklearn_model(client, run_id, sk_model, sample, name, serialization_format, training_data)
     info = ModelInfo(
         run_id=run_id,
         artifact_path=name,
@@ -146,4 +164,4 @@ def _flavors(files: dict[str, bytes]) -> list[str]:
     return sorted((yaml.safe_load(raw) or {}).get("flavors", {}))
 
 
-__all__ = ["ONNX_ERROR_TAG", "ModelInfo", "log_model", "sample_rows", "write_sklearn_model"]
+__all__ = ["BASELINE_ERROR_TAG", "ONNX_ERROR_TAG", "ModelInfo", "log_model", "sample_rows", "write_sklearn_model"]

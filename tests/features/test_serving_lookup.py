@@ -59,6 +59,9 @@ def test_lineage_reaches_the_feature_tables_at_their_versions(trained, eng):
     with eng.artifacts.open(f"{mv.storage_location}/feature_spec.json") as f:
         spec = json.loads(f.read())
     assert spec["lookups"][0]["table_name"] == "main.default.cust" and spec["lookups"][0]["table_version"] == 1
+    # the training set's inputs and the model's predictions are the version's monitoring baseline
+    baseline = eng.monitoring.get_baseline("spend", info.registered_model_version)
+    assert baseline.rows == 50 and baseline.names == ["amount", "spend", "visits", "prediction"]
 
 
 def test_an_endpoint_fills_features_by_key(trained, eng):
