@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import resource
 import sys
 import time
 from pathlib import Path
@@ -17,10 +16,12 @@ from pathlib import Path
 import pandas as pd
 from evidently import Report
 from evidently.presets import DataDriftPreset
+from report import peak_rss_mib  # bench/ is this script's folder
 
 
 def main() -> int:
     data = Path(sys.argv[1])
+    start_rss = peak_rss_mib()
     t0 = time.perf_counter()
     ref = pd.read_parquet(data / "reference.parquet")
     cur = pd.read_parquet(data / "current.parquet")
@@ -31,8 +32,7 @@ def main() -> int:
         found = re.match(r"ValueDrift\(column=([^,]+),method=([^,]+),", m["metric_name"])
         if found:
             scores[found.group(1)] = {"method": found.group(2), "score": float(m["value"])}
-    print(json.dumps({"seconds": seconds, "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "scores": scores}))
+    print(json.dumps({"seconds": seconds, "rss_mib": peak_rss_mib(), "start_rss_mib": start_rss, "scores": scores}))
     return 0
 
 

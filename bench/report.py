@@ -49,6 +49,15 @@ class Measure:
     percentiles_ms: dict[str, float] = field(default_factory=dict)  # e.g. {"p50": .., "p99": ..}
 
 
+def peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM; ru_maxrss would carry a parent's peak across the
+    fork and exec that started a child)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _fmt_n(n: int) -> str:
     return f"{n:,}"
 

@@ -134,8 +134,8 @@ def dataset_drift(baseline: Profile, columns: Mapping[str, Sequence[Any]]) -> Da
     out = []
     for ref in baseline.columns:
         values = columns.get(ref.name)
-        if values is None or (ref.kind == NUMERIC and not ref.sample):
-            continue
+        if values is None or ref.count == ref.nulls or (ref.kind == NUMERIC and not ref.sample):
+            continue  # nothing to compare against
         reference_rows = ref.count - ref.nulls
         out.append(numeric_drift(ref, values, reference_rows) if ref.kind == NUMERIC
                    else categorical_drift(ref, values, reference_rows))

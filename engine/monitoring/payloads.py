@@ -11,7 +11,7 @@ does not decode (truncated by the log's size cap, CSV) is skipped and counted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -79,39 +79,20 @@ def _predictions(doc: Any) -> list[dict[str, Any]] | None:
     return out
 
 
-class Decoded(msgspec.Struct):
-    columns: dict[str, list[Any]]
-    rows: int
-    skipped: int  # payloads that did not decode
-    labels: list[Any] = []  # ground truth per row, aligned with the columns (None: none posted)
-
-
-def _row_labels(label: Any, n: int) -> list[Any]:
+def row_labels(label: Any, n: int) -> list[Any]:
     """A request's label(s) per row: a list of one per row, or one value for one row."""
     if isinstance(label, list):
         return label if len(label) == n else [None] * n
     return [label] if n == 1 else [None] * n
 
 
-def decode_payloads(pairs: Iterable[tuple[str, str] | tuple[str, str, Any]], names: Sequence[str] = ()) -> Decoded:
-    """Columns of (request, response[, label]) tuples: inputs by name, the predictions,
-    and the labels. Rows whose response does not match their request's row count keep
-    inputs only."""
-    rows: list[dict[str, Any]] = []
-    labels: list[Any] = []
-    skipped = 0
-    for request, response, *label in pairs:
-        records = _records(_decode(request), names) if request else None
-        if records is None:
-            skipped += 1
-            continue
-        preds = _predictions(_decode(response)) if response else None
-        if preds is not None and len(preds) == len(records):
-            records = [{**r, **p} for r, p in zip(records, preds)]
-        rows.extend(records)
-        labels.extend(_row_labels(label[0] if label else None, len(records)))
-    keys: dict[str, None] = {}
-    for r in rows:
-        keys.update(dict.fromkeys(r))
-    return Decoded(columns={k: [r.get(k) for r in rows] for k in keys}, rows=len(rows), skipped=skipped,
-                   labels=labels)
+def payload_rows(request: str, response: str, names: Sequence[str] = ()) -> list[dict[str, Any]] | None:
+    """One logged payload's rows, inputs by name with the predictions beside them (when
+    the response has one per row); None when the request does not decode."""
+    records = _records(_decode(request), names) if request else None
+    if records is None:
+        return None
+    preds = _predictions(_decode(response)) if response else None
+    if preds is not None and len(preds) == len(records):
+        return [{**r, **p} for r, p in zip(records, preds)]
+    return records

@@ -76,7 +76,7 @@ PROFILE_ENCODE = msgspec.msgpack.Encoder().encode
 PROFILE_DECODE = msgspec.msgpack.Decoder(Profile).decode
 
 
-def _is_null(v: Any) -> bool:
+def is_null(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
@@ -84,16 +84,34 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, numbers.Real)  # int, float, bool and numpy's numbers
 
 
+def _floats(values: Any) -> bool:
+    return getattr(values, "dtype", None) is not None and values.dtype.kind == "f"
+
+
 def numeric_values(values: Sequence[Any]):
     """The non-null values of a numeric column as float64."""
     import numpy as np
 
-    return np.asarray([float(v) for v in values if not _is_null(v)], dtype=np.float64)
+    if _floats(values):  # a window's column (logcolumns): NaN is null
+        return values[~np.isnan(values)].astype(np.float64, copy=False)
+    return np.asarray([float(v) for v in values if not is_null(v)], dtype=np.float64)
 
 
 def column_kind(values: Sequence[Any]) -> str:
-    present = [v for v in values if not _is_null(v)]
+    if _floats(values):
+        import numpy as np
+
+        return NUMERIC if not np.isnan(values).all() else CATEGORICAL
+    present = [v for v in values if not is_null(v)]
     return NUMERIC if present and all(_is_number(v) for v in present) else CATEGORICAL
+
+
+def category(value: Any) -> str:
+    """A category's name: 3 and 3.0 are one category "3" (numbers read from a log
+    arrive as floats), anything else its text."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def profile_column(name: str, values: Sequence[Any], kind: str | None = None,
@@ -121,7 +139,7 @@ def profile_column(name: str, values: Sequence[Any], kind: str | None = None,
                              std=float(x.std(ddof=1)) if len(x) > 1 else 0.0, min=float(x.min()),
                              max=float(x.max()), quantiles=q, bin_edges=list(edges), bin_counts=counts,
                              sample=[float(v) for v in sample], distinct=int(len(np.unique(x))))
-    present = [str(v) for v in values if not _is_null(v)]
+    present = [category(v) for v in values if not is_null(v)]
     freq = Counter(present)
     top = dict(freq.most_common(TOP))
     rest = sum(freq.values()) - sum(top.values())
@@ -145,7 +163,7 @@ def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
     out = []
     for name, values in columns.items():
         ref = baseline.column(name) if baseline is not None else None
-        out.append(profile_column(str(name), list(values), ref.kind if ref else None,
+        out.append(profile_column(str(name), values, ref.kind if ref else None,
                                   ref.bin_edges if ref and ref.bin_edges else None))
     return Profile(rows=lengths.pop(), columns=out, created_ms=now_ms(), source=source)
 

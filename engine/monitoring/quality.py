@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cairn.engine.monitoring.payloads import PREDICTION
+from cairn.engine.monitoring.profiles import category, is_null
 
 CLASSIFICATION, REGRESSION = "classification", "regression"
 PROBLEM_TYPES = ("", CLASSIFICATION, REGRESSION)
@@ -30,7 +31,7 @@ def quality(columns: dict[str, list[Any]], labels: Sequence[Any], problem: str =
     from sklearn import metrics
 
     preds = columns.get(PREDICTION, [None] * len(labels))
-    pairs = [(y, p, i) for i, (y, p) in enumerate(zip(labels, preds)) if y is not None and p is not None]
+    pairs = [(y, p, i) for i, (y, p) in enumerate(zip(labels, preds)) if not is_null(y) and not is_null(p)]
     if not pairs:
         return {}, 0
     y_true = [y for y, _, _ in pairs]
@@ -43,7 +44,7 @@ def quality(columns: dict[str, list[Any]], labels: Sequence[Any], problem: str =
         if len(t) > 1:
             out["r2"] = float(metrics.r2_score(t, p))
         return out, len(pairs)
-    y_true, y_pred = [str(v) for v in y_true], [str(v) for v in y_pred]
+    y_true, y_pred = [category(v) for v in y_true], [category(v) for v in y_pred]
     classes = sorted(set(y_true) | set(y_pred))
     binary = len(classes) == 2
     kw = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "macro"}

@@ -82,6 +82,7 @@ class MonitorRecord(msgspec.Struct, array_like=True):
     recompute_from_ms: int = 0  # labels arrived for requests logged from then on (0: none)
     alerts: list[AlertRule] = []
     webhook_url: str = ""  # told of every alert that fires or resolves (POST, JSON)
+    indexed_until_ms: int = 0  # payloads logged before this have their request ids in monitor_requests
 
 
 class WindowRecord(msgspec.Struct, kw_only=True):

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections import Counter, defaultdict
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 
 from cairn.engine.errors import CairnError, already_exists, invalid, not_found
 from cairn.engine.monitoring.alerts import check_rules, evaluate
 from cairn.engine.monitoring.drift import dataset_drift
-from cairn.engine.monitoring.payloads import decode_payloads
+from cairn.engine.monitoring.logcolumns import LogColumns, LogView
 from cairn.engine.monitoring.profiles import (
     BASELINE_FILE,
     PROFILE_DECODE,
@@ -52,8 +51,9 @@ from cairn.engine.store.timestamps import now_ms
 DEFAULT_GRANULARITIES = ("5 minutes", "1 hour", "1 day")
 DEFAULT_SETTLE_S = 60.0
 MAX_GRANULARITIES = 6
-PAGE = 10_000
+PAGE = 10_000  # payloads read a transaction
 MAX_LABELS = 100_000
+END = 1 << 62  # later than any timestamp
 WEBHOOK_TIMEOUT_S = 2.0
 
 
@@ -63,18 +63,6 @@ def _baseline_key(model: str, version: str) -> bytes:
 
 def _window_key(monitor_id: int, granularity: int, start_ms: int, entity: str) -> bytes:
     return u64(monitor_id) + u32(granularity) + i64(start_ms) + entity.encode()
-
-
-class Logged(NamedTuple):
-    ts: int
-    entity: str
-    model: str  # "full name\0version"
-    status: int
-    latency_ms: float
-    request: str
-    response: str
-    request_id: str
-    client_request_id: str
 
 
 class RefreshResult(msgspec.Struct, kw_only=True):
@@ -212,36 +200,41 @@ class MonitorStore:
         return out
 
     def refresh(self, endpoint: str, now: int | None = None) -> RefreshResult:
+        import numpy as np
+
         t0 = time.perf_counter()
         rec = self.get_monitor(endpoint)
         now = now if now is not None else now_ms()
         again = rec.recompute_from_ms  # labels came for requests logged from then on
         done_by = {g: min(rec.final_until.get(str(g), 0), again - again % (g * 1000) if again else 1 << 62)
                    for g in rec.granularities}
-        start = min(done_by.values())
-        logged = self._read_log(endpoint, start)
+        baselines: dict[str, Profile | None] = {}  # by model key, read once a refresh
+        log = self._read_log(rec, min(done_by.values()), baselines)
         settle = int(rec.settle_s * 1000)
         written: list[tuple[bytes, WindowRecord]] = []
         fresh: dict[bytes, WindowRecord] = {}  # this pass's windows: the next one compares against them
-        baselines: dict[str, Profile | None] = {}  # by model key, read once a refresh
         final_until = dict(rec.final_until)
         for g in rec.granularities:
             size = g * 1000
-            buckets: dict[int, list[Logged]] = defaultdict(list)
-            done = done_by[g]
-            for row in logged:
-                if row.ts >= done:
-                    buckets[row.ts - row.ts % size].append(row)
-            for wstart in sorted(buckets):
+            new = log.ts[log.span(done_by[g], END)[0]:]
+            for wstart in np.unique(new - new % size).tolist():
                 final = wstart + size + settle <= now
-                for entity, rows in self._by_entity(buckets[wstart]).items():
-                    window = self._window(rec, g, wstart, entity, rows, final, fresh, baselines)
-                    key = _window_key(rec.monitor_id, g, wstart, entity)
+                lo, hi = log.span(wstart, wstart + size)
+                entities = log.entities(lo, hi)
+                keep = self._keep(log, lo, hi, baselines)
+                for entity in [ALL, *entities] if len(entities) > 1 else [ALL]:
+                    view = log.view(lo, hi, None if entity == ALL else entity, keep)
+                    name = entity if entity == ALL else entity or "?"
+                    window = self._window(rec, g, wstart, name, view, final, fresh, baselines)
+                    key = _window_key(rec.monitor_id, g, wstart, name)
                     written.append((key, window))
                     fresh[key] = window
                 if final:
                     final_until[str(g)] = wstart + size
+        indexed_from = rec.indexed_until_ms
         rec.final_until, rec.last_refresh_ms, rec.last_error = final_until, now, ""
+        if len(log):
+            rec.indexed_until_ms = max(indexed_from, int(log.ts[-1]))
         prefix = u64(rec.monitor_id)
         changed: list[AlertState] = []
 
@@ -262,17 +255,20 @@ class MonitorStore:
                 if after.state != state.state:
                     changed.append(after)
                 b.txn.put(key, ALERT_STATE.encode(after), db=b.dbs["monitor_alerts"])
-            for row in logged:
-                ts = i64(row.ts)
-                for rid in (row.request_id, row.client_request_id):
+            # request id -> when, for labels posted later: each payload once (windows
+            # still open are read again, but were indexed when first read)
+            put, requests = b.txn.put, b.dbs["monitor_requests"]
+            for i in range(log.span(indexed_from, END)[0], len(log)):
+                ts = i64(int(log.ts[i]))
+                for rid in log.request_ids[i]:
                     if rid:
-                        b.txn.put(prefix + rid.encode(), ts, db=b.dbs["monitor_requests"])
+                        put(prefix + rid.encode(), ts, db=requests)
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
 
         self._env.write(op)
         if changed and rec.webhook_url:
             _notify(rec.webhook_url, endpoint, changed)
-        return RefreshResult(endpoint=endpoint, payloads_read=len(logged), windows_written=len(written),
+        return RefreshResult(endpoint=endpoint, payloads_read=len(log), windows_written=len(written),
                              seconds=time.perf_counter() - t0, alerts_changed=changed)
 
     def _newest(self, txn, rec: MonitorRecord, rule: AlertRule, fresh: dict[bytes, WindowRecord]
@@ -346,80 +342,110 @@ class MonitorStore:
         return [(m.endpoint, rule.name, state.state == FIRING) for m in self.list_monitors()
                 for rule, state in self.alerts(m.endpoint)]
 
-    def _read_log(self, endpoint: str, start_ms: int) -> list[Logged]:
-        out: list[Logged] = []
+    def _read_log(self, rec: MonitorRecord, start_ms: int, baselines: dict[str, Profile | None]) -> LogColumns:
+        """The payload log from `start_ms` on, decoded once into columns. Requests of
+        bare values are named by their model version's baseline, else by the baseline of
+        a version the endpoint serves (its versions take the same inputs, as a rule)."""
+        served = []
+        for entity in self._endpoints.get_endpoint(rec.endpoint).config.served_entities:
+            if entity.entity_version:
+                served.append(f"{parse_model_name(entity.entity_name).full}\0{entity.entity_version}")
+        default = next((p.names for m in served if (p := self._memo_baseline(m, baselines)) is not None), [])
+
+        names: dict[str, list[str]] = {}
+
+        def names_for(model_key: str) -> list[str]:
+            if model_key not in names:
+                profile = self._memo_baseline(model_key, baselines) if model_key else None
+                names[model_key] = profile.names if profile is not None else default
+            return names[model_key]
+
+        log = LogColumns(names_for, self._label_reader(rec.monitor_id))
+        keys: dict[tuple[str, str], str] = {}  # (model name, version) -> model key, parsed once
         token = None
         while True:
-            page = self._endpoints.read_payloads(endpoint, start_ms=start_ms or None, max_results=PAGE,
+            page = self._endpoints.read_payloads(rec.endpoint, start_ms=start_ms or None, max_results=PAGE,
                                                  page_token=token)
             for r in page.items:
                 if r.shadow:
                     continue  # the shadow's answers never reached a client
-                model = f"{parse_model_name(r.model_name).full}\0{r.model_version}" if r.model_name else ""
-                out.append(Logged(r.timestamp_ms, r.served_entity_name, model, r.status_code, r.latency_ms,
-                                  r.request, r.response, r.request_id, r.client_request_id))
+                model = ""
+                if r.model_name:
+                    model = keys.get((r.model_name, r.model_version), "")
+                    if not model:
+                        model = keys[(r.model_name, r.model_version)] = (
+                            f"{parse_model_name(r.model_name).full}\0{r.model_version}")
+                log.add(r.timestamp_ms, r.served_entity_name, model, r.status_code, r.latency_ms, r.request,
+                        r.response, r.request_id, r.client_request_id)
             token = page.next_page_token
             if not token:
-                return out
+                return log.finish()
+
+    def _label_reader(self, monitor_id: int):
+        """(request id, client request id) -> the label posted for it; None when the
+        monitor has no labels at all (nothing to look up per payload)."""
+        prefix, db = u64(monitor_id), self._db["monitor_labels"]
+        with self._env.read() as txn, txn.cursor(db=db) as cur:
+            if not cur.set_range(prefix) or not cur.key().startswith(prefix):
+                return None
+
+        def label_for(request_id: str, client_request_id: str) -> Any:
+            with self._env.read() as txn:
+                for rid in (request_id, client_request_id):
+                    raw = txn.get(prefix + rid.encode(), db=db) if rid else None
+                    if raw is not None:
+                        return msgspec.msgpack.decode(raw)
+            return None
+
+        return label_for
+
+    def _memo_baseline(self, model_key: str, baselines: dict[str, Profile | None]) -> Profile | None:
+        if model_key not in baselines:
+            baselines[model_key] = self._baseline(model_key)
+        return baselines[model_key]
 
     @staticmethod
-    def _by_entity(rows: list[Logged]) -> dict[str, list[Logged]]:
-        groups: dict[str, list[Logged]] = defaultdict(list)
-        for r in rows:
-            groups[r.entity or "?"].append(r)
-        return {ALL: rows, **groups} if len(groups) > 1 else {ALL: rows}
+    def _keep(log: LogColumns, lo: int, hi: int, baselines: dict[str, Profile | None]) -> list[str]:
+        """The baseline columns of the versions logged in lo..hi: a window profiles them
+        even when every value is missing (a null share of 100% is news)."""
+        names: list[str] = []
+        for m in set(log.model[lo:hi].tolist()):
+            profile = baselines.get(m)
+            if profile is not None:
+                names.extend(profile.names)
+        return names
 
-    def _window(self, rec: MonitorRecord, g: int, wstart: int, entity: str, rows: list[Logged],
-                final: bool, fresh: dict[bytes, WindowRecord], baselines: dict[str, Profile | None]
-                ) -> WindowRecord:
+    def _window(self, rec: MonitorRecord, g: int, wstart: int, entity: str, view: LogView, final: bool,
+                fresh: dict[bytes, WindowRecord], baselines: dict[str, Profile | None]) -> WindowRecord:
         import numpy as np
 
-        lat = np.asarray([r.latency_ms for r in rows], dtype=np.float64)
-        ok = [r for r in rows if r.status < 400]
         # The version compared against: the busiest one that has a baseline (for ALL,
         # with several versions served), else the busiest.
-        models = [m for m, _ in Counter(r.model for r in ok if r.model).most_common()]
-        model_key, baseline = (models[0] if models else ""), None
-        for m in models:
-            if m not in baselines:
-                baselines[m] = self._baseline(m)
-            if baselines[m] is not None:
+        model_key, baseline = (view.models[0] if view.models else ""), None
+        for m in view.models:
+            if self._memo_baseline(m, baselines) is not None:
                 model_key, baseline = m, baselines[m]
                 break
-        labels = self._labels(rec.monitor_id, ok)
-        decoded = decode_payloads(((r.request, r.response, labels.get(i)) for i, r in enumerate(ok)),
-                                  baseline.names if baseline else ())
-        measured, labeled = quality(decoded.columns, decoded.labels, rec.problem_type) if labels else ({}, 0)
+        measured, labeled = quality(view.columns, view.labels, rec.problem_type) if view.labels else ({}, 0)
         profile = drift = consecutive = None
         note = ""
-        if decoded.rows:
-            profile = profile_columns(decoded.columns, f"window {wstart}", baseline)
+        if view.rows:
+            profile = profile_columns(view.columns, f"window {wstart}", baseline)
             if baseline is not None:
-                drift = dataset_drift(baseline, decoded.columns)
+                drift = dataset_drift(baseline, view.columns)
             else:
                 name, _, version = model_key.partition("\0")
                 note = f"no baseline for {name} version {version}" if model_key else "no model version logged"
             previous = self._previous(rec, g, wstart, entity, fresh)
             if previous is not None and previous.profile is not None:
-                consecutive = dataset_drift(previous.profile, decoded.columns)
+                consecutive = dataset_drift(previous.profile, view.columns)
+        lat = view.latency_ms
         return WindowRecord(
-            start_ms=wstart, end_ms=wstart + g * 1000, granularity_s=g, entity=entity, requests=len(rows),
-            errors=len(rows) - len(ok), latency_p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
-            latency_p99_ms=float(np.percentile(lat, 99)) if len(lat) else None, rows=decoded.rows,
-            skipped=decoded.skipped, final=final, model=model_key.replace("\0", "/"), profile=profile, drift=drift,
+            start_ms=wstart, end_ms=wstart + g * 1000, granularity_s=g, entity=entity, requests=view.requests,
+            errors=view.errors, latency_p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+            latency_p99_ms=float(np.percentile(lat, 99)) if len(lat) else None, rows=view.rows,
+            skipped=view.skipped, final=final, model=model_key.replace("\0", "/"), profile=profile, drift=drift,
             consecutive=consecutive, note=note, labeled=labeled, quality=measured)
-
-    def _labels(self, monitor_id: int, rows: list[Logged]) -> dict[int, Any]:
-        """Posted labels by the row's index, looked up by request id, then client id."""
-        prefix, out = u64(monitor_id), {}
-        with self._env.read() as txn:
-            for i, r in enumerate(rows):
-                for rid in (r.request_id, r.client_request_id):
-                    raw = txn.get(prefix + rid.encode(), db=self._db["monitor_labels"]) if rid else None
-                    if raw is not None:
-                        out[i] = msgspec.msgpack.decode(raw)
-                        break
-        return out
 
     def log_labels(self, endpoint: str, labels: dict[str, Any]) -> int:
         """Ground truth by request id (Databricks' or the client's): a value, or a list

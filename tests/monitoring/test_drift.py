@@ -3,12 +3,14 @@ defaults give (a shift of one standard deviation is flagged, the same distributi
 about 5% of seeded trials at p < 0.05), and payloads read back in every scoring format."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from cairn.engine.monitoring.drift import dataset_drift
-from cairn.engine.monitoring.payloads import decode_payloads
+from cairn.engine.monitoring.logcolumns import LogColumns
 from cairn.engine.monitoring.profiles import FULL, PROFILE_DECODE, PROFILE_ENCODE, profile_columns
 
 
@@ -74,8 +76,33 @@ def test_payloads_in_every_format_become_columns():
         ('{"inputs": [[1, 2', ''),  # cut by the log's size cap
         ("a,b\n1,2", ""),  # CSV is not read back
     ]
-    d = decode_payloads(pairs, names=["a", "b"])
-    assert d.rows == 5 and d.skipped == 2
-    assert d.columns["a"] == [1, 3, 5, 7, 9] and d.columns["b"] == [2, 4, 6, 8, 10]
-    assert d.columns["prediction"] == [0, 1, 1, None, 1] and d.columns["prediction_proba"][2] == 0.9
-    assert d.columns["prediction_1"][3] == 0.8
+    log = LogColumns(lambda model: ["a", "b"], None)
+    for i, (request, response) in enumerate(pairs):
+        log.add(i, "e", "m\0001", 200, 1.0, request, response, f"r{i}", "")
+    d = log.finish().view(0, len(pairs))
+    assert d.rows == 5 and d.skipped == 2 and d.requests == 6
+    assert d.columns["a"].tolist() == [1, 3, 5, 7, 9] and d.columns["b"].tolist() == [2, 4, 6, 8, 10]
+    assert np.isnan(d.columns["prediction"][3])  # no `prediction` for the row that gave two outputs
+    assert d.columns["prediction"][[0, 1, 2, 4]].tolist() == [0, 1, 1, 1]
+    assert d.columns["prediction_proba"][2] == 0.9 and d.columns["prediction_1"][3] == 0.8
+
+
+def test_log_columns_across_pages_entities_and_kinds():
+    """Pages of 10,000 rows: a column that turns to strings later becomes an object
+    column, one that appears late is missing (NaN) before; an entity's view is its rows."""
+    log = LogColumns(lambda model: [], None)
+    for i in range(25_000):
+        row = {"x": float(i), "c": i if i < 12_000 else f"s{i}"}
+        if i >= 20_000:
+            row["late"] = 1.0
+        log.add(i, "a" if i % 2 else "b", "m\0001", 200 if i % 100 else 503, 1.0, json.dumps({"inputs": [row]}),
+                "", f"r{i}", "")
+    log.finish()
+    assert log.columns["x"].dtype == np.float64 and log.columns["c"].dtype == object
+    assert np.isnan(log.columns["late"][:19_000]).all() and log.columns["late"][-1] == 1.0
+    lo, hi = log.span(1_000, 3_000)
+    assert (lo, hi) == (1_000, 3_000)
+    both, a = log.view(lo, hi), log.view(lo, hi, "a")
+    assert both.requests == 2_000 and both.errors == 20 and both.rows == 1_980 and "late" not in both.columns
+    assert a.requests == 1_000 and a.errors == 0  # errors are the even i % 100 == 0: entity b
+    assert a.columns["x"].tolist() == [float(i) for i in range(1_001, 3_000, 2)]
