@@ -13,12 +13,12 @@ client parses with unknown fields ignored.
 """
 from __future__ import annotations
 
-import math
 from typing import TypeVar
 
 import msgspec
 from litestar import Request
 
+from cairn.app.wire import number
 from cairn.engine.errors import invalid
 from cairn.engine.registry.entities import Lineage, ModelVersion, RegisteredModel
 
@@ -87,6 +87,6 @@ def lineage_out(lineage: Lineage) -> dict:
     metrics = out.get("metrics")
     if metrics:
         for k, v in metrics.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                metrics[k] = "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+            if isinstance(v, float):
+                metrics[k] = number(v)
     return out

@@ -28,7 +28,10 @@ class WireMetric(msgspec.Struct):
     step: int = 0
 
 
-def _nonfinite(x: float) -> str:
+def number(x: float) -> float | str:
+    """A double as protobuf JSON writes it: non-finite values as strings."""
+    if math.isfinite(x):
+        return x
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
@@ -37,7 +40,7 @@ def metrics_out(metrics: list[Metric]) -> list:
     if all(math.isfinite(m.value) for m in metrics):
         return metrics
     return [
-        m if math.isfinite(m.value) else WireMetric(m.key, _nonfinite(m.value), m.timestamp, m.step)
+        m if math.isfinite(m.value) else WireMetric(m.key, number(m.value), m.timestamp, m.step)
         for m in metrics
     ]
 

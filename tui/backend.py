@@ -23,6 +23,7 @@ from cairn.engine.errors import CairnError
 from cairn.engine.features.store import FeatureTable
 from cairn.engine.governance.records import AuditEntry
 from cairn.engine.loggedmodels.records import LoggedModel
+from cairn.engine.monitoring.profiles import Profile
 from cairn.engine.monitoring.records import AlertRule, AlertState, MonitorRecord, WindowRecord
 from cairn.engine.query.pagination import Page
 from cairn.engine.registry.entities import (
@@ -165,6 +166,13 @@ class Backend(Protocol):
     def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
         """The monitor's alert rules with their state."""
 
+    def monitor_window(self, endpoint: str, start_ms: int) -> WindowRecord | None:
+        """The window of the smallest granularity, all entities, starting at start_ms,
+        with its profile (histograms on its baseline's bin edges); None if there is none."""
+
+    def model_baseline(self, model: str, version: str) -> Profile:
+        """The model version's training baseline; RESOURCE_DOES_NOT_EXIST when it has none."""
+
     # -- governance ------------------------------------------------------------------
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         """The newest `limit` audit entries, oldest first."""
@@ -274,6 +282,12 @@ class LocalBackend:
 
     def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
         return self.eng.monitoring.alerts(endpoint)
+
+    def monitor_window(self, endpoint: str, start_ms: int) -> WindowRecord | None:
+        return next(iter(self.eng.monitoring.windows(endpoint, start_ms=start_ms, end_ms=start_ms + 1)), None)
+
+    def model_baseline(self, model: str, version: str) -> Profile:
+        return self.eng.monitoring.get_baseline(model, version)
 
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         return self.eng.governance.audit.entries(limit=limit)
@@ -470,6 +484,14 @@ class RemoteBackend:
     def monitor_alerts(self, endpoint: str) -> list[tuple[AlertRule, AlertState]]:
         body = self._get("/api/2.0/monitors/alerts", endpoint_name=endpoint)
         return [(self._as(a.pop("rule"), AlertRule), self._as(a, AlertState)) for a in body.get("alerts", [])]
+
+    def monitor_window(self, endpoint: str, start_ms: int) -> WindowRecord | None:
+        body = self._get("/api/2.0/monitors/metrics", endpoint_name=endpoint, start_ms=start_ms, end_ms=start_ms + 1,
+                         profiles="true")
+        return next(iter(self._as(body.get("windows", []), list[WindowRecord])), None)
+
+    def model_baseline(self, model: str, version: str) -> Profile:
+        return self._as(self._get("/api/2.0/monitors/baselines/get", name=model, version=version)["profile"], Profile)
 
     def audit_entries(self, limit: int) -> list[AuditEntry]:
         body = self._get("/api/2.0/audit/entries", max_results=limit)

@@ -8,13 +8,11 @@ GET /{model_id}/artifacts/directories.
 """
 from __future__ import annotations
 
-import math
-
 import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody
 
-from cairn.app.wire import KeyValue, tags_dict
+from cairn.app.wire import KeyValue, number, tags_dict
 from cairn.engine import Engine
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import CAN_EDIT, CAN_MANAGE, Access
@@ -93,12 +91,6 @@ class LogOutputs(msgspec.Struct):
     models: list[WireModelOutput] = []
 
 
-def _number(x: float) -> float | str:
-    """A metric value as protobuf JSON writes it: non-finite values as strings."""
-    if math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
-
 
 def model_out(model: LoggedModel) -> dict:
     """A LoggedModel as service.proto's JSON: the status as its enum name, non-finite
@@ -106,7 +98,7 @@ def model_out(model: LoggedModel) -> dict:
     out = msgspec.to_builtins(model)
     out["info"]["status"] = _STATUS_OUT[model.info.status]
     for m in out["data"].get("metrics", ()):
-        m["value"] = _number(m["value"])
+        m["value"] = number(m["value"])
     return out
 
 

@@ -2,13 +2,11 @@
 their parameters in the query string, as MLflow's client and UI send them."""
 from __future__ import annotations
 
-import math
-
 import msgspec
 from litestar import Controller, get
 
 from cairn.app.controllers.runs import required_run_id
-from cairn.app.wire import metrics_out
+from cairn.app.wire import metrics_out, number
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import Access
 from cairn.engine.tracking.contract import TrackingStore
@@ -25,12 +23,6 @@ class MetricWithRunId(msgspec.Struct):
     step: int
     run_id: str
 
-
-def _wire_value(x: float) -> float | str:
-    """protobuf JSON's spelling of non-finite doubles (see app/wire.py)."""
-    if math.isfinite(x):
-        return x
-    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
 class MetricController(Controller):
@@ -87,6 +79,6 @@ class MetricController(Controller):
         )
         return {
             "metrics": [
-                MetricWithRunId(m.key, _wire_value(m.value), m.timestamp, m.step, rid) for rid, m in points
+                MetricWithRunId(m.key, number(m.value), m.timestamp, m.step, rid) for rid, m in points
             ]
         }

@@ -28,6 +28,7 @@ import msgspec
 from litestar import Controller, delete, get, post, put
 
 from cairn.app.registrywire import required
+from cairn.app.wire import number
 from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import CAN_MANAGE, CAN_QUERY, EXECUTE, MODIFY, Access
@@ -78,10 +79,19 @@ def window_out(w: WindowRecord, profiles: bool) -> dict:
     out = msgspec.to_builtins(w)
     if not profiles:
         out.pop("profile", None)
-    else:  # the values behind the statistics stay in the store
-        for c in out.get("profile", {}).get("columns", []):
-            c.pop("sample", None)
+    elif "profile" in out:
+        _columns_out(out["profile"])
     return out
+
+
+def _columns_out(profile: dict) -> dict:
+    """The values behind the statistics stay in the store; the histogram's open ends
+    go as protobuf JSON's "-Infinity" / "Infinity" (msgspec would write null)."""
+    for c in profile["columns"]:
+        c.pop("sample", None)
+        if c.get("bin_edges"):
+            c["bin_edges"] = [number(x) for x in c["bin_edges"]]
+    return profile
 
 
 class MonitorController(Controller):
@@ -173,7 +183,4 @@ class MonitorController(Controller):
 
 
 def _profile_out(profile) -> dict:
-    out = msgspec.to_builtins(profile)
-    for c in out["columns"]:
-        c.pop("sample", None)
-    return out
+    return _columns_out(msgspec.to_builtins(profile))

@@ -1,6 +1,7 @@
 """The Monitors screen over a data directory and over a real `cairn server`: monitors
-with their firing alerts, the highlighted one's windows newest first with the drifted
-columns named; typed messages first, cells second."""
+with their firing alerts, the highlighted one's trends, drift table and windows (newest
+first, the drifted columns named), and Enter on a drift cell opening that column's
+histogram beside its baseline; typed messages first, cells second."""
 from __future__ import annotations
 
 import asyncio
@@ -10,13 +11,14 @@ import time
 import numpy as np
 import pytest
 from textual.app import App
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Sparkline, Static
 
 from cairn import engine
 from cairn.engine.endpoints.contract import PayloadRecord
 from cairn.engine.monitoring.profiles import profile_columns
 from cairn.tui.backend import LocalBackend, RemoteBackend
-from cairn.tui.screens.monitors import MonitorsLoaded, MonitorsScreen, WindowsLoaded
+from cairn.tui.screens.monitors import ColumnLoaded, MonitorsLoaded, MonitorsScreen, WindowsLoaded
+from cairn.tui.screens.monitorwidgets import HistogramModal, histogram_rows
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 T0 = 1_700_002_800_000
@@ -79,6 +81,23 @@ def run_ui(backend):
             grid = screen.query_one("#windows-table", DataTable)
             seen["windows"] = [[str(c) for c in grid.get_row_at(i)] for i in range(grid.row_count)]
             seen["alerts"] = str(screen.query_one("#monitor-alerts", Static).render())
+            seen["trends"] = [list(screen.query_one(f"#trend-{i}", Sparkline).data or []) for i in range(4)]
+            drift = screen.query_one("#drift-table", DataTable)
+            seen["drift"] = {str(drift.get_row_at(i)[0]): [str(c) for c in drift.get_row_at(i)]
+                             for i in range(drift.row_count)}
+            drift.focus()
+            drift.move_cursor(row=drift.get_row_index("x0"), column=len(drift.columns) - 1)  # the newest window
+            await pilot.press("enter")
+            while not any(isinstance(m, ColumnLoaded) for m in messages):
+                assert time.monotonic() < deadline, "no column"
+                await pilot.pause(0.05)
+            await pilot.pause(0.1)
+            assert isinstance(app.screen, HistogramModal)
+            seen["bars"] = str(app.screen.query_one("#histogram-bars", Static).render())
+            seen["stats"] = str(app.screen.query_one("#histogram-stats", Static).render())
+            await pilot.press("escape")
+            await pilot.pause(0.05)
+            assert isinstance(app.screen, MonitorsScreen)
 
     asyncio.run(main())
     return messages, seen
@@ -92,6 +111,19 @@ def _check(messages, seen) -> None:
     assert newest[1] == "600" and "DRIFT" in newest[5] and newest[6] == "x0"
     assert "DRIFT" not in oldest[5]
     assert "FIRING: moved (psi > 0.2" in seen["alerts"]
+    requests, errors, p99, quality = seen["trends"]
+    assert requests == [600.0, 600.0] and errors == [0.0, 0.0] and p99 == [2.0, 2.0] and quality == []
+    # The drift table: a row per column, a cell per window (oldest first), the shifted one flagged.
+    assert seen["drift"]["x0"][:2] == ["x0", "wasserstein"] and seen["drift"]["x0"][-1].endswith("!")
+    assert not seen["drift"]["x0"][2].endswith("!") and not seen["drift"]["x1"][-1].endswith("!")
+    # The drill-down: x0 of the newest window against its baseline, on the baseline's bins.
+    loaded = next(m for m in messages if isinstance(m, ColumnLoaded))
+    assert loaded.column == "x0" and loaded.drift.drifted and loaded.window.model == "main.default.r/1"
+    rows = histogram_rows(loaded.baseline, loaded.seen)
+    assert len(rows) == len(loaded.baseline.bin_counts) and rows[0][0].startswith("< ") and rows[-1][0].startswith(">= ")
+    assert abs(sum(r[1] for r in rows) - 1) < 1e-9 and abs(sum(r[2] for r in rows) - 1) < 1e-9
+    assert rows[-1][2] > rows[-1][1] + 0.2 and rows[0][2] < rows[0][1]  # shifted up by one std
+    assert rows[-1][0] in seen["bars"] and "DRIFTED by wasserstein" in seen["stats"]
 
 
 def test_the_screen_over_a_data_directory(tmp_path):
