@@ -15,6 +15,14 @@ process's peak RSS are reported (VmHWM, in a child process; "of it, the work" is
 peak less the RSS after imports and open); Evidently's side gets the same rows as DataFrames
 (it reads no payload log: its time is statistics only). The drift scores of the two
 are compared column by column (normed Wasserstein, Evidently's method at this size).
+
+Then serving under a refresh (skip with --no-serving): `cairn server` on the same data
+serves the endpoint to 8 connections of single-row requests, once with the background
+refresher on (the monitor created anew, so its first refresh reads the whole log) until
+that refresh is written and 2 s more, then with it off for as long, in 0.5 s slices:
+p50, p99 and the worst slice's p99 of each. The refresher takes at most 10% of a core
+in slices of a few milliseconds (app/monitorloop.py), so it also hands the GIL back to
+the event loop often: these figures show whether that holds.
 """
 from __future__ import annotations
 
@@ -30,9 +38,11 @@ from pathlib import Path
 import numpy as np
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
 COLUMNS = [f"f{i}" for i in range(10)]
 SHIFTED = COLUMNS[:5]
 DAY = 86_400_000
+MAX_SERVING_S = 300.0  # each serving run's bound
 
 
 def build(root: Path, rows: int, reference_rows: int):
@@ -113,10 +123,66 @@ def evidently_side(root: Path) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _recreate_monitor(data: Path) -> None:
+    """A new monitor has read nothing: the server's first refresh reads the whole log."""
+    from cairn import engine
+
+    eng = engine.open(data)
+    try:
+        eng.monitoring.delete_monitor("ep")
+        eng.monitoring.create_monitor("ep", ["1 day"], settle_s=0)
+    finally:
+        eng.close()
+
+
+def serving_side(data: Path) -> list[dict]:
+    """The endpoint's latency with the refresher on (its first refresh a second after
+    start; the run lasts until that refresh is written, then 2 s more, at most
+    MAX_SERVING_S), then off for as long, in 0.5 s slices."""
+    import httpx
+    from loadgen import LoadResult, run_load
+    from serverprocs import start_server
+
+    body = json.dumps({"dataframe_split": {"columns": COLUMNS, "data": [[0.1] * len(COLUMNS)]}}).encode()
+    out: list[dict] = []
+    for label, interval in (("refresher on", "1"), ("refresher off", "0")):
+        _recreate_monitor(data)
+        server = start_server("cairn", data, args=("--monitor-interval", interval))
+        try:
+            run_load(server.url, "/serving-endpoints/ep/invocations", body, concurrency=8, max_requests=500,
+                     max_seconds=5)  # warm: the model session loads on the first request
+            whole, slices, refreshed_at = LoadResult(), [], None
+            t0 = time.monotonic()
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                while True:
+                    elapsed = time.monotonic() - t0
+                    if elapsed >= MAX_SERVING_S or (out and elapsed >= out[0]["seconds"]) or (
+                            refreshed_at is not None and elapsed >= refreshed_at + 2):
+                        break
+                    r = run_load(server.url, "/serving-endpoints/ep/invocations", body, concurrency=8,
+                                 max_requests=100_000, max_seconds=0.5, warmup=0)
+                    slices.append(r)
+                    whole.latencies_ms += r.latencies_ms
+                    whole.requests += r.requests
+                    whole.errors += r.errors
+                    if refreshed_at is None and not out:
+                        got = http.get("/api/2.0/monitors/get", params={"endpoint_name": "ep"}).json()
+                        if got["monitor"]["last_refresh_ms"]:
+                            refreshed_at = time.monotonic() - t0
+            whole.seconds = time.monotonic() - t0
+        finally:
+            server.stop()
+        out.append({"label": label, "rate": whole.rate, "p50": whole.p50, "p99": whole.p99, "errors": whole.errors,
+                    "worst_slice_p99": max(s.p99 for s in slices if s.latencies_ms), "seconds": whole.seconds,
+                    "refreshed_at": refreshed_at})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="100,000 requests instead of 1,000,000")
     ap.add_argument("--rows", type=int, help="logged requests (overrides --quick)")
+    ap.add_argument("--no-serving", action="store_true", help="skip serving latency under a refresh")
     args = ap.parse_args(argv)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="cairn-bench-monitoring-") as tmp:
@@ -127,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(machine: {os.cpu_count()} cpus)")
         cairn = cairn_side(data, t0)
         ev = evidently_side(root)
+        serving = [] if args.no_serving else serving_side(data)
     print()
     print(f"{'side':<10} {'what':<46} {'seconds':>9} {'peak RSS MiB':>13} {'of it, the work':>16}")
     print(f"{'cairn':<10} {'refresh: read + decode log, profile, drift':<46} {cairn['seconds']:>9.2f} "
@@ -150,6 +217,18 @@ def main(argv: list[str] | None = None) -> int:
               f"{mine['drifted']} / {theirs['score'] >= 0.1 if theirs else '-'}")
     if ev:
         print(f"largest difference in drift score: {worst:.4f}")
+    if serving:
+        print()
+        print("serving under a refresh: 8 connections, single-row requests, one endpoint")
+        print(f"{'run':<14} {'seconds':>8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'worst 0.5 s p99':>16} "
+              f"{'errors':>7}  refresh written at")
+        for r in serving:
+            at = f"{r['refreshed_at']:.1f} s" if r["refreshed_at"] is not None else "-"
+            print(f"{r['label']:<14} {r['seconds']:>8.1f} {r['rate']:>8.0f} {r['p50']:>7.2f} {r['p99']:>7.2f} "
+                  f"{r['worst_slice_p99']:>16.2f} {r['errors']:>7}  {at}")
+        on, off = serving
+        print(f"ratio (on / off): p50 {on['p50'] / off['p50']:.2f}x, p99 {on['p99'] / off['p99']:.2f}x, "
+              f"req/s {on['rate'] / off['rate']:.2f}x")
     return 0
 
 

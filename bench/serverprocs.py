@@ -137,8 +137,9 @@ def _server_env(side: str, mlflow_jobs: bool) -> dict[str, str]:
     return env
 
 
-def start_server(side: str, data: Path, mlflow_jobs: bool = False) -> Server:
-    """Start one server on `data` and wait until /health answers 200; time that."""
+def start_server(side: str, data: Path, mlflow_jobs: bool = False, args: tuple[str, ...] = ()) -> Server:
+    """Start one server on `data` and wait until /health answers 200; time that.
+    `args`: more `cairn server` flags."""
     log = data.parent / f"{data.name}.{time.monotonic_ns()}.log"  # one per start
     if side == "cairn":
         cmd = [
@@ -150,6 +151,7 @@ def start_server(side: str, data: Path, mlflow_jobs: bool = False) -> Server:
             "server",
             "--port",
             "0",
+            *args,
         ]
         url = None
     else:

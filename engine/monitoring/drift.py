@@ -17,7 +17,7 @@ the previous window's profile as the baseline.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -129,10 +129,14 @@ def categorical_drift(ref: ColumnProfile, values: Sequence[Any], reference_rows:
                        chi2_p_value=float(chi.pvalue) if chi else None, **d)
 
 
-def dataset_drift(baseline: Profile, columns: Mapping[str, Sequence[Any]]) -> DatasetDrift:
-    """Drift of every baseline column present in `columns` (a window's values)."""
+def dataset_drift(baseline: Profile, columns: Mapping[str, Sequence[Any]],
+                  pace: Callable[[], None] | None = None) -> DatasetDrift:
+    """Drift of every baseline column present in `columns` (a window's values). `pace`:
+    called before each column (a background refresh rests there)."""
     out = []
     for ref in baseline.columns:
+        if pace is not None:
+            pace()
         values = columns.get(ref.name)
         if values is None or ref.count == ref.nulls or (ref.kind == NUMERIC and not ref.sample):
             continue  # nothing to compare against

@@ -49,20 +49,28 @@ class LogView(NamedTuple):
     labels: list[Any] | None  # per decoded row (None: none posted); None when the monitor has no labels
 
 
+PER_PAYLOAD = {"ts": np.int64, "entity": object, "model": object, "status": np.int32, "latency": np.float64,
+               "_undecoded": bool, "_row_counts": np.int64}
+PAGE_ROWS = 2_000  # decoded rows turned into arrays at a time (a few ms)
+
+
 class LogColumns:
     """Payloads in time order: `add` each one, `finish`, then `view` windows."""
 
     def __init__(self, names_for: Callable[[str], Sequence[str]], label_for: Callable[[str, str], Any] | None):
         self._names_for = names_for  # a model key -> its baseline's columns (names rows of bare values)
         self._label_for = label_for  # (request id, client request id) -> the posted label, or None
+        # per payload: lists while adding, turned into arrays a page at a time (short
+        # steps, so a paced refresh never holds the GIL long) and joined by `finish`
         self.ts: list[int] | np.ndarray = []
         self.entity: list[str] | np.ndarray = []
         self.model: list[str] | np.ndarray = []
         self.status: list[int] | np.ndarray = []
         self.latency: list[float] | np.ndarray = []
-        self.request_ids: list[tuple[str, str]] = []
         self._undecoded: list[bool] | np.ndarray = []
         self._row_counts: list[int] = []
+        self._done: dict[str, list[np.ndarray]] = {name: [] for name in PER_PAYLOAD}
+        self.request_ids: list[tuple[str, str]] = []
         self._page: dict[str, list[Any]] = {}
         self._page_rows = 0
         self._chunks: dict[str, list[np.ndarray]] = {}
@@ -96,10 +104,15 @@ class LogColumns:
                 values.append(record.get(key))
             n += 1
         self._page_rows = n
-        if n >= 10_000:
+        if n >= PAGE_ROWS:
             self._flush_page()
 
     def _flush_page(self) -> None:
+        for name, dtype in PER_PAYLOAD.items():
+            pending = getattr(self, name)
+            if pending:
+                self._done[name].append(np.asarray(pending, dtype=dtype))
+                setattr(self, name, [])
         for key, values in self._page.items():
             chunks = self._chunks.setdefault(key, [])
             if not chunks and self._chunk_rows:
@@ -116,12 +129,10 @@ class LogColumns:
         # pages of different kinds (numbers in one, a string in another) make an object column
         self.columns = {k: (np.concatenate(v) if len(v) > 1 else v[0]) for k, v in self._chunks.items()}
         self._chunks = {}
-        self.ts = np.asarray(self.ts, dtype=np.int64)
-        self.entity = np.asarray(self.entity, dtype=object)
-        self.model = np.asarray(self.model, dtype=object)
-        self.status = np.asarray(self.status, dtype=np.int32)
-        self.latency = np.asarray(self.latency, dtype=np.float64)
-        self._undecoded = np.asarray(self._undecoded, dtype=bool)
+        for name, dtype in PER_PAYLOAD.items():
+            done = self._done[name]
+            setattr(self, name, np.concatenate(done) if done else np.zeros(0, dtype=dtype))
+        self._done = {}
         self.offsets = np.concatenate([[0], np.cumsum(self._row_counts, dtype=np.int64)])
         self._row_counts = []
         return self

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -150,9 +150,10 @@ def profile_column(name: str, values: Sequence[Any], kind: str | None = None,
 
 
 def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
-                    baseline: Profile | None = None) -> Profile:
+                    baseline: Profile | None = None, pace: Callable[[], None] | None = None) -> Profile:
     """A profile of named columns of equal length (a window is profiled with its
-    baseline's kinds and bin edges)."""
+    baseline's kinds and bin edges). `pace`: called before each column (a background
+    refresh rests there)."""
     if not columns:
         raise invalid("A profile needs at least one column")
     if len(columns) > MAX_COLUMNS:
@@ -162,6 +163,8 @@ def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
         raise invalid(f"Columns of different lengths: {sorted(lengths)}")
     out = []
     for name, values in columns.items():
+        if pace is not None:
+            pace()
         ref = baseline.column(name) if baseline is not None else None
         out.append(profile_column(str(name), values, ref.kind if ref else None,
                                   ref.bin_edges if ref and ref.bin_edges else None))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -51,10 +52,15 @@ from cairn.engine.store.timestamps import now_ms
 DEFAULT_GRANULARITIES = ("5 minutes", "1 hour", "1 day")
 DEFAULT_SETTLE_S = 60.0
 MAX_GRANULARITIES = 6
-PAGE = 10_000  # payloads read a transaction
+PAGE = 1_000  # payloads read a transaction (~3 ms of decoding: a paced refresh rests between)
 MAX_LABELS = 100_000
 END = 1 << 62  # later than any timestamp
+INDEX_CHUNK = 2_000  # request ids indexed a write
 WEBHOOK_TIMEOUT_S = 2.0
+
+
+def _no_pace() -> None:
+    pass
 
 
 def _baseline_key(model: str, version: str) -> bytes:
@@ -199,9 +205,14 @@ class MonitorStore:
                         out.append(WINDOW.decode(v))
         return out
 
-    def refresh(self, endpoint: str, now: int | None = None) -> RefreshResult:
+    def refresh(self, endpoint: str, now: int | None = None, pace: Callable[[], None] | None = None) -> RefreshResult:
+        """Compute the windows the payload log has news for, then their alerts, in one
+        write at the end (an interrupted refresh leaves nothing half-done). `pace`: called
+        often (per payload read, per window), so a background caller can rest there and
+        leave the GIL to serving; it may raise to abandon the refresh."""
         import numpy as np
 
+        pace = pace or _no_pace
         t0 = time.perf_counter()
         rec = self.get_monitor(endpoint)
         now = now if now is not None else now_ms()
@@ -209,7 +220,7 @@ class MonitorStore:
         done_by = {g: min(rec.final_until.get(str(g), 0), again - again % (g * 1000) if again else 1 << 62)
                    for g in rec.granularities}
         baselines: dict[str, Profile | None] = {}  # by model key, read once a refresh
-        log = self._read_log(rec, min(done_by.values()), baselines)
+        log = self._read_log(rec, min(done_by.values()), now, baselines, pace)
         settle = int(rec.settle_s * 1000)
         written: list[tuple[bytes, WindowRecord]] = []
         fresh: dict[bytes, WindowRecord] = {}  # this pass's windows: the next one compares against them
@@ -223,9 +234,10 @@ class MonitorStore:
                 entities = log.entities(lo, hi)
                 keep = self._keep(log, lo, hi, baselines)
                 for entity in [ALL, *entities] if len(entities) > 1 else [ALL]:
+                    pace()
                     view = log.view(lo, hi, None if entity == ALL else entity, keep)
                     name = entity if entity == ALL else entity or "?"
-                    window = self._window(rec, g, wstart, name, view, final, fresh, baselines)
+                    window = self._window(rec, g, wstart, name, view, final, fresh, baselines, pace)
                     key = _window_key(rec.monitor_id, g, wstart, name)
                     written.append((key, window))
                     fresh[key] = window
@@ -255,21 +267,36 @@ class MonitorStore:
                 if after.state != state.state:
                     changed.append(after)
                 b.txn.put(key, ALERT_STATE.encode(after), db=b.dbs["monitor_alerts"])
-            # request id -> when, for labels posted later: each payload once (windows
-            # still open are read again, but were indexed when first read)
-            put, requests = b.txn.put, b.dbs["monitor_requests"]
-            for i in range(log.span(indexed_from, END)[0], len(log)):
-                ts = i64(int(log.ts[i]))
-                for rid in log.request_ids[i]:
-                    if rid:
-                        put(prefix + rid.encode(), ts, db=requests)
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
 
+        self._index_requests(rec, log, log.span(indexed_from, END)[0], pace)
         self._env.write(op)
         if changed and rec.webhook_url:
             _notify(rec.webhook_url, endpoint, changed)
         return RefreshResult(endpoint=endpoint, payloads_read=len(log), windows_written=len(written),
                              seconds=time.perf_counter() - t0, alerts_changed=changed)
+
+    def _index_requests(self, rec: MonitorRecord, log: LogColumns, first: int, pace: Callable[[], None]) -> None:
+        """Request id -> when, for labels posted later: each payload once, from `first`
+        (windows still open are read again, but were indexed when first read). In short
+        writes before the refresh's own, so none holds the writer (or the GIL) long; one
+        left by an abandoned refresh is written again, the same, by the next."""
+        prefix, key = u64(rec.monitor_id), rec.endpoint.encode()
+        for lo in range(first, len(log), INDEX_CHUNK):
+            pace()
+
+            def op(b: Batch, lo: int = lo) -> None:
+                raw = b.txn.get(key, db=b.dbs["monitors"])
+                if raw is None or MONITOR.decode(raw).monitor_id != rec.monitor_id:
+                    return  # deleted meanwhile: its keys would outlive it
+                put, requests = b.txn.put, b.dbs["monitor_requests"]
+                for i in range(lo, min(lo + INDEX_CHUNK, len(log))):
+                    ts = i64(int(log.ts[i]))
+                    for rid in log.request_ids[i]:
+                        if rid:
+                            put(prefix + rid.encode(), ts, db=requests)
+
+            self._env.write(op)
 
     def _newest(self, txn, rec: MonitorRecord, rule: AlertRule, fresh: dict[bytes, WindowRecord]
                 ) -> WindowRecord | None:
@@ -342,8 +369,10 @@ class MonitorStore:
         return [(m.endpoint, rule.name, state.state == FIRING) for m in self.list_monitors()
                 for rule, state in self.alerts(m.endpoint)]
 
-    def _read_log(self, rec: MonitorRecord, start_ms: int, baselines: dict[str, Profile | None]) -> LogColumns:
-        """The payload log from `start_ms` on, decoded once into columns. Requests of
+    def _read_log(self, rec: MonitorRecord, start_ms: int, now: int, baselines: dict[str, Profile | None],
+                  pace: Callable[[], None]) -> LogColumns:
+        """The payload log from `start_ms` up to `now` (a refresh never chases a log
+        that grows as it reads), decoded once into columns. Requests of
         bare values are named by their model version's baseline, else by the baseline of
         a version the endpoint serves (its versions take the same inputs, as a rule)."""
         served = []
@@ -364,9 +393,10 @@ class MonitorStore:
         keys: dict[tuple[str, str], str] = {}  # (model name, version) -> model key, parsed once
         token = None
         while True:
-            page = self._endpoints.read_payloads(rec.endpoint, start_ms=start_ms or None, max_results=PAGE,
-                                                 page_token=token)
+            page = self._endpoints.read_payloads(rec.endpoint, start_ms=start_ms or None, end_ms=now + 1,
+                                                 max_results=PAGE, page_token=token)
             for r in page.items:
+                pace()
                 if r.shadow:
                     continue  # the shadow's answers never reached a client
                 model = ""
@@ -416,7 +446,8 @@ class MonitorStore:
         return names
 
     def _window(self, rec: MonitorRecord, g: int, wstart: int, entity: str, view: LogView, final: bool,
-                fresh: dict[bytes, WindowRecord], baselines: dict[str, Profile | None]) -> WindowRecord:
+                fresh: dict[bytes, WindowRecord], baselines: dict[str, Profile | None],
+                pace: Callable[[], None]) -> WindowRecord:
         import numpy as np
 
         # The version compared against: the busiest one that has a baseline (for ALL,
@@ -430,15 +461,15 @@ class MonitorStore:
         profile = drift = consecutive = None
         note = ""
         if view.rows:
-            profile = profile_columns(view.columns, f"window {wstart}", baseline)
+            profile = profile_columns(view.columns, f"window {wstart}", baseline, pace)
             if baseline is not None:
-                drift = dataset_drift(baseline, view.columns)
+                drift = dataset_drift(baseline, view.columns, pace)
             else:
                 name, _, version = model_key.partition("\0")
                 note = f"no baseline for {name} version {version}" if model_key else "no model version logged"
             previous = self._previous(rec, g, wstart, entity, fresh)
             if previous is not None and previous.profile is not None:
-                consecutive = dataset_drift(previous.profile, view.columns)
+                consecutive = dataset_drift(previous.profile, view.columns, pace)
         lat = view.latency_ms
         return WindowRecord(
             start_ms=wstart, end_ms=wstart + g * 1000, granularity_s=g, entity=entity, requests=view.requests,

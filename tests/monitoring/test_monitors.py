@@ -85,10 +85,12 @@ def test_windows_drift_and_incremental_refresh(served):
     hours = eng.monitoring.windows("ep", "1 hour", entity=ALL)
     assert [w.requests for w in hours] == [2000, 1000]
 
-    log(eng, T0 + 3 * HOUR, 10)  # a window still open is computed again on the next refresh
-    eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 1000)
+    log(eng, T0 + 3 * HOUR, 10)  # 300 ms apart: a window still open is computed again on the next refresh
+    eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 1000)  # a refresh reads up to its `now`, not what came after
     open_window = eng.monitoring.windows("ep", "5 minutes", start_ms=T0 + 3 * HOUR)
-    assert open_window[0].requests == 10 and not open_window[0].final
+    assert open_window[0].requests == 4 and not open_window[0].final
+    eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 5000)
+    assert eng.monitoring.windows("ep", "5 minutes", start_ms=T0 + 3 * HOUR)[0].requests == 10
     log(eng, T0 + 3 * HOUR + 10_000, 5, seed=9)
     third = eng.monitoring.refresh("ep", now=T0 + 3 * HOUR + 20_000)
     assert third.payloads_read == 15
@@ -203,3 +205,28 @@ def test_alerts_fire_and_resolve_and_tell_a_webhook(served):
                                               "granularity": "1 minute"}])
     finally:
         hook.shutdown()
+
+
+def test_a_paced_refresh_rests_and_a_stopped_one_writes_nothing(served):
+    """The server's refresher paces a refresh to a share of a core (app/monitorloop.py):
+    its wall time is at least 1/share of its CPU time, and the server stopping abandons
+    it before it writes anything."""
+    import threading
+    import time
+
+    from cairn.app.monitorloop import Pacer, Stopped
+
+    eng = served
+    eng.monitoring.create_monitor("ep", ["5 minutes"], settle_s=0)
+    log(eng, T0, 3000)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Stopped):
+        eng.monitoring.refresh("ep", now=T0 + HOUR, pace=Pacer(0.25, stop, slice_s=0.001))
+    assert eng.monitoring.windows("ep") == [] and eng.monitoring.get_monitor("ep").last_refresh_ms == 0
+
+    cpu, wall = time.thread_time(), time.perf_counter()
+    paced = eng.monitoring.refresh("ep", now=T0 + HOUR, pace=Pacer(0.25, threading.Event(), slice_s=0.001))
+    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
+    assert paced.payloads_read == 3000 and [w.requests for w in eng.monitoring.windows("ep")] == [1000, 1000, 1000]
+    assert wall >= 2.5 * cpu  # rests of 3x the work (share 25%), less what the writer thread did for it
