@@ -4,11 +4,12 @@ anyone asking.
 
 Its CPU is bounded by a duty cycle kept in small slices: the refresh calls a Pacer as
 it reads each payload and starts each window and column, and after each SLICE_S or so
-of work t the Pacer rests t * (1 - share) / share. So the refresher uses at most
-`share` of one core (10% by default) and, as it runs in the server's process, hands the
-GIL back to the event loop every few milliseconds: a long refresh never stalls scoring
-for long (bench/monitoring.py measures serving latency with it on and off). A refresh
-takes about 1/share times its CPU time in wall time. A failed refresh is logged and
+of work t the Pacer rests t * (1 - share) / share. So the refresher is busy at most
+`share` of the time (10% by default), thus uses at most that share of one core, and,
+as it runs in the server's process, hands the GIL back to the event loop every few
+milliseconds: a long refresh never stalls scoring for long (bench/monitoring.py
+measures serving latency with it on and off). A refresh takes about 1/share times its
+work in wall time, longer while scoring keeps the GIL busy. A failed refresh is logged and
 kept on the monitor (`last_error`), never raised; stopping abandons a refresh under way
 (it writes its windows only at its end).
 """
@@ -17,6 +18,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+
+from cairn.engine.monitoring.store import import_statistics
 
 log = logging.getLogger("cairn.monitoring")
 DEFAULT_INTERVAL_S = 60.0
@@ -29,8 +32,11 @@ class Stopped(Exception):
 
 
 class Pacer:
-    """Called by a refresh between short steps: once SLICE_S of work has passed since
-    the last rest, rests in proportion to the work (a step can overrun the slice)."""
+    """Called by a refresh between short steps: once SLICE_S has passed since the last
+    rest, rests (1 - share) / share times as long as that stretch took. The stretch
+    counts waiting for the GIL as well as running: in the server's process the GIL is
+    what scoring and a refresh share, so a refresh holds or wants it at most `share` of
+    the time (measured gentler on scoring than resting for CPU time only)."""
 
     def __init__(self, share: float, stop: threading.Event, slice_s: float = SLICE_S):
         self._slice = slice_s
@@ -39,9 +45,9 @@ class Pacer:
         self._since = time.perf_counter()
 
     def __call__(self) -> None:
-        worked = time.perf_counter() - self._since
-        if worked >= self._slice:
-            if self._stop.wait(worked * self._ratio):
+        busy = time.perf_counter() - self._since
+        if busy >= self._slice:
+            if self._stop.wait(busy * self._ratio):
                 raise Stopped
             self._since = time.perf_counter()
 
@@ -66,6 +72,8 @@ class MonitorRefresher:
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
+        if self._engine.monitoring.list_monitors():
+            import_statistics()  # now, not in the middle of traffic (a monitor made later pays it then)
         while not self._stop.wait(self.interval_s):
             for monitor in self._engine.monitoring.list_monitors():
                 if self._stop.is_set():

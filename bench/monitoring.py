@@ -151,6 +151,7 @@ def serving_side(data: Path) -> list[dict]:
         try:
             run_load(server.url, "/serving-endpoints/ep/invocations", body, concurrency=8, max_requests=500,
                      max_seconds=5)  # warm: the model session loads on the first request
+            time.sleep(3)  # and the server's start is over (the refresher imports scipy as it starts)
             whole, slices, refreshed_at = LoadResult(), [], None
             t0 = time.monotonic()
             with httpx.Client(base_url=server.url, timeout=10) as http:

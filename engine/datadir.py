@@ -21,9 +21,9 @@ from cairn.engine.features.store import FeatureStore
 from cairn.engine.governance.records import GOVERNANCE_TABLES
 from cairn.engine.governance.store import Governance
 from cairn.engine.loggedmodels.lmdbstore import LoggedModelStore
+from cairn.engine.loggedmodels.records import LOGGED_MODEL_TABLES
 from cairn.engine.monitoring.records import MONITORING_TABLES
 from cairn.engine.monitoring.store import MonitorStore
-from cairn.engine.loggedmodels.records import LOGGED_MODEL_TABLES
 from cairn.engine.registry.lmdbstore import LmdbRegistryStore
 from cairn.engine.registry.records import REGISTRY_TABLES
 from cairn.engine.registry.registration import Registrar
@@ -69,7 +69,7 @@ class Engine:
         self.registry = LmdbRegistryStore(self.env, self.tracking, self.logged_models)
         # Finishes new versions in a background thread (see resume_pending for old ones).
         self.registrar = Registrar(self.registry, self.tracking, self.logged_models, self.artifacts)
-        self.endpoints = LmdbEndpointStore(self.env)
+        self.endpoints = LmdbEndpointStore(self.env, self.registry)
         # Feature tables' records and online rows; the Delta side is sdk.features.offline_store.
         self.features = FeatureStore(self.env, path)
         # Baselines, endpoint monitors and their windows (read from the payload log).

@@ -1,6 +1,8 @@
 """Errors the engine raises, carrying MLflow's error codes so HTTP layers map them 1:1."""
 from __future__ import annotations
 
+import re
+
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
 RESOURCE_DOES_NOT_EXIST = "RESOURCE_DOES_NOT_EXIST"
 RESOURCE_ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
@@ -51,3 +53,16 @@ def invalid(message: str) -> CairnError:
 
 def already_exists(message: str) -> CairnError:
     return CairnError(message, RESOURCE_ALREADY_EXISTS)
+
+
+CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_no_control(text: str, what: str) -> str:
+    """INVALID_PARAMETER_VALUE naming `what` when a name holds a control character (a
+    NUL, a newline, an escape): names end up as keys, log lines and terminal cells. Names
+    with a charset of their own (models, endpoints, keys) refuse these already."""
+    bad = CONTROL_CHARACTER.search(text)
+    if bad:
+        raise invalid(f"Invalid {what} {text[:80]!r}: it contains the control character {bad.group()!r}")
+    return text

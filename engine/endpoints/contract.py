@@ -175,7 +175,8 @@ class EndpointStore(ABC):
     def create_endpoint(self, name: str, config: EndpointConfig | Mapping, creator: str = "") -> Endpoint:
         """A new endpoint at config_version 1. `config` may be a mapping of the JSON
         shape. RESOURCE_ALREADY_EXISTS ("Endpoint 'x' already exists.") if the name is
-        taken."""
+        taken; RESOURCE_DOES_NOT_EXIST naming the served entity and the model version
+        (or alias) when a served model version does not exist, as Databricks refuses it."""
 
     @abstractmethod
     def get_endpoint(self, name: str) -> Endpoint: ...
@@ -186,7 +187,7 @@ class EndpointStore(ABC):
 
     @abstractmethod
     def update_config(self, name: str, config: EndpointConfig | Mapping) -> Endpoint:
-        """Replace the endpoint's config (checked as on create); config_version + 1 and
+        """Replace the endpoint's config (checked as on create, served versions included); config_version + 1 and
         last_updated_timestamp now. An omitted auto_capture_config keeps the current one;
         an omitted shadow removes it. Returns the updated endpoint."""
 

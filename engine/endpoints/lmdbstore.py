@@ -29,6 +29,7 @@ import msgspec
 
 from cairn.engine.endpoints.config import check_config, check_endpoint_name
 from cairn.engine.endpoints.contract import (
+    FEATURE_SPEC,
     READ_PAYLOADS_DEFAULT,
     READ_PAYLOADS_MAX,
     AutoCaptureConfig,
@@ -38,8 +39,9 @@ from cairn.engine.endpoints.contract import (
     EndpointStore,
     PayloadRecord,
 )
-from cairn.engine.errors import already_exists, invalid, not_found
+from cairn.engine.errors import CairnError, already_exists, invalid, not_found
 from cairn.engine.query.pagination import Page, check_max_results
+from cairn.engine.registry.contract import RegistryStore
 from cairn.engine.store.codec import Codec
 from cairn.engine.store.keys import i64, prefix_end, read_i64, read_u64, u64
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
@@ -172,10 +174,26 @@ def _time_bound(value: object, field: str) -> int | None:
 
 
 class LmdbEndpointStore(EndpointStore):
-    def __init__(self, lenv: LmdbEnv):
+    def __init__(self, lenv: LmdbEnv, registry: RegistryStore):
         self._env = lenv
         self._db = lenv.dbs
+        self._registry = registry
         self._purge_orphans()
+
+    def _check(self, config) -> EndpointConfig:
+        """The config checked, and every served model version (or alias) found."""
+        checked = check_config(config)
+        for i, se in enumerate(checked.served_entities):
+            if se.entity_type == FEATURE_SPEC:
+                continue
+            try:
+                if se.entity_version:
+                    self._registry.get_model_version(se.entity_name, se.entity_version)
+                else:
+                    self._registry.get_model_version_by_alias(se.entity_name, se.entity_alias)
+            except CairnError as exc:
+                raise CairnError(f"served_entities[{i}] ({se.name}): {exc.message}", exc.error_code) from None
+        return checked
 
     # ================================================================ lookups
     def _id(self, txn, name: str) -> bytes:
@@ -192,7 +210,7 @@ class LmdbEndpointStore(EndpointStore):
     # ================================================================ endpoints
     def create_endpoint(self, name, config, creator="") -> Endpoint:
         name = check_endpoint_name(name)
-        checked = check_config(config)
+        checked = self._check(config)
         if checked.auto_capture_config is None:
             checked.auto_capture_config = AutoCaptureConfig()
         creator = creator or ""
@@ -230,7 +248,7 @@ class LmdbEndpointStore(EndpointStore):
         return out
 
     def update_config(self, name, config) -> Endpoint:
-        checked = check_config(config)
+        checked = self._check(config)
 
         def op(b: Batch) -> EndpointRecord:
             eid, rec = self._get(b.txn, name)

@@ -23,7 +23,7 @@ import re
 
 import msgspec
 
-from cairn.engine.errors import invalid, not_found
+from cairn.engine.errors import check_no_control, invalid, not_found
 from cairn.engine.store.codec import Codec
 
 # sub-database name -> dupsort; the engine merges this into its table list.
@@ -169,7 +169,7 @@ def check_model_name(name: object) -> str:
         )
     if len(name) > MAX_MODEL_NAME_LENGTH:
         raise invalid(f"Model name exceeds the maximum length of {MAX_MODEL_NAME_LENGTH} characters")
-    return name
+    return check_no_control(name, "model name")
 
 
 def artifact_prefix(model_id: str, rec: LoggedModelRecord) -> str:

@@ -70,7 +70,6 @@ class LogColumns:
         self._undecoded: list[bool] | np.ndarray = []
         self._row_counts: list[int] = []
         self._done: dict[str, list[np.ndarray]] = {name: [] for name in PER_PAYLOAD}
-        self.request_ids: list[tuple[str, str]] = []
         self._page: dict[str, list[Any]] = {}
         self._page_rows = 0
         self._chunks: dict[str, list[np.ndarray]] = {}
@@ -89,7 +88,6 @@ class LogColumns:
         self.model.append(model)
         self.status.append(status)
         self.latency.append(latency_ms)
-        self.request_ids.append((request_id, client_request_id))
         records = payload_rows(request, response, self._names_for(model)) if status < 400 else []
         self._undecoded.append(records is None)
         records = records or []

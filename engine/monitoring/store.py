@@ -55,12 +55,20 @@ MAX_GRANULARITIES = 6
 PAGE = 1_000  # payloads read a transaction (~3 ms of decoding: a paced refresh rests between)
 MAX_LABELS = 100_000
 END = 1 << 62  # later than any timestamp
-INDEX_CHUNK = 2_000  # request ids indexed a write
 WEBHOOK_TIMEOUT_S = 2.0
 
 
 def _no_pace() -> None:
     pass
+
+
+def import_statistics() -> None:
+    """Import what a refresh computes with (numpy, scipy, scikit-learn's metrics). An
+    import holds the GIL for up to a second: a server imports them as it starts, not
+    in the middle of its traffic at the first refresh."""
+    import scipy.spatial.distance  # noqa: F401
+    import scipy.stats  # noqa: F401
+    import sklearn.metrics  # noqa: F401
 
 
 def _baseline_key(model: str, version: str) -> bytes:
@@ -243,10 +251,9 @@ class MonitorStore:
                     fresh[key] = window
                 if final:
                     final_until[str(g)] = wstart + size
-        indexed_from = rec.indexed_until_ms
         rec.final_until, rec.last_refresh_ms, rec.last_error = final_until, now, ""
         if len(log):
-            rec.indexed_until_ms = max(indexed_from, int(log.ts[-1]))
+            rec.indexed_until_ms = max(rec.indexed_until_ms, int(log.ts[-1]))
         prefix = u64(rec.monitor_id)
         changed: list[AlertState] = []
 
@@ -269,34 +276,31 @@ class MonitorStore:
                 b.txn.put(key, ALERT_STATE.encode(after), db=b.dbs["monitor_alerts"])
             b.txn.put(endpoint.encode(), MONITOR.encode(rec), db=b.dbs["monitors"])
 
-        self._index_requests(rec, log, log.span(indexed_from, END)[0], pace)
         self._env.write(op)
         if changed and rec.webhook_url:
             _notify(rec.webhook_url, endpoint, changed)
         return RefreshResult(endpoint=endpoint, payloads_read=len(log), windows_written=len(written),
                              seconds=time.perf_counter() - t0, alerts_changed=changed)
 
-    def _index_requests(self, rec: MonitorRecord, log: LogColumns, first: int, pace: Callable[[], None]) -> None:
-        """Request id -> when, for labels posted later: each payload once, from `first`
-        (windows still open are read again, but were indexed when first read). In short
-        writes before the refresh's own, so none holds the writer (or the GIL) long; one
-        left by an abandoned refresh is written again, the same, by the next."""
+    def _index_requests(self, rec: MonitorRecord, ids: list[tuple[str, str, int]]) -> None:
+        """(request id, client request id, log time) -> the monitor's request index, for
+        labels posted later. Written page by page as a refresh reads, in short writes
+        apart from the refresh's own, so none holds the writer (or the GIL) long; what an
+        abandoned refresh wrote is written again, the same, by the next."""
         prefix, key = u64(rec.monitor_id), rec.endpoint.encode()
-        for lo in range(first, len(log), INDEX_CHUNK):
-            pace()
 
-            def op(b: Batch, lo: int = lo) -> None:
-                raw = b.txn.get(key, db=b.dbs["monitors"])
-                if raw is None or MONITOR.decode(raw).monitor_id != rec.monitor_id:
-                    return  # deleted meanwhile: its keys would outlive it
-                put, requests = b.txn.put, b.dbs["monitor_requests"]
-                for i in range(lo, min(lo + INDEX_CHUNK, len(log))):
-                    ts = i64(int(log.ts[i]))
-                    for rid in log.request_ids[i]:
-                        if rid:
-                            put(prefix + rid.encode(), ts, db=requests)
+        def op(b: Batch) -> None:
+            raw = b.txn.get(key, db=b.dbs["monitors"])
+            if raw is None or MONITOR.decode(raw).monitor_id != rec.monitor_id:
+                return  # deleted meanwhile: its keys would outlive it
+            put, requests = b.txn.put, b.dbs["monitor_requests"]
+            for request_id, client_request_id, ts in ids:
+                when = i64(ts)
+                for rid in (request_id, client_request_id):
+                    if rid:
+                        put(prefix + rid.encode(), when, db=requests)
 
-            self._env.write(op)
+        self._env.write(op)
 
     def _newest(self, txn, rec: MonitorRecord, rule: AlertRule, fresh: dict[bytes, WindowRecord]
                 ) -> WindowRecord | None:
@@ -372,7 +376,8 @@ class MonitorStore:
     def _read_log(self, rec: MonitorRecord, start_ms: int, now: int, baselines: dict[str, Profile | None],
                   pace: Callable[[], None]) -> LogColumns:
         """The payload log from `start_ms` up to `now` (a refresh never chases a log
-        that grows as it reads), decoded once into columns. Requests of
+        that grows as it reads), decoded once into columns; the request ids of payloads
+        not yet indexed go to the request index as each page is read. Requests of
         bare values are named by their model version's baseline, else by the baseline of
         a version the endpoint serves (its versions take the same inputs, as a rule)."""
         served = []
@@ -395,10 +400,13 @@ class MonitorStore:
         while True:
             page = self._endpoints.read_payloads(rec.endpoint, start_ms=start_ms or None, end_ms=now + 1,
                                                  max_results=PAGE, page_token=token)
+            ids = []  # each payload's ids once: open windows are read again, but were indexed
             for r in page.items:
                 pace()
                 if r.shadow:
                     continue  # the shadow's answers never reached a client
+                if r.timestamp_ms >= rec.indexed_until_ms:
+                    ids.append((r.request_id, r.client_request_id, r.timestamp_ms))
                 model = ""
                 if r.model_name:
                     model = keys.get((r.model_name, r.model_version), "")
@@ -407,6 +415,8 @@ class MonitorStore:
                             f"{parse_model_name(r.model_name).full}\0{r.model_version}")
                 log.add(r.timestamp_ms, r.served_entity_name, model, r.status_code, r.latency_ms, r.request,
                         r.response, r.request_id, r.client_request_id)
+            if ids:
+                self._index_requests(rec, ids)
             token = page.next_page_token
             if not token:
                 return log.finish()

@@ -32,7 +32,7 @@ from typing import BinaryIO
 import lmdb
 import msgspec
 
-from cairn.engine.errors import INTERNAL_ERROR, CairnError, invalid, not_found
+from cairn.engine.errors import CONTROL_CHARACTER, INTERNAL_ERROR, CairnError, invalid, not_found
 from cairn.engine.store.lmdbenv import Batch, LmdbEnv
 
 
@@ -59,7 +59,6 @@ SCRATCH_DIR = "tmp"
 
 _SHA_RE = re.compile(r"[0-9a-f]{64}")
 _DRIVE_RE = re.compile(r"[A-Za-z]:")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # How many entries `walk` reads per read transaction.
 _WALK_BATCH = 1000
 
@@ -87,7 +86,7 @@ def check_artifact_path(path: str, *, allow_empty: bool = False) -> str:
 
     if "\x00" in path:
         raise bad("contains a NUL byte")
-    if _CONTROL_RE.search(path):
+    if CONTROL_CHARACTER.search(path):
         raise bad("contains a control character")
     if "\\" in path:
         raise bad("contains a backslash")

@@ -10,7 +10,7 @@ import numbers
 import posixpath
 import re
 
-from cairn.engine.errors import invalid
+from cairn.engine.errors import check_no_control, invalid
 from cairn.engine.tracking.contract import (
     MAX_ENTITIES_PER_BATCH,
     MAX_EXPERIMENT_NAME_LENGTH,
@@ -75,7 +75,7 @@ def check_experiment_name(name: object) -> str:
         raise invalid(
             f"Experiment name exceeds the maximum length of {MAX_EXPERIMENT_NAME_LENGTH} characters"
         )
-    return name
+    return check_no_control(name, "experiment name")
 
 
 def check_param_value(key: str, value: object) -> str:
