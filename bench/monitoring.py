@@ -95,16 +95,18 @@ def cairn_side(data: Path, t0: int) -> dict:
     code = (
         "import json, sys\n"
         f"sys.path.insert(0, {str(BENCH)!r})\n"
-        "from report import peak_rss_mib\n"
+        "from report import peak_rss_mib, status_mib\n"
         "from cairn import engine\n"
         "import numpy, scipy.stats, sklearn.metrics\n"  # what a refresh imports, before the start figure
         f"eng = engine.open({str(data)!r})\n"
         "start = peak_rss_mib()\n"
+        "anon, mapped = status_mib('RssAnon'), status_mib('RssFile')\n"
         f"first = eng.monitoring.refresh('ep', now={t0 + 2 * DAY})\n"
         f"again = eng.monitoring.refresh('ep', now={t0 + 2 * DAY})\n"
         "w = eng.monitoring.windows('ep')[0]\n"
         "print(json.dumps({'seconds': first.seconds, 'again_s': again.seconds, 'read': first.payloads_read,"
         " 'rss_mib': peak_rss_mib(), 'start_rss_mib': start,"
+        " 'anon_mib': status_mib('RssAnon') - anon, 'mapped_mib': status_mib('RssFile') - mapped,"
         " 'scores': {c.name: {'score': c.wasserstein, 'drifted': c.drifted} for c in w.drift.columns}}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -200,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'cairn':<10} {'refresh: read + decode log, profile, drift':<46} {cairn['seconds']:>9.2f} "
           f"{cairn['rss_mib']:>13.0f} {cairn['rss_mib'] - cairn['start_rss_mib']:>16.0f}")
     print(f"{'cairn':<10} {'refresh again, nothing new':<46} {cairn['again_s']:>9.3f}")
+    print(f"{'':<10} after the refresh, of its growth: {cairn['anon_mib']:.0f} MiB heap, "
+          f"{cairn['mapped_mib']:.0f} MiB LMDB pages mapped (clean, reclaimable)")
     if ev:
         print(f"{'evidently':<10} {'DataDriftPreset on DataFrames (no log)':<46} {ev['seconds']:>9.2f} "
               f"{ev['rss_mib']:>13.0f} {ev['rss_mib'] - ev['start_rss_mib']:>16.0f}")

@@ -49,13 +49,19 @@ class Measure:
     percentiles_ms: dict[str, float] = field(default_factory=dict)  # e.g. {"p50": .., "p99": ..}
 
 
-def peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM; ru_maxrss would carry a parent's peak across the
-    fork and exec that started a child)."""
+def status_mib(field: str) -> float:
+    """A memory figure of this process from /proc/self/status, in MiB: VmHWM (peak RSS;
+    ru_maxrss would carry a parent's peak across the fork and exec that started a
+    child), RssAnon (heap) or RssFile (mapped files, such as LMDB's pages: clean,
+    given back under memory pressure)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_rss_mib() -> float:
+    return status_mib("VmHWM")
 
 
 def _fmt_n(n: int) -> str:

@@ -51,6 +51,12 @@ def invalid(message: str) -> CairnError:
     return CairnError(message, INVALID_PARAMETER_VALUE)
 
 
+def bad_request(message: str) -> CairnError:
+    """Data that cannot be read as what it claims to be (MLflow's code for a value its
+    scoring server cannot convert)."""
+    return CairnError(message, BAD_REQUEST)
+
+
 def already_exists(message: str) -> CairnError:
     return CairnError(message, RESOURCE_ALREADY_EXISTS)
 

@@ -16,10 +16,26 @@ def eng(tmp_path: Path):
     e.close()
 
 
-def register_versions(eng, name: str, versions: int = 1, aliases: dict[str, int] | None = None) -> None:
+@pytest.fixture
+def register_versions():
+    """`register_versions(eng, name, versions=1, aliases=None)`, below."""
+    return _register_versions
+
+
+def _register_versions(eng, name: str, versions: int = 1, aliases: dict[str, int] | None = None) -> None:
     """Registry records of a model with `versions` versions and `aliases` (alias ->
     version), without model files: for tests of what names a model version (endpoint
     configs, grants), not of registration itself."""
+    from cairn.engine.errors import CairnError
+    from cairn.engine.registry.names import parse_model_name
+
+    full = parse_model_name(name)
+    for make, what in ((eng.registry.create_catalog, full.catalog), (eng.registry.create_schema,
+                                                                     f"{full.catalog}.{full.schema}")):
+        try:
+            make(what)
+        except CairnError:
+            pass  # there already (main, main.default)
     eng.registry.create_registered_model(name)
     for _ in range(versions):
         eng.registry.create_model_version(name, f"file:///nowhere/{name}")

@@ -13,9 +13,10 @@ Requests (as `mlflow models serve` takes them, mlflow/pyfunc/scoring_server):
 Bodies are decoded with msgspec and turned into feeds by engine.models.predictor.FeedBuilder,
 which checks them against the signature; numbers become arrays in one numpy conversion
 of the whole list. Every failure is a ScoringError carrying MLflow's error JSON
-(`{"error_code", "message"}`) and status: BAD_REQUEST 400 for a body that is not the
-protocol, INVALID_PARAMETER_VALUE 400 for data that does not fit the signature (the
-message names the column and the type it needs), 415 for other content types.
+(`{"error_code", "message"}`) and status, with MLflow's codes: BAD_REQUEST 400 for a
+body that is not the protocol and for values that cannot be read as their column's type
+(the message names the column and the type it needs), INVALID_PARAMETER_VALUE 400 for a
+missing column or an input of the wrong shape, 415 for other content types.
 
 Responses follow MLflow's pyfunc serving for the same model: labels for a classifier,
 1-D values for a single-target regressor, a raw tensor model's single output as nested
@@ -35,7 +36,7 @@ import msgspec
 import numpy as np
 
 from cairn.app.serving.asgi import error_body
-from cairn.engine.errors import BAD_REQUEST, INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.errors import BAD_REQUEST, CairnError
 from cairn.engine.models.predictor import FeedBuilder, pyfunc_output
 from cairn.engine.models.signature import TENSOR, OnnxSignature
 
@@ -294,7 +295,7 @@ def _rows(feeds: dict[str, np.ndarray], signature: OnnxSignature) -> int:
         odd = next((n for n, k in lengths.items() if k != rows), None)
         if odd is not None:
             raise ScoringError(
-                400, INVALID_PARAMETER_VALUE,
+                400, BAD_REQUEST,
                 f"Column {odd!r} has {lengths[odd]} values, other columns have {rows}",
             )
         if rows == 0:
@@ -386,7 +387,7 @@ def _typed(name: str, cells: np.ndarray, type_name: str) -> np.ndarray:
         truth = np.isin(lowered, list(_TRUE))
         bad = ~(truth | np.isin(lowered, list(_FALSE)))
         if bad.any():
-            raise ScoringError(400, INVALID_PARAMETER_VALUE, _wrong(name, "booleans", cells[bad][0]))
+            raise ScoringError(400, BAD_REQUEST, _wrong(name, "booleans", cells[bad][0]))
         return truth
     is_float = type_name.startswith("float")
     try:
@@ -399,8 +400,8 @@ def _typed(name: str, cells: np.ndarray, type_name: str) -> np.ndarray:
             if cell or not is_float:
                 np.array(cell).astype(type_name)
         except (TypeError, ValueError, OverflowError):
-            raise ScoringError(400, INVALID_PARAMETER_VALUE, _wrong(name, words, cell)) from None
-    raise ScoringError(400, INVALID_PARAMETER_VALUE, f"Column {name!r} cannot be read as {type_name}")
+            raise ScoringError(400, BAD_REQUEST, _wrong(name, words, cell)) from None
+    raise ScoringError(400, BAD_REQUEST, f"Column {name!r} cannot be read as {type_name}")
 
 
 def _wrong(name: str, words: str, cell: str) -> str:

@@ -3,8 +3,11 @@ how tables become its input tensors.
 
 `feeds(data)` turns request data (a DataFrame, a dict of columns, records, a 2-D list or
 array, or named tensors) into the session's inputs per the signature's layout, and
-rejects what does not fit with a CairnError (INVALID_PARAMETER_VALUE, HTTP 400) that
-names the column and the type it needs. Numeric data is converted with whole-array
+rejects what does not fit with a CairnError (HTTP 400) that names the column and the
+type it needs, with MLflow's codes: BAD_REQUEST for values that cannot be read as the
+column's type and rows of the wrong width (MLflow fails to convert them), and
+INVALID_PARAMETER_VALUE for a missing column or input of the wrong shape (its schema
+enforcement). Numeric data is converted with whole-array
 numpy operations; only records need a Python pass per row (to pull each column out).
 `table_feeds(columns, rows)` takes a table already split into column names and rows
 (what MLflow's dataframe_split and CSV bodies hold). Both live on `FeedBuilder`, which
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from cairn.engine.errors import invalid
+from cairn.engine.errors import bad_request, invalid
 from cairn.engine.models.signature import (
     COLUMNS,
     MATRIX,
@@ -91,12 +94,12 @@ class FeedBuilder:
         width = len(columns)
         if isinstance(rows, np.ndarray):  # already one array (a CSV of numbers)
             if rows.ndim != 2 or rows.shape[1] != width:
-                raise invalid(f"A table with {width} columns needs rows of {width} values, got shape {list(rows.shape)}")
+                raise bad_request(f"A table with {width} columns needs rows of {width} values, got shape {list(rows.shape)}")
             return self.feeds({c: rows[:, i] for i, c in enumerate(columns)})
         for i, row in enumerate(rows):
             if not isinstance(row, (list, tuple)) or len(row) != width:
                 got = f"{len(row)} values" if isinstance(row, (list, tuple)) else _shown(row)
-                raise invalid(f"Row {i} has {got}, the table has {width} columns")
+                raise bad_request(f"Row {i} has {got}, the table has {width} columns")
         if not rows:
             return self.feeds({c: [] for c in columns})
         return self.feeds(dict(zip(columns, zip(*rows))))
@@ -303,17 +306,17 @@ def _cast(name: str, values: Any, type_name: str, keep_shape: bool = False) -> n
                 bad = next(x for x in arr.ravel() if x is not None)
     else:
         bad = arr.ravel()[0] if arr.size else None
-    raise invalid(f"Column {name!r} must hold {_type_words(type_name)}, got {_shown(bad)}")
+    raise bad_request(f"Column {name!r} must hold {_type_words(type_name)}, got {_shown(bad)}")
 
 
 def _text(name: str, arr: np.ndarray) -> np.ndarray:
     if arr.dtype.kind == "U":
         return arr.astype(object)
     if arr.dtype.kind != "O":
-        raise invalid(f"Column {name!r} must hold strings, got {_shown(arr.ravel()[0] if arr.size else None)}")
+        raise bad_request(f"Column {name!r} must hold strings, got {_shown(arr.ravel()[0] if arr.size else None)}")
     bad = next((x for x in arr.ravel() if not isinstance(x, str)), _NOTHING)
     if bad is not _NOTHING:
-        raise invalid(f"Column {name!r} must hold strings, got {_shown(bad)}")
+        raise bad_request(f"Column {name!r} must hold strings, got {_shown(bad)}")
     return arr
 
 
@@ -377,7 +380,7 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
         try:
             return np.asarray(data, dtype=object)
         except (TypeError, ValueError) as exc:
-            raise invalid(f"Input is not a rectangular table: {exc}") from None
+            raise bad_request(f"Input is not a rectangular table: {exc}") from None
 
 
 def _check_shape(spec: TensorSpec, value: np.ndarray) -> None:

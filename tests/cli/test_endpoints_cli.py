@@ -20,6 +20,8 @@ from clirun import assert_clean_error, cli
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from cairn import engine
+
 REPO = Path(__file__).resolve().parents[2]
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 WAIT_S = 30.0
@@ -325,12 +327,18 @@ def test_doctor_on_a_healthy_data_dir(data):
 
 
 def test_doctor_names_an_endpoint_that_cannot_serve(data):
-    cli(data, "endpoints", "create", "ghost", "--model", "iris", "--version", "9")
+    refused = cli(data, "endpoints", "create", "ghost", "--model", "iris", "--version", "9", check=False)
+    assert refused.returncode == 1 and "served_entities[0] (iris-9): Model Version (name=iris, version=9)" in refused.stderr
+    with engine.open(data) as eng:  # a version served, then deleted
+        doomed = eng.registry.create_model_version("iris", "file:///nowhere/model").version
+    cli(data, "endpoints", "create", "ghost", "--model", "iris", "--version", doomed)
+    with engine.open(data) as eng:
+        eng.registry.delete_model_version("iris", doomed)
     try:
         proc = doctor(data)
         assert proc.returncode == 1
         line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("endpoint ghost"))
-        assert "FAIL" in line and "iris v9" in line
+        assert "FAIL" in line and f"iris v{doomed}" in line
         assert "cairn endpoints update ghost" in proc.stdout.split("To fix:")[1]
     finally:
         cli(data, "endpoints", "delete", "ghost")

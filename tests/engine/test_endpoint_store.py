@@ -30,6 +30,28 @@ T0 = 1_700_000_000_000
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture
+def models(register_versions):
+    """The versions and aliases these configs serve: an endpoint refuses a missing one."""
+
+    def register(e) -> None:
+        register_versions(e, "iris", 3, {"champion": 2})
+        register_versions(e, "m")
+        register_versions(e, "m" * 255)
+        register_versions(e, "vision.resnet", 1, {"champion": 1})
+        register_versions(e, "cat.vision.resnet", 7)
+
+    return register
+
+
+@pytest.fixture
+def eng(tmp_path: Path, models):
+    e = engine.open(tmp_path / "data")
+    models(e)
+    yield e
+    e.close()
+
+
 def one(version="1", **kw) -> dict:
     return {"served_entities": [{"entity_name": "iris", "entity_version": version, **kw}]}
 
@@ -192,6 +214,24 @@ def test_missing_and_duplicate_endpoints(eng):
     store.delete_endpoint("dup")
     error(lambda: store.get_endpoint("dup"), "RESOURCE_DOES_NOT_EXIST")
     assert store.list_endpoints() == []
+
+
+def test_served_model_versions_must_exist(eng):
+    """As Databricks: an endpoint that names a missing model, version or alias is
+    refused (naming the served entity and what is missing), on create and update, and
+    nothing of it is written."""
+    store = eng.endpoints
+    ghost = {"served_entities": [{"entity_name": "ghost", "entity_version": "1"}]}
+    assert "ghost" in error(lambda: store.create_endpoint("x", ghost), "RESOURCE_DOES_NOT_EXIST")
+    missing = error(lambda: store.create_endpoint("x", one("9")), "RESOURCE_DOES_NOT_EXIST")
+    assert missing.startswith("served_entities[0] (iris-9): ") and "iris" in missing and "9" in missing
+    no_alias = _set(two(), "served_entities.1.entity_alias", "gone")
+    with pytest.raises(CairnError, match=r"served_entities\[1\] \(b\): .*gone"):
+        store.create_endpoint("x", no_alias)
+    assert store.list_endpoints() == []
+    store.create_endpoint("x", one())
+    error(lambda: store.update_config("x", one("9")), "RESOURCE_DOES_NOT_EXIST")
+    assert store.get_endpoint("x").config_version == 1
 
 
 @pytest.mark.parametrize(
@@ -377,9 +417,10 @@ def test_config_errors_of_python_callers(eng):
     assert store.list_endpoints() == []
 
 
-def test_endpoints_survive_reopen(tmp_path):
+def test_endpoints_survive_reopen(tmp_path, models):
     path = tmp_path / "reopen"
     with engine.open(path) as eng:
+        models(eng)
         first = eng.endpoints.create_endpoint("keep", two())
         second = eng.endpoints.update_config("keep", one())
         eng.endpoints.log_payloads("keep", records(10))
@@ -530,9 +571,10 @@ def _log_keys(eng) -> int:
         return txn.stat(eng.env.dbs["payload_logs"])["entries"]
 
 
-def test_a_log_orphaned_by_a_crash_is_removed_on_open(tmp_path):
+def test_a_log_orphaned_by_a_crash_is_removed_on_open(tmp_path, models):
     path = tmp_path / "crash"
     with engine.open(path) as eng:
+        models(eng)
         eng.endpoints.create_endpoint("orphan", one())
         eng.endpoints.create_endpoint("kept", one())
         eng.endpoints.log_payloads("orphan", records(50))
@@ -552,11 +594,12 @@ def test_a_log_orphaned_by_a_crash_is_removed_on_open(tmp_path):
         assert eng.endpoints.payload_count("kept") == 5
 
 
-def test_async_writes_are_durable_after_flush(tmp_path):
+def test_async_writes_are_durable_after_flush(tmp_path, models):
     """Committed means visible to another process while this one still holds the store."""
     path = tmp_path / "durable"
     eng = engine.open(path)
     try:
+        models(eng)
         eng.endpoints.create_endpoint("dur", one())
         batch = records(2000, per_ms=2)
         for i in range(0, 2000, 100):

@@ -16,6 +16,7 @@ from cairn.engine.endpoints.contract import PayloadRecord
 
 API = "/api/2.0/serving-endpoints"
 T0 = 1_700_000_000_000
+MODEL = "endpoints_api_iris"  # its own name: the session's server is shared
 
 
 def unique(prefix: str = "ep") -> str:
@@ -23,7 +24,20 @@ def unique(prefix: str = "ep") -> str:
 
 
 def config(version: str = "1", **extra) -> dict:
-    return {"served_entities": [{"entity_name": "iris", "entity_version": version}], **extra}
+    return {"served_entities": [{"entity_name": MODEL, "entity_version": version}], **extra}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def served_model(server_url):
+    """What the configs serve (versions 1-3, @champion at 2): an endpoint naming a
+    missing version is refused."""
+    with httpx.Client(base_url=f"{server_url}/api/2.0/mlflow", timeout=30) as c:
+        assert c.post("/registered-models/create", json={"name": MODEL}).status_code == 200
+        for _ in range(3):
+            resp = c.post("/model-versions/create", json={"name": MODEL, "source": "file:///nowhere/model"})
+            assert resp.status_code == 200, resp.text
+        assert c.post("/registered-models/alias", json={"name": MODEL, "alias": "champion",
+                                                         "version": "2"}).status_code == 200
 
 
 @pytest.fixture()
@@ -49,8 +63,8 @@ def test_create_get_list_update_delete(http):
     assert ep["state"] == {"config_update": "NOT_UPDATING"}
     cfg = ep["config"]
     assert cfg["config_version"] == 1
-    assert cfg["served_entities"][0]["name"] == "iris-1" and cfg["served_entities"][0]["entity_version"] == "1"
-    assert cfg["traffic_config"] == {"routes": [{"served_entity_name": "iris-1", "traffic_percentage": 100}]}
+    assert cfg["served_entities"][0]["name"] == f"{MODEL}-1" and cfg["served_entities"][0]["entity_version"] == "1"
+    assert cfg["traffic_config"] == {"routes": [{"served_entity_name": f"{MODEL}-1", "traffic_percentage": 100}]}
     assert cfg["auto_capture_config"]["enabled"] is True and "shadow" not in cfg
     assert http.get(f"{API}/{name}").json() == ep
     assert name in [e["name"] for e in http.get(API).json()["endpoints"]]
@@ -60,9 +74,9 @@ def test_create_get_list_update_delete(http):
     update = {
         "name": name,
         "served_entities": [
-            {"name": "old", "entity_name": "iris", "entity_version": 1},
-            {"name": "new", "entity_name": "main.default.iris", "entity_alias": "champion", "workload_type": "GPU"},
-            {"name": "shadow", "entity_name": "iris", "entity_version": "3"},
+            {"name": "old", "entity_name": MODEL, "entity_version": 1},
+            {"name": "new", "entity_name": f"main.default.{MODEL}", "entity_alias": "champion", "workload_type": "GPU"},
+            {"name": "shadow", "entity_name": MODEL, "entity_version": "3"},
         ],
         "traffic_config": {
             "routes": [
@@ -113,7 +127,7 @@ def test_errors(http):
         assert error_of(resp, 404, "RESOURCE_DOES_NOT_EXIST") == f"Endpoint '{missing}' does not exist."
 
     bad = config()
-    bad["traffic_config"] = {"routes": [{"served_entity_name": "iris-1", "traffic_percentage": 90}]}
+    bad["traffic_config"] = {"routes": [{"served_entity_name": f"{MODEL}-1", "traffic_percentage": 90}]}
     message = error_of(http.put(f"{API}/{name}/config", json=bad), 400, "INVALID_PARAMETER_VALUE")
     assert message == "traffic_config.routes: percentages sum to 90, must be 100"
     both = config()
@@ -124,6 +138,11 @@ def test_errors(http):
     typed["served_entities"][0]["max_batch_rows"] = "lots"
     message = error_of(http.post(API, json={"name": unique(), "config": typed}), 400, "INVALID_PARAMETER_VALUE")
     assert message == "served_entities[0].max_batch_rows: Expected `int`, got `str`"
+    message = error_of(http.post(API, json={"name": unique(), "config": config("9")}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert message.startswith(f"served_entities[0] ({MODEL}-9): ") and "9" in message
+    message = error_of(http.put(f"{API}/{name}/config", json={"served_entities": [
+        {"entity_name": "nowhere_model", "entity_alias": "champion"}]}), 404, "RESOURCE_DOES_NOT_EXIST")
+    assert "nowhere_model" in message
     message = error_of(http.post(API, json={"name": "a b", "config": config()}), 400, "INVALID_PARAMETER_VALUE")
     assert message.startswith("name: 'a b' contains a space")
     message = error_of(http.post(API, json={"config": config()}), 400, "INVALID_PARAMETER_VALUE")
@@ -154,8 +173,8 @@ def test_payloads_page_by_time(http, server):
             timestamp_ms=T0 + i // 2,
             status_code=200 if i % 10 else 400,
             latency_ms=1.5,
-            served_entity_name="iris-1",
-            model_name="iris",
+            served_entity_name=f"{MODEL}-1",
+            model_name=MODEL,
             model_version="1",
             request='{"inputs": [[5.1, 3.5, 1.4, 0.2]]}',
             response='{"predictions": [0]}',
@@ -192,8 +211,8 @@ def test_payloads_page_by_time(http, server):
         "status_code": 200,
         "latency_ms": 1.5,
         "client_request_id": "client-3",
-        "served_entity_name": "iris-1",
-        "model_name": "iris",
+        "served_entity_name": f"{MODEL}-1",
+        "model_name": MODEL,
         "model_version": "1",
         "request": '{"inputs": [[5.1, 3.5, 1.4, 0.2]]}',
         "response": '{"predictions": [0]}',

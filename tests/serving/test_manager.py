@@ -112,14 +112,17 @@ def test_config_update_swaps_to_the_new_version_and_delete_answers_404(eng, iris
 
 def test_an_endpoint_whose_version_is_missing_is_503_naming_it(eng, iris):
     X, _, _ = iris
-    eng.endpoints.create_endpoint("ghost", {"served_entities": [{"entity_name": "iris", "entity_version": "9"}]})
+    # An endpoint must name a version that exists; the version can be deleted later.
+    doomed = eng.registry.create_model_version("iris", "file:///nowhere/model").version
+    eng.endpoints.create_endpoint("ghost", {"served_entities": [{"entity_name": "iris", "entity_version": doomed}]})
+    eng.registry.delete_model_version("iris", doomed)
     manager = EndpointManager(eng)
     try:
         for _ in range(3):  # the failed build's answer is reused, not rebuilt per request
             reply = asyncio.run(manager.invoke("ghost", "application/json", b'{"inputs": [[1, 2, 3, 4]]}', {}))
             assert reply.status == 503
-            assert b"version=9" in reply.body
-        # Registering the version and updating the config (a new stamp) serves at once.
+            assert f"version={doomed}".encode() in reply.body
+        # Updating the config to a version that exists (a new stamp) serves at once.
         eng.endpoints.update_config("ghost", {"served_entities": [{"entity_name": "iris", "entity_version": "2"}]})
         assert invoke(manager, "ghost", X[:1])[0] == 200
     finally:

@@ -145,9 +145,10 @@ CONFIG = {
 }  # fmt: skip
 
 
-def test_local_lists_endpoints_config_and_payloads(tmp_path, capsys):
+def test_local_lists_endpoints_config_and_payloads(tmp_path, capsys, register_versions):
     eng = engine.open(tmp_path / "data")
     try:
+        register_versions(eng, "iris", 3, {"champion": 1})
         eng.endpoints.create_endpoint("split", CONFIG)
         eng.endpoints.create_endpoint("other", {"served_entities": [{"entity_name": "iris", "entity_version": 3}]})
         now = int(time.time() * 1000)
