@@ -11,6 +11,7 @@ engine's MonitorStore, through the SDK's functions).
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import msgspec
@@ -85,6 +86,11 @@ def cmd_metrics(eng, args) -> int:
             for c in (d.get("profile") or {}).get("columns", []):
                 c.pop("sample", None)
         tables.print_json(docs)
+        return 0
+    if not found:
+        print(f"No windows for '{args.endpoint}'" + (f" since {args.since}" if args.since else "") +
+              ": nothing logged in that range yet, or not refreshed (`cairn monitors refresh`); the endpoint "
+              "logs payloads only with payload logging on (`auto_capture_config`)", file=sys.stderr)
         return 0
     rows = []
     for w in found:

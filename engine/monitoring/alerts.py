@@ -28,7 +28,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {">": operator.gt, ">=": operat
 MAX_RULES = 50
 
 
-def check_rules(rules: object, granularities: list[int]) -> list[AlertRule]:
+def check_rules(rules: object, granularities: list[int], columns: set[str] | None = None) -> list[AlertRule]:
+    """The rules, checked. `columns`: what the served versions' baselines name (None when
+    none has a baseline yet, so no column can be checked)."""
     if not isinstance(rules, list) or len(rules) > MAX_RULES:
         raise invalid(f"alerts: a list of at most {MAX_RULES} rules {{name, metric, op, threshold, column?}}")
     out, names = [], set()
@@ -46,6 +48,11 @@ def check_rules(rules: object, granularities: list[int]) -> list[AlertRule]:
             raise invalid(f"alerts[{i}].metric: one of {', '.join(METRICS)}, got {r.metric!r}")
         if r.op not in OPS:
             raise invalid(f"alerts[{i}].op: one of {', '.join(OPS)}, got {r.op!r}")
+        if r.column != "*" and r.metric not in DRIFT_METRICS:
+            raise invalid(f"alerts[{i}].column: only drift metrics are per column; {r.metric} is the window's")
+        if r.column != "*" and columns is not None and r.column not in columns:
+            raise invalid(f"alerts[{i}].column: the endpoint's models have no column {r.column!r} "
+                          f"(their baselines have {', '.join(sorted(columns)[:20])})")
         if r.granularity_s and r.granularity_s not in granularities:
             raise invalid(f"alerts[{i}]: the monitor has no {r.granularity_s} s windows (it has {granularities})")
         names.add(r.name)

@@ -336,7 +336,8 @@ class MonitorStore:
     def set_alerts(self, endpoint: str, rules: object, webhook_url: str | None = None) -> MonitorRecord:
         """Replace a monitor's alert rules (the states of rules kept by name stay)."""
         rec = self.get_monitor(endpoint)
-        checked = check_rules(rules, rec.granularities)
+        baselines = [p for m in self._served(endpoint) if (p := self._baseline(m)) is not None]
+        checked = check_rules(rules, rec.granularities, {n for p in baselines for n in p.names} if baselines else None)
         if webhook_url and not re.fullmatch(r"https?://\S{1,2000}", webhook_url):
             raise invalid(f"webhook_url: an http(s) URL, got {webhook_url!r}")
         prefix = u64(rec.monitor_id)
@@ -380,11 +381,8 @@ class MonitorStore:
         not yet indexed go to the request index as each page is read. Requests of
         bare values are named by their model version's baseline, else by the baseline of
         a version the endpoint serves (its versions take the same inputs, as a rule)."""
-        served = []
-        for entity in self._endpoints.get_endpoint(rec.endpoint).config.served_entities:
-            if entity.entity_version:
-                served.append(f"{parse_model_name(entity.entity_name).full}\0{entity.entity_version}")
-        default = next((p.names for m in served if (p := self._memo_baseline(m, baselines)) is not None), [])
+        default = next((p.names for m in self._served(rec.endpoint)
+                        if (p := self._memo_baseline(m, baselines)) is not None), [])
 
         names: dict[str, list[str]] = {}
 
@@ -420,6 +418,11 @@ class MonitorStore:
             token = page.next_page_token
             if not token:
                 return log.finish()
+
+    def _served(self, endpoint: str) -> list[str]:
+        """The model keys (full name \\0 version) of the versions the endpoint names."""
+        return [f"{parse_model_name(e.entity_name).full}\0{e.entity_version}"
+                for e in self._endpoints.get_endpoint(endpoint).config.served_entities if e.entity_version]
 
     def _label_reader(self, monitor_id: int):
         """(request id, client request id) -> the label posted for it; None when the

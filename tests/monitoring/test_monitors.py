@@ -112,6 +112,15 @@ def test_errors_name_what_is_wrong(served):
         eng.monitoring.get_baseline("r", "2")
     with pytest.raises(CairnError, match="Model Version .* not found|does not exist|not found"):
         eng.monitoring.set_baseline("r", "9", profile_columns({"x": [1.0]}))
+    # alert rules name columns the served versions' baselines have (version 1's: x0, x1)
+    with pytest.raises(CairnError, match=r"alerts\[0\].column: the endpoint's models have no column 'x9' "
+                                         r"\(their baselines have x0, x1\)"):
+        eng.monitoring.set_alerts("ep", [{"name": "a", "metric": "psi", "op": ">", "threshold": 0.2, "column": "x9"}])
+    with pytest.raises(CairnError, match=r"alerts\[0\].column: only drift metrics are per column"):
+        eng.monitoring.set_alerts("ep", [{"name": "a", "metric": "accuracy", "op": "<", "threshold": 0.9,
+                                          "column": "x0"}])
+    assert eng.monitoring.set_alerts("ep", [{"name": "a", "metric": "psi", "op": ">", "threshold": 0.2,
+                                             "column": "x0"}]).alerts[0].column == "x0"
     eng.monitoring.delete_monitor("ep")
     with pytest.raises(CairnError, match="has no monitor"):
         eng.monitoring.refresh("ep")

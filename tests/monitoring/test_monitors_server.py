@@ -92,6 +92,8 @@ def test_drift_from_scored_requests(tmp_path, launch):
 
     shown = cairn(data, "monitors", "metrics", "score")
     assert shown.returncode == 0 and "DRIFT: x0" in shown.stdout and "x1" not in shown.stdout.split("DRIFT:")[1]
+    empty = cairn(data, "monitors", "metrics", "score", "--since", "2999-01-01")
+    assert empty.returncode == 0 and "No windows for 'score' since 2999-01-01: nothing logged" in empty.stderr
     listed = cairn(data, "monitors", "list")
     assert "score" in listed.stdout and "3600" in listed.stdout
     assert cairn(data, "monitors", "delete", "score").returncode == 0
