@@ -169,10 +169,13 @@ class RegistryStore(ABC):
 
     @abstractmethod
     def delete_registered_model_alias(self, name: str, alias: str, user_id: str = "") -> None:
-        """RESOURCE_DOES_NOT_EXIST if the alias is not set."""
+        """Remove the alias; nothing happens if it is not set (as MLflow's store)."""
 
     @abstractmethod
-    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion: ...
+    def get_model_version_by_alias(self, name: str, alias: str) -> ModelVersion:
+        """The version the alias points at; `latest` names the highest version. An alias
+        that is not set is INVALID_PARAMETER_VALUE ("Registered model alias x not
+        found."), MLflow's code, which clients branch on."""
 
     # -- model versions --------------------------------------------------------------
     @abstractmethod

@@ -329,7 +329,7 @@ class LmdbRegistryStore(CatalogMethods, VersionMethods, RegistryStore):
         def change(b, mid, full, rec):
             n = rec.aliases.get(alias)
             if n is None:
-                raise not_found(f"Registered model alias {alias} not found.")
+                return  # as MLflow's store: deleting an alias that is not set does nothing
             rec.aliases = {a: v for a, v in rec.aliases.items() if a != alias}
             self._transition(b, mid, rec, n, TransitionKind.ALIAS_DELETED, user_id=user_id or "", alias=alias)
 
@@ -347,8 +347,8 @@ class LmdbRegistryStore(CatalogMethods, VersionMethods, RegistryStore):
                     raise not_found(f"Latest version not found for model {name}.")
                 return self.version_entity(full, *versions[-1], rec)
             n = rec.aliases.get(alias)
-            if n is None:
-                raise not_found(f"Registered model alias {alias} not found.")
+            if n is None:  # MLflow's code here: INVALID_PARAMETER_VALUE, not RESOURCE_DOES_NOT_EXIST
+                raise invalid(f"Registered model alias {alias} not found.")
             return self.version_entity(full, n, self._version(txn, mid, name, n), rec)
 
     # ================================================================ lineage

@@ -157,8 +157,8 @@ class VersionMethods:
             alias = check_alias_name(selector[1:])
             if alias.lower() != "latest":
                 n = rec.aliases.get(alias)
-                if n is None:
-                    raise not_found(f"Registered model alias {alias} not found.")
+                if n is None:  # as get_model_version_by_alias
+                    raise invalid(f"Registered model alias {alias} not found.")
                 return full, n, self._version(txn, mid, name, n)
             selector = "latest"
         if selector.isascii() and selector.isdigit():
