@@ -16,7 +16,6 @@ import uuid
 from dataclasses import dataclass, field
 
 import httpx
-import pytest
 
 KILLS = int(os.environ.get("CAIRN_KILLS", "20"))
 API = "/api/2.0/mlflow"
