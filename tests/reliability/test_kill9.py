@@ -37,18 +37,19 @@ class Ledger:
     in_flight: tuple | None = None
     acknowledged: int = 0
     ops: dict[str, int] = field(default_factory=dict)
+    steps: int = 0  # every write's own number, across kills (metric steps, tag and file names)
 
 
 def _writes(c: httpx.Client, ledger: Ledger, model: str, rng: random.Random, stop: threading.Event) -> None:
-    """Acknowledged writes of every kind, round robin, until the server stops answering."""
-    step = 0
+    """Acknowledged writes of every kind, at random, until the server stops answering."""
     while not stop.is_set():
         kind = rng.choice(["run", "metric", "metric", "metric", "batch", "tag", "version", "alias", "artifact",
                            "endpoint"])
         if kind != "run" and not ledger.runs:
             kind = "run"
         run = rng.choice(list(ledger.runs)) if ledger.runs else ""
-        step += 1
+        ledger.steps += 1
+        step = ledger.steps
         try:
             if kind == "run":
                 ledger.in_flight = ("run",)
