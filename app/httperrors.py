@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 
-from cairn.engine.errors import BAD_REQUEST, INTERNAL_ERROR, INVALID_PARAMETER_VALUE, CairnError
+from cairn.engine.errors import BAD_REQUEST, INTERNAL_ERROR, INVALID_PARAMETER_VALUE, CairnError, storage_error
 
 log = logging.getLogger("cairn.server")
 
@@ -46,6 +46,10 @@ def on_http_error(request: Request, exc: HTTPException) -> Response:
 
 
 def on_unexpected(request: Request, exc: Exception) -> Response:
+    full = storage_error(exc)  # a file write (an artifact, a blob) that found the disk full or read-only
+    if full is not None:
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, full.message, exc)
+        return error_response(full.error_code, full.message, full.http_status)
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(INTERNAL_ERROR, f"Internal error while handling {request.url.path}", 500)
 

@@ -1,6 +1,8 @@
 """Errors the engine raises, carrying MLflow's error codes so HTTP layers map them 1:1."""
 from __future__ import annotations
 
+import errno
+import os
 import re
 
 INVALID_PARAMETER_VALUE = "INVALID_PARAMETER_VALUE"
@@ -12,6 +14,7 @@ INTERNAL_ERROR = "INTERNAL_ERROR"
 UNAUTHENTICATED = "UNAUTHENTICATED"
 PERMISSION_DENIED = "PERMISSION_DENIED"
 REQUEST_LIMIT_EXCEEDED = "REQUEST_LIMIT_EXCEEDED"
+IO_ERROR = "IO_ERROR"
 
 # MLflow's HTTP status for each code (mlflow/protos/databricks.proto + server handlers).
 HTTP_STATUS = {
@@ -23,6 +26,7 @@ HTTP_STATUS = {
     UNAUTHENTICATED: 401,
     PERMISSION_DENIED: 403,
     REQUEST_LIMIT_EXCEEDED: 429,
+    IO_ERROR: 507,  # Insufficient Storage: MLflow's client retries a 500 or 503, and a full disk stays full
     INTERNAL_ERROR: 500,
 }
 
@@ -72,3 +76,30 @@ def check_no_control(text: str, what: str) -> str:
     if bad:
         raise invalid(f"Invalid {what} {text[:80]!r}: it contains the control character {bad.group()!r}")
     return text
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_LOW_SPACE = 64 << 20  # LMDB reports a page write that found no room as EIO: this little left means full
+
+
+def storage_error(exc: BaseException, path: str | os.PathLike | None = None) -> CairnError | None:
+    """A write that failed because the data directory's disk is full or read-only, as
+    IO_ERROR (HTTP 507) saying so and that nothing of it was stored; None for any other
+    failure. LMDB's commit says only "Input/output error", so given the directory's
+    `path` a statvfs tells the two apart."""
+    code = getattr(exc, "errno", None)
+    full, read_only = code in _FULL, code == errno.EROFS
+    if not (full or read_only) and path is not None and (code == errno.EIO or "Input/output error" in str(exc)):
+        try:
+            st = os.statvfs(path)
+        except OSError:
+            return None
+        read_only = bool(st.f_flag & os.ST_RDONLY)
+        full = st.f_bavail * st.f_frsize < _LOW_SPACE
+    if full:
+        return CairnError("The data directory's disk is full: nothing of this write was stored. Free some space "
+                          "and retry; reads keep working meanwhile", IO_ERROR)
+    if read_only:
+        return CairnError("The data directory is on a read-only file system: nothing of this write was stored; "
+                          "reads keep working", IO_ERROR)
+    return None

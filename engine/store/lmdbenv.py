@@ -26,7 +26,7 @@ from typing import Any
 
 import lmdb
 
-from cairn.engine.errors import CairnError
+from cairn.engine.errors import CairnError, storage_error
 
 # Address space only (the file grows with the data); doubling on demand beyond this.
 DEFAULT_MAP_SIZE = 8 << 30
@@ -268,7 +268,7 @@ class Writer:
                     return
                 continue
             except BaseException as exc:  # an unexpected storage failure fails the whole batch
-                self._fail(items, exc)
+                self._fail(items, storage_error(exc, lenv.path) or exc)
                 return
             break
         for fn in batch._after_commit:
