@@ -1,5 +1,6 @@
 """Fixtures every test folder may use: `eng`, a real engine on a data directory in a
-temp dir (a test that needs other contents defines its own)."""
+temp dir (a test that needs other contents defines its own), `sdk_data` for the SDK's,
+and `register_versions`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +15,23 @@ def eng(tmp_path: Path):
     e = engine.open(tmp_path / "data")
     yield e
     e.close()
+
+
+@pytest.fixture
+def sdk_data(tmp_path: Path):
+    """A fresh data directory for the fluent API and Client(); afterwards end any runs
+    the test left open, turn autolog off and close the store."""
+    import cairn
+
+    path = tmp_path / "cairn-data"
+    cairn.set_tracking_dir(path)
+    yield path
+    while cairn.active_run() is not None:
+        cairn.end_run()
+    cairn.autolog(disable=True)
+    opened = engine.open(path)  # the same Engine the SDK used
+    cairn.set_tracking_dir(None)
+    opened.close()
 
 
 @pytest.fixture

@@ -23,16 +23,8 @@ T0 = 1_700_002_800_000  # on the hour
 
 
 @pytest.fixture
-def sdk(tmp_path):
-    path = tmp_path / "data"
-    cairn.set_tracking_dir(path)
-    yield path
-    while cairn.active_run() is not None:
-        cairn.end_run()
-    cairn.autolog(disable=True)
-    opened = engine.open(path)
-    cairn.set_tracking_dir(None)
-    opened.close()
+def sdk(sdk_data):
+    return sdk_data
 
 
 def _frame(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -4,22 +4,12 @@ from __future__ import annotations
 import pytest
 
 import cairn
-from cairn import engine
 
 
 @pytest.fixture(autouse=True)
-def data_dir(tmp_path):
-    """A fresh data directory for the fluent API and Client(); afterwards end any runs
-    the test left open, turn autolog off and close the store."""
-    path = tmp_path / "cairn-data"
-    cairn.set_tracking_dir(path)
-    yield path
-    while cairn.active_run() is not None:
-        cairn.end_run()
-    cairn.autolog(disable=True)
-    opened = engine.open(path)  # the same Engine the SDK used
-    cairn.set_tracking_dir(None)
-    opened.close()
+def data_dir(sdk_data):
+    """Every SDK test tracks into its own data directory (tests/conftest.py's sdk_data)."""
+    return sdk_data
 
 
 @pytest.fixture
