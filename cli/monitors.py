@@ -19,6 +19,7 @@ import msgspec
 from cairn.cli import tables
 from cairn.cli.handlers import with_engine
 from cairn.engine.errors import CairnError
+from cairn.engine.monitoring.profiles import without_samples
 from cairn.engine.monitoring.records import ALL
 from cairn.engine.monitoring.store import DEFAULT_GRANULARITIES, DEFAULT_SETTLE_S
 from cairn.engine.sdk import monitoring
@@ -83,8 +84,7 @@ def cmd_metrics(eng, args) -> int:
     if args.json:
         docs = [msgspec.to_builtins(w) for w in found]
         for d in docs:
-            for c in (d.get("profile") or {}).get("columns", []):
-                c.pop("sample", None)
+            without_samples(d.get("profile") or {})
         tables.print_json(docs)
         return 0
     if not found:

@@ -33,7 +33,7 @@ from cairn.engine.datadir import Engine
 from cairn.engine.errors import invalid
 from cairn.engine.governance.access import CAN_MANAGE, CAN_QUERY, EXECUTE, MODIFY, Access
 from cairn.engine.governance.privileges import SERVING_ENDPOINT
-from cairn.engine.monitoring.profiles import profile_columns
+from cairn.engine.monitoring.profiles import profile_columns, without_samples
 from cairn.engine.monitoring.records import ALL, MonitorRecord, WindowRecord
 from cairn.engine.monitoring.store import DEFAULT_GRANULARITIES, DEFAULT_SETTLE_S
 
@@ -87,8 +87,7 @@ def window_out(w: WindowRecord, profiles: bool) -> dict:
 def _columns_out(profile: dict) -> dict:
     """The values behind the statistics stay in the store; the histogram's open ends
     go as protobuf JSON's "-Infinity" / "Infinity" (msgspec would write null)."""
-    for c in profile["columns"]:
-        c.pop("sample", None)
+    for c in without_samples(profile)["columns"]:
         if c.get("bin_edges"):
             c["bin_edges"] = [number(x) for x in c["bin_edges"]]
     return profile

@@ -22,7 +22,15 @@ from typing import Any
 
 import msgspec
 
-from cairn.engine.monitoring.profiles import CATEGORICAL, NUMERIC, OTHER, ColumnProfile, Profile, numeric_values
+from cairn.engine.monitoring.profiles import (
+    CATEGORICAL,
+    NUMERIC,
+    OTHER,
+    ColumnProfile,
+    Profile,
+    no_pace,
+    numeric_values,
+)
 
 P_VALUE = 0.05
 DISTANCE = 0.1
@@ -130,13 +138,12 @@ def categorical_drift(ref: ColumnProfile, values: Sequence[Any], reference_rows:
 
 
 def dataset_drift(baseline: Profile, columns: Mapping[str, Sequence[Any]],
-                  pace: Callable[[], None] | None = None) -> DatasetDrift:
+                  pace: Callable[[], None] = no_pace) -> DatasetDrift:
     """Drift of every baseline column present in `columns` (a window's values). `pace`:
     called before each column (a background refresh rests there)."""
     out = []
     for ref in baseline.columns:
-        if pace is not None:
-            pace()
+        pace()
         values = columns.get(ref.name)
         if values is None or ref.count == ref.nulls or (ref.kind == NUMERIC and not ref.sample):
             continue  # nothing to compare against

@@ -37,6 +37,18 @@ BASELINE_FILE = "cairn_baseline.msgpack"  # msgpack: JSON has no infinity for th
 BASELINE_ROWS = 50_000
 
 
+def no_pace() -> None:
+    """The pace of a refresh nobody paces (see MonitorStore.refresh)."""
+
+
+def without_samples(profile: dict) -> dict:
+    """A profile as plain data (msgspec.to_builtins) for a client: the values behind
+    the statistics (`sample`) stay in the store."""
+    for c in profile.get("columns", []):
+        c.pop("sample", None)
+    return profile
+
+
 class ColumnProfile(msgspec.Struct, kw_only=True, omit_defaults=True):
     name: str
     kind: str
@@ -150,7 +162,7 @@ def profile_column(name: str, values: Sequence[Any], kind: str | None = None,
 
 
 def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
-                    baseline: Profile | None = None, pace: Callable[[], None] | None = None) -> Profile:
+                    baseline: Profile | None = None, pace: Callable[[], None] = no_pace) -> Profile:
     """A profile of named columns of equal length (a window is profiled with its
     baseline's kinds and bin edges). `pace`: called before each column (a background
     refresh rests there)."""
@@ -163,8 +175,7 @@ def profile_columns(columns: Mapping[str, Sequence[Any]], source: str = "",
         raise invalid(f"Columns of different lengths: {sorted(lengths)}")
     out = []
     for name, values in columns.items():
-        if pace is not None:
-            pace()
+        pace()
         ref = baseline.column(name) if baseline is not None else None
         out.append(profile_column(str(name), values, ref.kind if ref else None,
                                   ref.bin_edges if ref and ref.bin_edges else None))

@@ -28,6 +28,7 @@ from cairn.engine.monitoring.profiles import (
     PROFILE_DECODE,
     PROFILE_ENCODE,
     Profile,
+    no_pace,
     profile_columns,
 )
 from cairn.engine.monitoring.quality import PROBLEM_TYPES, quality
@@ -56,10 +57,6 @@ PAGE = 1_000  # payloads read a transaction (~3 ms of decoding: a paced refresh 
 MAX_LABELS = 100_000
 END = 1 << 62  # later than any timestamp
 WEBHOOK_TIMEOUT_S = 2.0
-
-
-def _no_pace() -> None:
-    pass
 
 
 def import_statistics() -> None:
@@ -213,14 +210,13 @@ class MonitorStore:
                         out.append(WINDOW.decode(v))
         return out
 
-    def refresh(self, endpoint: str, now: int | None = None, pace: Callable[[], None] | None = None) -> RefreshResult:
+    def refresh(self, endpoint: str, now: int | None = None, pace: Callable[[], None] = no_pace) -> RefreshResult:
         """Compute the windows the payload log has news for, then their alerts, in one
         write at the end (an interrupted refresh leaves nothing half-done). `pace`: called
         often (per payload read, per window), so a background caller can rest there and
         leave the GIL to serving; it may raise to abandon the refresh."""
         import numpy as np
 
-        pace = pace or _no_pace
         t0 = time.perf_counter()
         rec = self.get_monitor(endpoint)
         now = now if now is not None else now_ms()
